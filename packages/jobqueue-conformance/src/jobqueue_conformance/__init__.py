@@ -1,0 +1,1 @@
+"""jobqueue_conformance."""

@@ -1,0 +1,89 @@
+"""Serdes: how payloads and results become bytes. The envelope is not their business."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import msgpack
+
+from ._errors import SerializationError
+
+__all__ = ["JsonSerde", "MsgpackSerde", "Serde"]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Serde(Protocol[T]):
+    """Turns values into bytes and back. Raise anything on failure; the core wraps it."""
+
+    def serialize(self, value: T) -> bytes:
+        """Encode ``value``."""
+        ...
+
+    def deserialize(self, data: bytes) -> T:
+        """Decode bytes made by ``serialize``."""
+        ...
+
+
+class JsonSerde(Generic[T]):
+    """UTF-8 JSON (the default). Strict: NaN and non-JSON types are refused."""
+
+    def serialize(self, value: T) -> bytes:
+        """Encode ``value`` as compact JSON."""
+        try:
+            return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"JSON cannot encode {type(value).__name__}: {exc}") from exc
+
+    def deserialize(self, data: bytes) -> T:
+        """Decode JSON bytes."""
+        try:
+            value: T = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SerializationError(f"invalid JSON ({len(data)} bytes): {exc}") from exc
+        return value
+
+
+class MsgpackSerde(Generic[T]):
+    """msgpack: compact, and carries ``bytes`` as they are."""
+
+    def serialize(self, value: T) -> bytes:
+        """Encode ``value`` with msgpack."""
+        try:
+            data: bytes = msgpack.packb(value, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(f"msgpack cannot encode {type(value).__name__}: {exc}") from exc
+        return data
+
+    def deserialize(self, data: bytes) -> T:
+        """Decode msgpack bytes."""
+        try:
+            value: T = msgpack.unpackb(data, raw=False)
+        except Exception as exc:
+            raise SerializationError(f"invalid msgpack ({len(data)} bytes): {exc}") from exc
+        return value
+
+
+def dumps(serde: Serde[Any], value: Any, what: str) -> bytes:
+    """Serialize with any serde, wrapping its failures in ``SerializationError`` naming ``what``."""
+    try:
+        data = serde.serialize(value)
+    except SerializationError as exc:
+        raise SerializationError(f"{what}: {exc}") from exc
+    except Exception as exc:
+        raise SerializationError(f"{what} cannot be serialized: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(data, bytes):
+        raise SerializationError(f"{what}: serde returned {type(data).__name__}, not bytes")
+    return data
+
+
+def loads(serde: Serde[Any], data: bytes, what: str) -> Any:
+    """Deserialize with any serde, wrapping its failures in ``SerializationError`` naming ``what``."""
+    try:
+        return serde.deserialize(data)
+    except SerializationError as exc:
+        raise SerializationError(f"{what}: {exc}") from exc
+    except Exception as exc:
+        raise SerializationError(f"{what} cannot be deserialized: {type(exc).__name__}: {exc}") from exc

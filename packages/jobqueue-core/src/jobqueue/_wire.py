@@ -1,0 +1,109 @@
+"""Binary encodings owned by the core: the job envelope and storage events.
+
+Both are msgpack. Backends use ``encode_event``/``decode_event`` so that every
+storage speaks the same event format (the Redis Lua scripts build the same
+array with ``cmsgpack``: ``[kind, job_id, at_ms, worker_id|nil, data|nil]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ._errors import CorruptDataError
+from ._storage import EventKind, StorageEvent
+
+__all__ = [
+    "INLINE_RESULT_LIMIT",
+    "Envelope",
+    "decode_envelope",
+    "decode_event",
+    "encode_envelope",
+    "encode_event",
+]
+
+INLINE_RESULT_LIMIT = 8 * 1024
+"""Results and errors up to this size ride along on ``done`` events."""
+
+_ENVELOPE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the core stores as a job's message: the encoded payload and the job's fixed settings."""
+
+    payload: bytes
+    created_at: int
+    max_attempts: int
+    result_ttl: int
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """Encode an envelope (never fails for a well-typed envelope)."""
+    data: bytes = msgpack.packb(
+        [
+            _ENVELOPE_VERSION,
+            envelope.payload,
+            envelope.created_at,
+            envelope.max_attempts,
+            envelope.result_ttl,
+        ],
+        use_bin_type=True,
+    )
+    return data
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Decode an envelope; raise ``CorruptDataError`` naming what is wrong."""
+    try:
+        items = msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise CorruptDataError(f"job message is not valid msgpack ({len(data)} bytes)") from exc
+    if not isinstance(items, list) or len(items) != 5 or items[0] != _ENVELOPE_VERSION:
+        raise CorruptDataError(f"job message has an unknown layout: {_preview(items)}")
+    _, payload, created_at, max_attempts, result_ttl = items
+    if not (
+        isinstance(payload, bytes) and _is_int(created_at) and _is_int(max_attempts) and _is_int(result_ttl)
+    ):
+        raise CorruptDataError(f"job message has fields of the wrong type: {_preview(items)}")
+    return Envelope(payload, created_at, max_attempts, result_ttl)
+
+
+def encode_event(event: StorageEvent) -> bytes:
+    """Encode an event for a pub/sub channel."""
+    data: bytes = msgpack.packb(
+        [event.kind.value, event.job_id, event.at, event.worker_id, event.data],
+        use_bin_type=True,
+    )
+    return data
+
+
+def decode_event(data: bytes) -> StorageEvent:
+    """Decode an event; raise ``CorruptDataError`` when it is not one."""
+    try:
+        items = msgpack.unpackb(data, raw=False, unicode_errors="surrogateescape")
+        kind, job_id, at, worker_id, payload = items
+        kind = EventKind(kind)
+    except Exception as exc:
+        raise CorruptDataError(f"unreadable event: {data[:80]!r}") from exc
+    if isinstance(payload, str):  # cmsgpack packs Lua strings as msgpack str
+        payload = payload.encode("utf-8", "surrogateescape")
+    if not isinstance(job_id, str) or not _is_int(at):
+        raise CorruptDataError(f"event with fields of the wrong type: {items!r:.80}")
+    return StorageEvent(
+        kind=kind,
+        job_id=job_id,
+        at=at,
+        worker_id=worker_id if isinstance(worker_id, str) and worker_id else None,
+        data=payload if isinstance(payload, bytes) else None,
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _preview(value: Any) -> str:
+    return repr(value)[:80]
