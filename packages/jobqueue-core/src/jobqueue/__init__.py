@@ -1,5 +1,6 @@
 """jobqueue: a reliable job queue for Python."""
 
+from ._backoff import Backoff
 from ._durations import from_ms, now_ms, to_ms, validate_job_id
 from ._errors import (
     CorruptDataError,
@@ -13,6 +14,10 @@ from ._errors import (
     StorageError,
     map_exceptions,
 )
+from ._job import ExecutionContext, Job
+from ._memory import MemoryStorage
+from ._queue import Queue
+from ._reaper import LeaderElection, Reaper
 from ._serde import JsonSerde, MsgpackSerde, Serde
 from ._storage import (
     DEFAULT_NAMESPACE,
@@ -33,6 +38,14 @@ from ._urls import available_schemes, parse_query, storage_from_url
 from ._wire import INLINE_RESULT_LIMIT, decode_event, encode_event
 
 __all__ = [
+    # queue
+    "Backoff",
+    "ExecutionContext",
+    "Job",
+    "LeaderElection",
+    "MemoryStorage",
+    "Queue",
+    "Reaper",
     # storage contract (for backend authors)
     "DEFAULT_NAMESPACE",
     "INLINE_RESULT_LIMIT",

@@ -1,0 +1,225 @@
+"""One attempt of one job: decode, run the handler, decide the outcome, store it."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from ._config import QueueConfig
+from ._durations import from_ms
+from ._emitter import Emitter
+from ._errors import (
+    CorruptDataError,
+    JobCancelledError,
+    JobQueueError,
+    JobTimeoutError,
+    SerializationError,
+    StorageError,
+)
+from ._failure import ErrorCode, encode_error
+from ._job import ExecutionContext, Job
+from ._serde import dumps, loads
+from ._storage import Claim, Storage
+from ._wire import Envelope, decode_envelope
+
+__all__ = ["Attempt", "Handler", "StopReason"]
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+Handler = Callable[[Job[Any]], Awaitable[Any]] | Callable[[Job[Any]], Any]
+
+
+class StopReason(Enum):
+    """Why the worker interrupted a running handler."""
+
+    ABORT = "abort"  # queue.abort(): the attempt fails, no retry
+    LOST = "lost"  # the lease is gone (recovered as stalled): store nothing
+    SHUTDOWN = "shutdown"  # stop() ran out of time: give the job back
+
+
+@dataclass(eq=False)
+class Attempt(Generic[P, R]):
+    """Runs one claimed job to a stored outcome. The consumer owns its task."""
+
+    claim: Claim
+    storage: Storage
+    config: QueueConfig
+    emitter: Emitter
+    handler: Handler
+    is_async: bool
+    job: Job[P] | None = None
+    stop_reason: StopReason | None = None
+    _handler_task: asyncio.Future[Any] | None = field(default=None, repr=False)
+
+    def interrupt(self, reason: StopReason) -> None:
+        """Stop the handler (async handlers are cancelled; sync ones see ``job.aborted``)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.job is not None:
+            self.job.aborted.set()
+        if self._handler_task is not None:
+            self._handler_task.cancel()
+
+    async def run(self) -> None:
+        """Run to a stored outcome; never raises (failures are stored, logged or emitted)."""
+        claim, config = self.claim, self.config
+        try:
+            envelope = decode_envelope(claim.message)
+            payload: P = loads(config.payload_serde, envelope.payload, f"payload of job {claim.id!r}")
+        except (CorruptDataError, SerializationError) as exc:
+            config.logger.error("job %r is unreadable (poison): %s", claim.id, exc)
+            await self._store_failed(exc, ErrorCode.DECODE, config.result_ttl_ms)
+            return
+        if claim.attempt > envelope.max_attempts:  # recovered after stalls more often than allowed
+            stalled = JobQueueError(f"job stalled on attempt {claim.attempt - 1} of {envelope.max_attempts}")
+            await self._store_failed(stalled, ErrorCode.MAX_RETRIES, envelope.result_ttl)
+            return
+        self.job = job = Job(
+            id=claim.id,
+            payload=payload,
+            attempt=claim.attempt,
+            max_attempts=envelope.max_attempts,
+            created_at=from_ms(envelope.created_at),
+            worker_id=config.worker_id,
+            _extend=self._extend_lease,
+        )
+        self.emitter.emit("processing", claim.id, claim.attempt)
+        started = datetime.now(UTC)
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = await self._call(job)
+        except asyncio.CancelledError:
+            if self.stop_reason is None:
+                raise
+            error = JobCancelledError(claim.id, f"job {claim.id!r} was aborted while running")
+        except Exception as exc:
+            error = exc
+        if self.stop_reason is StopReason.LOST:
+            config.logger.warning("job %r lost its lease while running; its outcome is discarded", claim.id)
+            return
+        if self.stop_reason is StopReason.SHUTDOWN:
+            if await self._store(self.storage.release, claim.id, config.worker_id):
+                self.emitter.emit("requeued", claim.id)
+            return
+        await self._finish(envelope, payload, started, result, error)
+
+    async def _call(self, job: Job[P]) -> Any:
+        if self.is_async:
+            self._handler_task = asyncio.ensure_future(self.handler(job))
+        else:
+            self._handler_task = asyncio.ensure_future(asyncio.to_thread(self.handler, job))
+        timeout_ms = self.config.job_timeout_ms
+        if timeout_ms is None:
+            return await self._handler_task
+        try:
+            return await asyncio.wait_for(self._handler_task, timeout_ms / 1000)
+        except TimeoutError:
+            if self.stop_reason is not None:
+                raise asyncio.CancelledError from None
+            job.aborted.set()
+            raise JobTimeoutError(
+                f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
+            ) from None
+
+    async def _finish(
+        self, envelope: Envelope, payload: P, started: datetime, result: Any, error: BaseException | None
+    ) -> None:
+        claim, config = self.claim, self.config
+        retryable = error is not None and self.stop_reason is not StopReason.ABORT
+        status = "completed" if error is None else "failing"
+        if error is not None and not (retryable and claim.attempt < envelope.max_attempts):
+            status = "failed"
+        finished = datetime.now(UTC)
+        ctx = ExecutionContext(
+            id=claim.id,
+            payload=payload,
+            attempt=claim.attempt,
+            max_attempts=envelope.max_attempts,
+            status=status,  # type: ignore[arg-type]  # one of the three literals above
+            result=result,
+            error=error,
+            ttl=envelope.result_ttl / 1000,
+            worker_id=config.worker_id,
+            started_at=started,
+            finished_at=finished,
+            duration=(finished - started).total_seconds(),
+        )
+        await self._after_execution(ctx)
+        ttl_ms = max(1, round(ctx.ttl * 1000))
+        if ctx.error is None:
+            try:
+                body = dumps(config.result_serde, ctx.result, f"result of job {claim.id!r}")
+            except SerializationError as exc:
+                ctx.error, ctx.status = exc, "failing" if claim.attempt < envelope.max_attempts else "failed"
+            else:
+                if await self._store(self.storage.complete, claim.id, config.worker_id, body, ttl_ms):
+                    self.emitter.emit("completed", claim.id, ctx.result)
+                return
+        if ctx.status == "failing":
+            delay = max(0.0, float(config.retry_delay(claim.attempt)))
+            data = encode_error(ctx.error, ErrorCode.HANDLER)
+            if await self._store(self.storage.retry, claim.id, config.worker_id, data, round(delay * 1000)):
+                self.emitter.emit("failing", claim.id, ctx.error, claim.attempt, delay)
+            return
+        code = ErrorCode.HANDLER
+        if self.stop_reason is StopReason.ABORT:
+            code = ErrorCode.CANCELLED
+        elif envelope.max_attempts > 1:
+            code = ErrorCode.MAX_RETRIES
+        elif isinstance(ctx.error, JobTimeoutError):
+            code = ErrorCode.TIMEOUT
+        await self._store_failed(ctx.error, code, ttl_ms)
+
+    async def _after_execution(self, ctx: ExecutionContext[P]) -> None:
+        hook = self.config.after_execution
+        if hook is None:
+            return
+        try:
+            outcome = hook(ctx)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception as exc:
+            self.config.logger.exception("after_execution hook raised for job %r", ctx.id)
+            self.emitter.emit("error", exc)
+
+    async def _store_failed(self, error: BaseException, code: str, ttl_ms: int) -> None:
+        data = encode_error(error, code)
+        if await self._store(self.storage.fail, self.claim.id, self.config.worker_id, data, ttl_ms):
+            self.emitter.emit("failed", self.claim.id, error)
+
+    async def _store(self, operation: Callable[..., Awaitable[bool]], *args: Any) -> bool:
+        """Store an outcome, retrying storage failures for up to one visibility timeout.
+
+        Past that the lease has expired anyway and the reaper will run the job again.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.visibility_timeout_ms / 1000
+        delay = 0.05
+        while True:
+            try:
+                stored = await operation(*args)
+            except StorageError as exc:
+                if loop.time() + delay > deadline:
+                    self.config.logger.error("could not store the outcome of job %r: %s", self.claim.id, exc)
+                    self.emitter.emit("error", exc)
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if not stored:
+                self.config.logger.warning(
+                    "job %r: outcome not stored, this worker no longer owns it (lease lost)", self.claim.id
+                )
+            return stored
+
+    async def _extend_lease(self, seconds: float) -> bool:
+        lease_ms = max(1, round(seconds * 1000))
+        lost = await self.storage.renew_leases(self.config.worker_id, [self.claim.id], lease_ms)
+        return self.claim.id not in lost

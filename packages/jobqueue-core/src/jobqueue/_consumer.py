@@ -1,0 +1,170 @@
+"""The consuming half of a ``Queue``: claim jobs, run them, keep their leases, stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import random
+from typing import Any
+
+from ._attempt import Attempt, Handler, StopReason
+from ._config import QueueConfig
+from ._emitter import Emitter
+from ._errors import StorageError
+from ._storage import Channel, EventKind, Storage
+from ._types import JobState
+
+__all__ = ["Consumer"]
+
+
+class Consumer:
+    """Runs up to ``concurrency`` jobs at once for one worker id. Owned by ``Queue``.
+
+    Three background tasks: the fetch loop (blocking dequeue of as many jobs as
+    there are free slots), the lease loop (worker heartbeat and lease renewal
+    of running jobs every third of the visibility timeout) and the control
+    loop (abort requests). Each survives storage outages by retrying.
+    """
+
+    def __init__(self, storage: Storage, config: QueueConfig, emitter: Emitter, handler: Handler) -> None:
+        self._storage = storage
+        self._config = config
+        self._emitter = emitter
+        self._handler = handler
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._running: dict[str, tuple[Attempt[Any, Any], asyncio.Task[None]]] = {}
+        self._slot_free = asyncio.Event()
+        self._slot_free.set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running_ids(self) -> list[str]:
+        """Ids of the jobs this worker is running now."""
+        return list(self._running)
+
+    async def start(self) -> None:
+        """Register the worker and start the background loops."""
+        await self._storage.register_worker(self._config.worker_id, self._heartbeat_ttl_ms)
+        self._tasks = [
+            asyncio.create_task(self._fetch_loop(), name="jobqueue-fetch"),
+            asyncio.create_task(self._lease_loop(), name="jobqueue-lease"),
+            asyncio.create_task(self._control_loop(), name="jobqueue-control"),
+        ]
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop claiming, let running jobs finish for ``drain_timeout`` seconds, then give them back."""
+        fetch, *others = self._tasks
+        fetch.cancel()
+        await asyncio.gather(fetch, return_exceptions=True)
+        tasks = [task for _, task in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=drain_timeout)
+        for attempt, _ in list(self._running.values()):
+            attempt.interrupt(StopReason.SHUTDOWN)
+        tasks = [task for _, task in self._running.values()]
+        if tasks:
+            # a sync handler's thread cannot be killed; its attempt is released without waiting for it
+            await asyncio.wait(tasks, timeout=max(1.0, self._config.visibility_timeout_ms / 1000))
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        self._tasks = []
+        try:
+            await self._storage.unregister_worker(self._config.worker_id)
+        except StorageError as exc:
+            self._config.logger.warning("could not unregister worker %s: %s", self._config.worker_id, exc)
+
+    @property
+    def _heartbeat_ttl_ms(self) -> int:
+        return self._config.visibility_timeout_ms
+
+    async def _fetch_loop(self) -> None:
+        config = self._config
+        failures = 0
+        while True:
+            await self._slot_free.wait()
+            free = config.concurrency - len(self._running)
+            try:
+                claims = await self._storage.dequeue(
+                    config.worker_id,
+                    lease_ms=config.visibility_timeout_ms,
+                    timeout_ms=config.block_timeout_ms,
+                    limit=free,
+                )
+            except StorageError as exc:
+                failures += 1
+                await self._report_outage("dequeue", exc, failures)
+                continue
+            failures = 0
+            for claim in claims:
+                attempt: Attempt[Any, Any] = Attempt(
+                    claim, self._storage, config, self._emitter, self._handler, self._is_async
+                )
+                task = asyncio.create_task(attempt.run(), name=f"jobqueue-job-{claim.id}")
+                self._running[claim.id] = (attempt, task)
+                task.add_done_callback(functools.partial(self._done, claim.id))
+            if len(self._running) >= config.concurrency:
+                self._slot_free.clear()
+
+    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        entry = self._running.get(job_id)
+        if entry is not None and entry[1] is task:
+            del self._running[job_id]
+        self._slot_free.set()
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._config.logger.error("job %r: unexpected error in the worker: %r", job_id, exc)
+            self._emitter.emit("error", exc)
+
+    async def _lease_loop(self) -> None:
+        config = self._config
+        interval = config.visibility_timeout_ms / 3000
+        failures = 0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._storage.register_worker(config.worker_id, self._heartbeat_ttl_ms)
+                ids = list(self._running)
+                if ids:
+                    lease_ms = config.visibility_timeout_ms
+                    stop = await self._storage.renew_leases(config.worker_id, ids, lease_ms)
+                    for job_id in stop:
+                        await self._interrupt_stopped(job_id)
+                failures = 0
+            except StorageError as exc:
+                failures += 1
+                await self._report_outage("lease renewal", exc, failures)
+
+    async def _interrupt_stopped(self, job_id: str) -> None:
+        """A job ``renew_leases`` told us to stop: aborted (still ours) or lost."""
+        entry = self._running.get(job_id)
+        if entry is None:
+            return
+        record = await self._storage.get(job_id)
+        ours = (
+            record is not None
+            and record.state is JobState.PROCESSING
+            and record.worker_id == self._config.worker_id
+        )
+        entry[0].interrupt(StopReason.ABORT if ours else StopReason.LOST)
+
+    async def _control_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self._storage.subscribe(Channel.CONTROL) as events:
+                    failures = 0
+                    async for event in events:
+                        entry = self._running.get(event.job_id)
+                        if event.kind is EventKind.ABORT and entry is not None:
+                            entry[0].interrupt(StopReason.ABORT)
+            except StorageError as exc:
+                failures += 1
+                await self._report_outage("control subscription", exc, failures)
+
+    async def _report_outage(self, what: str, exc: StorageError, failures: int) -> None:
+        if failures == 1:
+            self._config.logger.warning("%s failed (%s); retrying", what, exc)
+            self._emitter.emit("error", exc)
+        await asyncio.sleep(min(0.05 * 2**failures, 5.0) * random.uniform(0.5, 1.0))

@@ -1,0 +1,203 @@
+"""The producing half of a ``Queue``: enqueue, wait, cancel, abort, inspect."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from ._config import QueueConfig, validate_attempts
+from ._durations import Duration, from_ms, now_ms, to_ms, validate_job_id
+from ._emitter import Emitter
+from ._errors import JobCancelledError, JobQueueError, JobTimeoutError
+from ._failure import decode_error, error_to_exception
+from ._serde import dumps, loads
+from ._storage import EventKind, JobRecord, Storage, StorageEvent
+from ._types import CancelResult, EnqueueResult, JobState, JobStatus, UpdateTtlResult
+from ._waiters import Outcome, Waiters
+from ._wire import Envelope, encode_envelope
+
+__all__ = ["Producer"]
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class Producer(Generic[P, R]):
+    """Puts jobs in storage and reads their outcome. Owned by ``Queue``."""
+
+    def __init__(self, storage: Storage, config: QueueConfig, emitter: Emitter) -> None:
+        self._storage = storage
+        self._config = config
+        self._emitter = emitter
+        self._waiters = Waiters(storage, config.logger)
+        self.running = False
+
+    async def stop(self) -> None:
+        """Stop the shared ``done`` listener; pending waits fail."""
+        self.running = False
+        await self._waiters.stop()
+
+    def _envelope(
+        self,
+        job_id: object,
+        payload: P,
+        max_attempts: int | None,
+        result_ttl: Duration | None,
+        delay: Duration | None,
+        run_at: datetime | None,
+    ) -> tuple[str, bytes, int]:
+        """Validate everything and build the message, before anything is written."""
+        job_id = validate_job_id(job_id)
+        attempts = self._config.max_attempts if max_attempts is None else validate_attempts(max_attempts)
+        ttl_ms = self._config.result_ttl_ms if result_ttl is None else to_ms(result_ttl, "result_ttl")
+        delay_ms = 0 if delay is None else to_ms(delay, "delay", allow_zero=True)
+        if run_at is not None:
+            if delay is not None:
+                raise ValueError("pass either delay or run_at, not both")
+            if not isinstance(run_at, datetime) or run_at.tzinfo is None:
+                raise ValueError("run_at must be a timezone-aware datetime")
+            delay_ms = max(0, int((run_at - datetime.now(UTC)).total_seconds() * 1000))
+        body = dumps(self._config.payload_serde, payload, f"payload of job {job_id!r}")
+        message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms))
+        return job_id, message, delay_ms
+
+    async def enqueue(
+        self,
+        job_id: str,
+        payload: P,
+        *,
+        max_attempts: int | None = None,
+        result_ttl: Duration | None = None,
+        delay: Duration | None = None,
+        run_at: datetime | None = None,
+    ) -> EnqueueResult[R]:
+        """Add a job unless one with this id exists (see the dedup table in the README)."""
+        job_id, message, delay_ms = self._envelope(job_id, payload, max_attempts, result_ttl, delay, run_at)
+        return await self._submit(job_id, message, delay_ms)
+
+    async def _submit(self, job_id: str, message: bytes, delay_ms: int) -> EnqueueResult[R]:
+        outcome = await self._storage.enqueue(job_id, message, delay_ms=delay_ms)
+        if outcome.accepted:
+            self._emitter.emit("enqueued", job_id)
+            return EnqueueResult("queued", job_id)
+        existing = outcome.existing
+        assert existing is not None
+        if existing.state is JobState.COMPLETED:
+            return EnqueueResult("completed", job_id, JobState.COMPLETED, self._result_of(existing))
+        return EnqueueResult("duplicate", job_id, existing.state)
+
+    async def enqueue_and_wait(
+        self,
+        job_id: str,
+        payload: P,
+        *,
+        timeout: Duration = 30.0,
+        max_attempts: int | None = None,
+        result_ttl: Duration | None = None,
+        delay: Duration | None = None,
+        run_at: datetime | None = None,
+    ) -> R:
+        """Enqueue (or join the existing job) and return its result.
+
+        Raises:
+            JobFailedError: the job failed (``MaxRetriesError`` when it used every attempt).
+            JobCancelledError: the job was cancelled before it ran.
+            JobTimeoutError: no outcome within ``timeout`` seconds (the job goes on).
+        """
+        if not self.running:
+            raise JobQueueError("enqueue_and_wait needs a started queue: use `async with queue:`")
+        timeout_s = to_ms(timeout, "timeout") / 1000
+        job_id, message, delay_ms = self._envelope(job_id, payload, max_attempts, result_ttl, delay, run_at)
+        await self._waiters.start()
+        future = self._waiters.register(job_id)  # subscribe before enqueue: no outcome can slip by
+        try:
+            result = await self._submit(job_id, message, delay_ms)
+            if result.status == "completed":
+                return result.result  # type: ignore[return-value]  # R is whatever the serde returns
+            if result.existing_state is JobState.FAILED:
+                record = await self._storage.get(job_id)
+                if record is not None and record.state is JobState.FAILED:
+                    raise error_to_exception(job_id, decode_error(record.error))
+            self._waiters.arm(job_id)
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            except TimeoutError:
+                raise JobTimeoutError(
+                    f"job {job_id!r} did not finish within {timeout_s:g}s", job_id=job_id
+                ) from None
+            return await self._outcome_value(job_id, outcome)
+        finally:
+            self._waiters.unregister(job_id, future)
+
+    async def _outcome_value(self, job_id: str, outcome: Outcome) -> R:
+        if isinstance(outcome, StorageEvent):
+            if outcome.kind is EventKind.CANCELLED:
+                raise JobCancelledError(job_id)
+            data = outcome.data
+            if data is None:  # too large to ride along: fetch it
+                record = await self._storage.get(job_id)
+                if record is None:
+                    raise JobQueueError(f"job {job_id!r} finished but its record expired before it was read")
+                return await self._outcome_value(job_id, record)
+            if outcome.kind is EventKind.FAILED:
+                raise error_to_exception(job_id, decode_error(data))
+            value: R = loads(self._config.result_serde, data, f"result of job {job_id!r}")
+            return value
+        if outcome.state is JobState.FAILED:
+            raise error_to_exception(job_id, decode_error(outcome.error))
+        return self._result_of(outcome)
+
+    def _result_of(self, record: JobRecord) -> R:
+        if record.result is None:
+            raise JobQueueError(f"job {record.id!r} is completed but has no stored result")
+        value: R = loads(self._config.result_serde, record.result, f"result of job {record.id!r}")
+        return value
+
+    async def cancel(self, job_id: str) -> CancelResult:
+        """Cancel a job that has not started (see the README's cancel table)."""
+        prior = await self._storage.cancel(validate_job_id(job_id))
+        return self._cancel_result(job_id, prior)
+
+    async def abort(self, job_id: str) -> CancelResult:
+        """Cancel a queued job, or stop a running one: its attempt fails with ``JobCancelledError``.
+
+        Returns ``"processing"`` when a running job was told to stop.
+        """
+        prior = await self._storage.request_abort(validate_job_id(job_id))
+        return self._cancel_result(job_id, prior)
+
+    def _cancel_result(self, job_id: str, prior: JobState | None) -> CancelResult:
+        if prior is None:
+            return "not_found"
+        if prior is JobState.PROCESSING:
+            return "processing"
+        if prior is JobState.COMPLETED:
+            return "completed"
+        self._emitter.emit("cancelled", job_id)
+        return "cancelled"
+
+    async def get_status(self, job_id: str) -> JobStatus[R] | None:
+        """The job's state, attempts, and result or error; None when there is no such job."""
+        record = await self._storage.get(validate_job_id(job_id))
+        if record is None:
+            return None
+        result = self._result_of(record) if record.state is JobState.COMPLETED else None
+        has_error = record.state in (JobState.FAILED, JobState.FAILING)
+        error = decode_error(record.error) if has_error and record.error is not None else None
+        return JobStatus(job_id, record.state, from_ms(record.created_at), record.attempts, result, error)
+
+    async def get_result(self, job_id: str) -> R | None:
+        """The result of a completed job, else None."""
+        record = await self._storage.get(validate_job_id(job_id))
+        if record is None or record.state is not JobState.COMPLETED:
+            return None
+        return self._result_of(record)
+
+    async def update_result_ttl(self, job_id: str, ttl: Duration) -> UpdateTtlResult:
+        """Make a finished job's result (or error) live ``ttl`` seconds from now."""
+        ttl_ms = to_ms(ttl, "ttl")
+        record = await self._storage.get(validate_job_id(job_id))
+        if record is not None and record.state is JobState.COMPLETED and record.result is None:
+            return "missing_payload"
+        return await self._storage.update_ttl(job_id, ttl_ms)

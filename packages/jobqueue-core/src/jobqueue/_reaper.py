@@ -1,0 +1,169 @@
+"""``Reaper``: puts the jobs of dead, frozen or cut-off workers back in the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from ._config import default_worker_id
+from ._durations import Duration, to_ms
+from ._emitter import Emitter, Unsubscribe
+from ._errors import StorageError
+from ._storage import LeaderLock, Storage
+
+__all__ = ["REAPER_EVENTS", "LeaderElection", "Reaper"]
+
+REAPER_EVENTS = frozenset(
+    {"started", "stopped", "stalled", "leadership_acquired", "leadership_lost", "error"}
+)
+
+_LOCK_KEY = "reaper"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderElection:
+    """How reapers agree on one leader: a storage lock of ``lock_ttl`` seconds.
+
+    The leader renews it every ``renew_interval``; the others try to take it
+    every ``retry_interval``, so a dead leader is replaced within about
+    ``lock_ttl + retry_interval``.
+    """
+
+    lock_ttl: Duration = 30.0
+    renew_interval: Duration = 10.0
+    retry_interval: Duration = 5.0
+
+    def __post_init__(self) -> None:
+        ttl = to_ms(self.lock_ttl, "lock_ttl")
+        if to_ms(self.renew_interval, "renew_interval") >= ttl:
+            raise ValueError("renew_interval must be shorter than lock_ttl")
+        to_ms(self.retry_interval, "retry_interval")
+
+
+class Reaper:
+    """Recovers stalled jobs: those whose lease expired because their worker stopped renewing it.
+
+    Not a poller: it sleeps until the earliest lease deadline the storage
+    holds (never longer than one visibility timeout, since a job claimed
+    later cannot expire sooner) and then recovers every expired job in one
+    atomic storage call. Jobs left by workers that died before this reaper
+    started are found on its first pass. With ``leader_election`` only the
+    holder of the storage's leader lock acts.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        name: str | None = None,
+        visibility_timeout: Duration = 30.0,
+        leader_election: LeaderElection | None = LeaderElection(),  # frozen, so shareable
+        reaper_id: str | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not isinstance(storage, Storage):
+            raise TypeError(f"storage must be a jobqueue.Storage, not {type(storage).__name__}")
+        if leader_election is not None and not isinstance(storage, LeaderLock):
+            raise TypeError(
+                f"{type(storage).__name__} does not implement LeaderLock; pass leader_election=None"
+            )
+        self.storage = storage.namespace(name) if name is not None else storage
+        self._visibility_ms = to_ms(visibility_timeout, "visibility_timeout")
+        self._election = leader_election
+        self.reaper_id = reaper_id or f"reaper-{default_worker_id()}-{secrets.token_hex(2)}"
+        self._logger = logger or logging.getLogger("jobqueue")
+        self._emitter = Emitter(REAPER_EVENTS, self._logger)
+        self._task: asyncio.Task[None] | None = None
+        self.is_leader = False
+
+    def on(self, event: str, callback: Callable[..., Any]) -> Unsubscribe:
+        """Call ``callback`` on ``event``: ``stalled(job_id, worker_id)``, ``leadership_acquired()``, ..."""
+        return self._emitter.on(event, callback)
+
+    async def start(self) -> None:
+        """Connect and start the reaper loop."""
+        if self._task is not None:
+            return
+        await self.storage.connect()
+        self._task = asyncio.create_task(self._run(), name="jobqueue-reaper")
+        self._emitter.emit("started")
+
+    async def stop(self) -> None:
+        """Stop the loop, hand over leadership at once, disconnect."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        try:
+            if self.is_leader and isinstance(self.storage, LeaderLock):
+                await self.storage.release_lock(_LOCK_KEY, self.reaper_id)
+        except StorageError as exc:
+            self._logger.warning("reaper %s could not release the leader lock: %s", self.reaper_id, exc)
+        finally:
+            self._set_leader(False)
+            await self.storage.disconnect()
+            self._emitter.emit("stopped")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def sweep(self) -> int:
+        """Recover every job whose lease has expired now; return how many."""
+        stalled = await self.storage.recover_stalled()
+        for item in stalled:
+            self._logger.warning("job %r stalled on worker %s; requeued", item.id, item.worker_id)
+            self._emitter.emit("stalled", item.id, item.worker_id)
+        return len(stalled)
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                wait_ms = await self._step()
+                failures = 0
+            except StorageError as exc:
+                failures += 1
+                if failures == 1:
+                    self._logger.warning("reaper: storage error (%s); retrying", exc)
+                    self._emitter.emit("error", exc)
+                wait_ms = min(50 * 2**failures, 5000) * random.uniform(0.5, 1.0)
+            await asyncio.sleep(max(wait_ms, 1) / 1000)
+
+    async def _step(self) -> float:
+        """One pass: (re)claim leadership, sweep if leader; return ms to sleep."""
+        election = self._election
+        if election is not None:
+            assert isinstance(self.storage, LeaderLock)
+            leader = await self.storage.acquire_lock(_LOCK_KEY, self.reaper_id, to_ms(election.lock_ttl, ""))
+            self._set_leader(leader)
+            if not leader:
+                return to_ms(election.retry_interval, "")
+        else:
+            self._set_leader(True)
+        await self.sweep()
+        next_ms = await self.storage.next_lease_expiry()
+        wait = self._visibility_ms if next_ms is None else min(max(next_ms, 0) + 5, self._visibility_ms)
+        if election is not None:
+            wait = min(wait, to_ms(election.renew_interval, ""))
+        return wait
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader and not self.is_leader:
+            self.is_leader = True
+            self._emitter.emit("leadership_acquired")
+        elif not leader and self.is_leader:
+            self.is_leader = False
+            self._emitter.emit("leadership_lost")

@@ -1,0 +1,131 @@
+"""One ``done`` subscription per queue, shared by every ``enqueue_and_wait`` caller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Sequence
+
+from ._errors import JobQueueError
+from ._storage import Channel, EventKind, JobRecord, Storage, StorageEvent
+
+__all__ = ["Outcome", "Waiters"]
+
+Outcome = StorageEvent | JobRecord
+"""How a wait ends: the ``done`` event, or the terminal record found by a re-check."""
+
+_RECHECK_INTERVAL = 5.0  # seconds; the fallback when pub/sub drops an event
+
+
+class Waiters:
+    """Dispatches terminal events to the futures of callers waiting on those job ids.
+
+    Pub/sub is best effort, so the listener re-reads every waited job after each
+    (re)subscription and every few seconds: a lost event delays a caller, never
+    strands it.
+    """
+
+    def __init__(self, storage: Storage, logger: logging.Logger) -> None:
+        self._storage = storage
+        self._logger = logger
+        self._futures: dict[str, list[asyncio.Future[Outcome]]] = {}
+        self._armed: set[str] = set()  # ids whose enqueue has returned: a missing record means gone
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        """Subscribe (once) and return when events published from now on will be seen."""
+        if self._task is None:
+            loop = asyncio.get_running_loop()
+            self._ready = loop.create_future()
+            self._task = asyncio.create_task(self._listen(), name="jobqueue-waiters")
+        assert self._ready is not None
+        await asyncio.shield(self._ready)
+
+    async def stop(self) -> None:
+        """Stop listening; pending waits fail with ``JobQueueError``."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for futures in self._futures.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(JobQueueError("queue stopped while waiting for the job"))
+        self._futures.clear()
+        self._armed.clear()
+
+    def register(self, job_id: str) -> asyncio.Future[Outcome]:
+        """A future resolved with the job's terminal outcome."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._futures.setdefault(job_id, []).append(future)
+        return future
+
+    def arm(self, job_id: str) -> None:
+        """Mark that the job exists in storage, so a re-check that finds no record resolves as cancelled."""
+        if job_id in self._futures:
+            self._armed.add(job_id)
+
+    def unregister(self, job_id: str, future: asyncio.Future[Outcome]) -> None:
+        """Forget a future (after it resolved or its caller gave up)."""
+        futures = self._futures.get(job_id)
+        if futures and future in futures:
+            futures.remove(future)
+            if not futures:
+                del self._futures[job_id]
+                self._armed.discard(job_id)
+
+    async def _listen(self) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self._storage.subscribe(Channel.DONE) as events:
+                    if self._ready is not None and not self._ready.done():
+                        self._ready.set_result(None)
+                    failures = 0
+                    await self._recheck()
+                    await self._pump(events)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_exception(exc)
+                    return
+                self._logger.warning("waiters: subscription lost (%s); resubscribing", exc)
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0) * random.uniform(0.5, 1.0))
+
+    async def _pump(self, events: AsyncIterator[StorageEvent]) -> None:
+        iterator = aiter(events)
+        while True:
+            try:
+                event: StorageEvent = await asyncio.wait_for(iterator.__anext__(), _RECHECK_INTERVAL)
+            except TimeoutError:
+                await self._recheck()
+                continue
+            except StopAsyncIteration:
+                return
+            if event.kind in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED):
+                self._resolve(event.job_id, event)
+
+    async def _recheck(self) -> None:
+        ids = [job_id for job_id in self._futures if job_id in self._armed]
+        if not ids:
+            return
+        records: Sequence[JobRecord | None] = await self._storage.get_many(ids)
+        for job_id, record in zip(ids, records, strict=True):
+            if record is None:
+                self._resolve(job_id, _cancelled(job_id))
+            elif record.state.is_terminal:
+                self._resolve(job_id, record)
+
+    def _resolve(self, job_id: str, outcome: Outcome) -> None:
+        self._armed.discard(job_id)
+        for future in self._futures.pop(job_id, []):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def _cancelled(job_id: str) -> StorageEvent:
+    return StorageEvent(kind=EventKind.CANCELLED, job_id=job_id, at=0)
