@@ -1,0 +1,190 @@
+"""Queue suite: concurrency, leases, stalls and the reaper, leader election, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from jobqueue import Job, JobState, LeaderLock, Storage, now_ms
+
+from ._helpers import CLOCK_SKEW_MS, require_leader_lock, wait_until
+from ._queue_suite_base import MakeQueue, MakeReaper, QueueSuiteBase, Recorder, fast_election
+from ._queue_suite_dedup import _state_is, _true
+
+__all__ = ["WorkersSuite"]
+
+
+class WorkersSuite(QueueSuiteBase):
+    """Workers, leases and the reaper."""
+
+    async def test_concurrency_runs_jobs_in_parallel(self, make_queue: MakeQueue) -> None:
+        queue = make_queue(concurrency=4)
+        active = 0
+        peak = 0
+
+        @queue.execute
+        async def handler(job: Job[Any]) -> None:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.1)
+            active -= 1
+
+        async with queue:
+            await asyncio.gather(*(queue.enqueue_and_wait(f"c{i}", None, timeout=10) for i in range(12)))
+        assert peak == 4, f"rule: a worker runs up to `concurrency` jobs at once (peak {peak})"
+
+    async def test_long_job_keeps_its_lease(self, make_queue: MakeQueue, make_reaper: MakeReaper) -> None:
+        queue = make_queue(visibility_timeout=0.3)
+        runs: list[int] = []
+        stalled = Recorder()
+
+        @queue.execute
+        async def long(job: Job[Any]) -> str:
+            runs.append(job.attempt)
+            await asyncio.sleep(1.2)  # four visibility timeouts
+            return "ok"
+
+        reaper = make_reaper(visibility_timeout=0.3)
+        stalled.watch(reaper, "stalled")
+        async with queue, reaper:
+            assert await queue.enqueue_and_wait("long", None, timeout=10) == "ok"
+        assert runs == [1], "rule: a running job's lease is renewed, so it is never stolen"
+        assert stalled.seen == [], "rule: a live worker's job is never reported stalled"
+
+    async def test_stalled_job_is_recovered(
+        self, make_queue: MakeQueue, make_reaper: MakeReaper, storage: Storage
+    ) -> None:
+        async with make_queue() as producer:
+            await producer.enqueue("orphan", {"n": 1})
+        # a worker that claims and then dies: it never renews nor finishes
+        claims = await storage.dequeue("dead-worker", lease_ms=300, timeout_ms=1000)
+        assert [c.id for c in claims] == ["orphan"]
+        reaper = make_reaper(visibility_timeout=0.3)
+        events = Recorder()
+        events.watch(reaper, "stalled")
+        worker = make_queue()
+        attempts: list[int] = []
+
+        @worker.execute
+        async def handler(job: Job[Any]) -> str:
+            attempts.append(job.attempt)
+            return "recovered"
+
+        async with reaper, worker:
+            await wait_until(
+                lambda: _state_is(worker, "orphan", JobState.COMPLETED),
+                message="rule: the reaper requeues a job whose lease expired",
+            )
+        assert events.seen == [("stalled", ("orphan", "dead-worker"))], (
+            "rule: a stalled event names job and worker"
+        )
+        assert attempts == [2], "rule: the recovered run is the job's second attempt"
+        assert not await storage.complete("orphan", "dead-worker", b"late", 1000), (
+            "rule: the dead worker's late finish is refused"
+        )
+
+    async def test_one_leader_among_reapers(self, make_reaper: MakeReaper, storage: Storage) -> None:
+        require_leader_lock(storage)
+        reapers = [make_reaper(leader_election=fast_election(), visibility_timeout=0.3) for _ in range(3)]
+        for reaper in reapers:
+            await reaper.start()
+        await wait_until(
+            lambda: _true(sum(r.is_leader for r in reapers) == 1), message="rule: one reaper becomes leader"
+        )
+        await asyncio.sleep(0.5)
+        assert sum(r.is_leader for r in reapers) == 1, "rule: exactly one reaper leads"
+        leader = next(r for r in reapers if r.is_leader)
+        await leader.stop()
+        await wait_until(
+            lambda: _true(sum(r.is_leader for r in reapers if r is not leader) == 1),
+            message="rule: another reaper takes over when the leader stops",
+            timeout=2.0,
+        )
+
+    async def test_leader_that_dies_is_replaced_within_lock_ttl(
+        self, make_reaper: MakeReaper, storage: Storage
+    ) -> None:
+        lock = require_leader_lock(storage)
+        assert isinstance(lock, LeaderLock)
+        assert await lock.acquire_lock("reaper", "crashed-reaper", 600), "a dead reaper holds the lock"
+        reaper = make_reaper(leader_election=fast_election(), visibility_timeout=0.3)
+        await reaper.start()
+        await asyncio.sleep(0.2)
+        assert not reaper.is_leader, "rule: a live lock of another owner is respected"
+        await wait_until(
+            lambda: _true(reaper.is_leader),
+            message="rule: the lock of a dead leader lapses after its TTL and is taken over",
+            timeout=2.0,
+        )
+
+    async def test_graceful_stop_lets_running_jobs_finish(self, make_queue: MakeQueue) -> None:
+        queue = make_queue()
+        started = asyncio.Event()
+
+        @queue.execute
+        async def handler(job: Job[Any]) -> str:
+            started.set()
+            await asyncio.sleep(0.3)
+            return "finished"
+
+        await queue.start()
+        await queue.enqueue("g", None)
+        await asyncio.wait_for(started.wait(), 5)
+        await queue.stop(timeout=5)
+        async with make_queue() as reader:
+            assert await reader.get_result("g") == "finished", "rule: stop waits for running jobs"
+
+    async def test_stop_timeout_requeues_unfinished_jobs(
+        self, make_queue: MakeQueue, storage: Storage
+    ) -> None:
+        queue = make_queue()
+        started = asyncio.Event()
+
+        @queue.execute
+        async def handler(job: Job[Any]) -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+        await queue.start()
+        await queue.enqueue("stuck", None)
+        await asyncio.wait_for(started.wait(), 5)
+        await queue.stop(timeout=0.1)
+        record = await storage.get("stuck")
+        assert record is not None and record.state is JobState.QUEUED, "rule: stop requeues unfinished jobs"
+        second = make_queue()
+        second.execute(lambda job: job.attempt)
+        async with second:
+            await wait_until(
+                lambda: _state_is(second, "stuck", JobState.COMPLETED),
+                message="rule: a requeued job runs on another worker",
+            )
+            assert await second.get_result("stuck") == 1, "rule: a job given back at stop keeps its attempt"
+
+    async def test_heartbeat_keeps_the_worker_registered(
+        self, make_queue: MakeQueue, storage: Storage
+    ) -> None:
+        queue = make_queue(visibility_timeout=0.3)
+        queue.execute(lambda job: None)
+        async with queue:
+            await asyncio.sleep(1.0)  # three heartbeat TTLs
+            workers = {w.id: w for w in await storage.list_workers()}
+            assert queue.worker_id in workers, "rule: a running worker stays registered"
+        workers_after = {w.id for w in await storage.list_workers()}
+        assert queue.worker_id not in workers_after, "rule: a stopped worker unregisters"
+
+    async def test_extend_lease(self, make_queue: MakeQueue, storage: Storage) -> None:
+        queue = make_queue(visibility_timeout=5)
+        leases: list[int] = []
+
+        @queue.execute
+        async def handler(job: Job[Any]) -> bool:
+            ok = await job.extend_lease(120)
+            record = await storage.get(job.id)
+            if record is not None and record.lease_until is not None:
+                leases.append(record.lease_until - now_ms())
+            return ok
+
+        async with queue:
+            assert await queue.enqueue_and_wait("x", None, timeout=5) is True, "rule: extend_lease succeeds"
+        assert leases and leases[0] > 120_000 - CLOCK_SKEW_MS, "rule: extend_lease moves the lease deadline"
