@@ -1,0 +1,158 @@
+"""Turning stored bytes, timestamps and URLs into text a person can read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import msgpack
+from jobqueue import CorruptDataError, JobRecord
+from jobqueue._wire import Envelope, decode_envelope
+
+__all__ = [
+    "DecodedBytes",
+    "ErrorInfo",
+    "decode_bytes",
+    "decode_error",
+    "envelope_of",
+    "format_age",
+    "format_clock",
+    "format_timestamp",
+    "mask_url",
+]
+
+_SECRET_PARAMS = frozenset({"password", "pass", "pwd", "token", "secret", "auth"})
+_MASK = "****"
+_HEX_LIMIT = 4096
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and secret-looking query values) replaced by ``****``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, sep, _ = userinfo.partition(":")
+        if sep:
+            netloc = f"{user}:{_MASK}@{host}"
+        elif user and not host.startswith("["):
+            # redis://secret@host: a lone userinfo is the password for Redis URLs
+            netloc = f"{_MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, _MASK if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*")
+    # Built by hand: urlunsplit drops the ``//`` of an empty authority (``memory://``, ``file:///x``).
+    masked = f"{parts.scheme}://{netloc}{parts.path}"
+    if query:
+        masked += f"?{query}"
+    if parts.fragment:
+        masked += f"#{parts.fragment}"
+    return masked
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBytes:
+    """Bytes shown as text: ``kind`` is ``json``, ``msgpack``, ``hex`` or ``empty``."""
+
+    kind: str
+    text: str
+
+
+def decode_bytes(data: bytes | None) -> DecodedBytes:
+    """Pretty JSON when ``data`` parses as JSON, else msgpack when it decodes, else hex."""
+    if not data:
+        return DecodedBytes("empty", "")
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        pass
+    else:
+        return DecodedBytes("json", json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    try:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception:  # msgpack raises many unrelated types for arbitrary bytes
+        pass
+    else:
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=_msgpack_default)
+        return DecodedBytes("msgpack", text)
+    shown = data[:_HEX_LIMIT]
+    lines = [shown[i : i + 16].hex(" ") for i in range(0, len(shown), 16)]
+    if len(data) > _HEX_LIMIT:
+        lines.append(f"... {len(data) - _HEX_LIMIT} more bytes")
+    return DecodedBytes("hex", "\n".join(lines))
+
+
+def _msgpack_default(value: Any) -> str:
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes: {value[:32].hex(' ')}>"
+    return repr(value)
+
+
+def envelope_of(record: JobRecord) -> Envelope | None:
+    """The decoded envelope of a job, or None when its message is unreadable (a poison message)."""
+    try:
+        return decode_envelope(record.message)
+    except CorruptDataError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A stored error, as the core writes it (``message``, ``type``, ``code``, ``traceback``)."""
+
+    message: str
+    type: str
+    code: str
+    traceback: str
+
+
+def decode_error(data: bytes) -> ErrorInfo:
+    """Read a stored error; bytes that are not the core's JSON object are shown as they are."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        return ErrorInfo(decode_bytes(data).text, "Unknown", "UNREADABLE", "")
+    return ErrorInfo(
+        message=str(value.get("message", "")),
+        type=str(value.get("type", "Error")),
+        code=str(value.get("code", "")),
+        traceback=str(value.get("traceback", "") or ""),
+    )
+
+
+def format_timestamp(ms: int | None) -> str:
+    """Epoch milliseconds as local ``YYYY-MM-DD HH:MM:SS.mmm`` (fixed width), or ``-``."""
+    if ms is None:
+        return "-"
+    moment = datetime.fromtimestamp(ms / 1000).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{ms % 1000:03d}"
+
+
+def format_clock(ms: int) -> str:
+    """Epoch milliseconds as local ``HH:MM:SS`` (fixed width, for table cells)."""
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%H:%M:%S")
+
+
+def format_age(delta_ms: int) -> str:
+    """A short age: ``850ms``, ``12s``, ``4m05s``, ``3h12m``, ``2d04h``; negative: ``in 1s``."""
+    if delta_ms < 0:
+        return f"in {format_age(-delta_ms)}"
+    if delta_ms < 1000:
+        return f"{delta_ms}ms"
+    seconds = delta_ms // 1000
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"

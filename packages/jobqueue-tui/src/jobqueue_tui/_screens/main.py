@@ -1,0 +1,249 @@
+"""The main screen: counts, throughput, workers and one page of jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from jobqueue import JobQueueError, JobState
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, Label
+
+from .. import _actions
+from .._messages import DataChanged, QueueSwitched, StateFilterChosen
+from .._widgets.counts import CountsBar
+from .._widgets.header import HeaderBar
+from .._widgets.jobs import JobsTable, SortOrder
+from .._widgets.throughput import ThroughputPanel
+from .._widgets.workers import WorkersPanel
+from .detail import DetailScreen
+
+if TYPE_CHECKING:
+    from .._app import DashboardApp
+
+__all__ = ["MainScreen"]
+
+_FILTERS: list[JobState | None] = [None, *JobState]
+_WRITE_ACTIONS = frozenset({"cancel_job", "retry_job", "purge"})
+
+
+class MainScreen(Screen[None]):
+    """Everything about the watched queue at a glance."""
+
+    BINDINGS = [  # noqa: RUF012 (Textual reads this class attribute)
+        Binding("slash", "search", "Search"),
+        Binding("f", "cycle_filter", "Filter"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("right_square_bracket", "next_page", "Next"),
+        Binding("left_square_bracket", "previous_page", "Prev", show=False),
+        Binding("c", "cancel_job", "Cancel"),
+        Binding("r", "retry_job", "Retry"),
+        Binding("p", "purge", "Purge"),
+        Binding("escape", "leave_search", "Back", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state_filter: JobState | None = None
+        self.prefix = ""
+        self._cursors: list[str | None] = [None]
+        self._next_cursor: str | None = None
+
+    @property
+    def dashboard(self) -> DashboardApp:
+        """The app, with its storage and settings."""
+        return cast("DashboardApp", self.app)
+
+    @property
+    def page_number(self) -> int:
+        """1 for the first page."""
+        return len(self._cursors)
+
+    def compose(self) -> ComposeResult:
+        app = self.dashboard
+        yield HeaderBar(app.display_url, read_only=app.read_only, id="header")
+        yield CountsBar(id="counts")
+        with Horizontal(id="panels"):
+            yield ThroughputPanel(app.throughput, app.clock, id="throughput")
+            yield WorkersPanel(app.clock, id="workers")
+        with Horizontal(id="toolbar"):
+            yield Input(placeholder="/ search id prefix", id="search")
+            yield Label("", id="pager")
+        yield JobsTable(id="jobs")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(HeaderBar).set_queue(self.dashboard.storage.name)
+        self.query_one(CountsBar).mark_filter(None)
+        self.query_one(JobsTable).focus()
+        self.refresh_data()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_data()
+
+    # ------------------------------------------------------------------ data
+
+    @work(exclusive=True, group="refresh")
+    async def refresh_data(self) -> None:
+        """Load counts, workers, namespaces and the current page of jobs (never more than a page)."""
+        app = self.dashboard
+        storage = app.storage
+        try:
+            counts, workers, namespaces, page = await asyncio.gather(
+                storage.counts(),
+                storage.list_workers(),
+                storage.list_namespaces(),
+                storage.list_jobs(
+                    state=self.state_filter, prefix=self.prefix, cursor=self._cursors[-1], limit=app.page_size
+                ),
+            )
+        except JobQueueError as exc:
+            self.query_one(HeaderBar).set_problem(f"storage error: {exc}")
+            return
+        if storage is not app.storage:  # the queue was switched while we were loading
+            return
+        if not page.records and len(self._cursors) > 1:  # the page emptied (purge, expiry): start over
+            self._reset_paging()
+            self.refresh_data()
+            return
+        self.query_one(HeaderBar).set_problem(None)
+        app.set_namespaces(namespaces)
+        self.query_one(CountsBar).show(counts)
+        self.query_one(WorkersPanel).show(workers)
+        self.query_one(JobsTable).show(page.records)
+        self._next_cursor = page.next_cursor
+        self._show_pager(len(page.records))
+
+    def _show_pager(self, rows: int) -> None:
+        table = self.query_one(JobsTable)
+        parts = [f"page {self.page_number}", f"{rows} jobs"]
+        if self.state_filter is not None:
+            parts.append(self.state_filter.value)
+        if self._next_cursor is not None:
+            parts.append("more ]")
+        parts.append(table.order.value)
+        self.query_one("#pager", Label).update(" · ".join(parts))
+
+    def _reset_paging(self) -> None:
+        self._cursors = [None]
+        self._next_cursor = None
+
+    @on(DataChanged)
+    def _data_changed(self, _: DataChanged) -> None:
+        # Still visible under a dialog; hidden under the detail screen (refreshed on resume).
+        if self.is_current or isinstance(self.app.screen, ModalScreen):
+            self.refresh_data()
+
+    @on(QueueSwitched)
+    def _queue_switched(self, event: QueueSwitched) -> None:
+        self.query_one(HeaderBar).set_queue(event.name)
+        self._reset_paging()
+        self.refresh_data()
+
+    # --------------------------------------------------------------- filters
+
+    @on(StateFilterChosen)
+    def _filter_chosen(self, event: StateFilterChosen) -> None:
+        same = event.state is self.state_filter
+        self.set_filter(None if same else event.state)
+
+    def set_filter(self, state: JobState | None) -> None:
+        """Show only jobs in ``state`` (None: every state), from the first page."""
+        self.state_filter = state
+        self.query_one(CountsBar).mark_filter(state)
+        self._reset_paging()
+        self.refresh_data()
+
+    def action_cycle_filter(self) -> None:
+        """Filter by the next state."""
+        self.set_filter(_FILTERS[(_FILTERS.index(self.state_filter) + 1) % len(_FILTERS)])
+
+    def action_cycle_sort(self) -> None:
+        """Order the page by the next time column and direction."""
+        table = self.query_one(JobsTable)
+        table.set_order(table.order.next())
+        self._show_pager(table.row_count)
+
+    @on(DataTable.HeaderSelected, "#jobs")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        table = self.query_one(JobsTable)
+        column = event.column_key.value or ""
+        if column in ("created", "updated"):
+            descending = SortOrder(f"{column} ▼")
+            table.set_order(SortOrder(f"{column} ▲") if table.order is descending else descending)
+            self._show_pager(table.row_count)
+
+    def action_search(self) -> None:
+        """Focus the id prefix search."""
+        self.query_one("#search", Input).focus()
+
+    def action_leave_search(self) -> None:
+        """Back from the search box to the table."""
+        self.query_one(JobsTable).focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.prefix = event.value
+        self._reset_paging()
+        self.refresh_data()
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self) -> None:
+        self.query_one(JobsTable).focus()
+
+    # ---------------------------------------------------------------- paging
+
+    def action_next_page(self) -> None:
+        """Load the next page, if there is one."""
+        if self._next_cursor is None:
+            self.notify("this is the last page", severity="warning")
+            return
+        self._cursors.append(self._next_cursor)
+        self._next_cursor = None
+        self.refresh_data()
+
+    def action_previous_page(self) -> None:
+        """Go back one page."""
+        if len(self._cursors) == 1:
+            self.notify("this is the first page", severity="warning")
+            return
+        self._cursors.pop()
+        self.refresh_data()
+
+    # --------------------------------------------------------------- actions
+
+    @on(DataTable.RowSelected, "#jobs")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.app.push_screen(DetailScreen(event.row_key.value))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide cancel, retry and purge in read-only mode."""
+        return not (action in _WRITE_ACTIONS and self.dashboard.read_only)
+
+    def _selected(self) -> str | None:
+        job_id = self.query_one(JobsTable).selected_id
+        if job_id is None:
+            self.notify("no job selected", severity="warning")
+        return job_id
+
+    @work(group="actions")
+    async def action_cancel_job(self) -> None:
+        """Cancel the selected job (asks first)."""
+        if (job_id := self._selected()) is not None:
+            await _actions.cancel_job(self.dashboard, job_id)
+
+    @work(group="actions")
+    async def action_retry_job(self) -> None:
+        """Retry the selected failed job (asks first)."""
+        if (job_id := self._selected()) is not None:
+            await _actions.retry_job(self.dashboard, job_id)
+
+    @work(group="actions")
+    async def action_purge(self) -> None:
+        """Purge the queue's completed and failed jobs (asks first)."""
+        await _actions.purge_finished(self.dashboard)
