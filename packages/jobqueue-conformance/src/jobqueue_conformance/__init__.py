@@ -1,1 +1,27 @@
-"""jobqueue_conformance."""
+"""jobqueue_conformance: the shared conformance suites for jobqueue storages, as a pytest plugin.
+
+A backend author subclasses a suite and provides one ``storage`` fixture::
+
+    from jobqueue_conformance import StorageSuite
+
+    class TestMyStorage(StorageSuite):
+        @pytest.fixture
+        async def storage(self):
+            async with MyStorage() as storage:
+                yield storage
+
+Every assertion names the rule it checks (``rule: ...``); tests of an optional
+capability the storage lacks are skipped with the reason.
+"""
+
+from ._helpers import next_event, wait_until
+from ._storage_suite import StorageSuite
+
+__all__ = [
+    # storage suite
+    "StorageSuite",
+    # queue suite
+    # helpers
+    "next_event",
+    "wait_until",
+]

@@ -1,0 +1,82 @@
+"""Helpers shared by the suites: waiting on conditions, reading events, claiming jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from jobqueue import LeaderLock, Storage, StorageEvent
+
+__all__ = [
+    "CLOCK_SKEW_MS",
+    "LEASE_MS",
+    "LONG_TTL_MS",
+    "WAKE_BOUND_S",
+    "claim",
+    "next_event",
+    "require_leader_lock",
+    "wait_until",
+]
+
+LEASE_MS = 30_000
+"""A lease long enough never to run out during a test."""
+
+LONG_TTL_MS = 600_000
+"""A result TTL long enough never to run out during a test."""
+
+CLOCK_SKEW_MS = 5_000
+"""How far a storage's clock (a server's) may be from this process's when checking timestamps."""
+
+WAKE_BOUND_S = 0.1
+"""How soon a blocked ``dequeue`` must return after the job it waits for becomes ready.
+
+The rule is "wakes as soon as a job is enqueued": a backend that polls or
+waits out its timeout takes far longer. Event-driven backends wake in a
+millisecond or two; the bound leaves room for a loaded two-core CI machine.
+"""
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    message: str,
+    timeout: float = 5.0,
+    interval: float = 0.01,
+) -> None:
+    """Poll ``check`` until it returns True; fail with ``message`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() >= deadline:
+            pytest.fail(f"{message} (still not true after {timeout} s)")
+        await asyncio.sleep(interval)
+
+
+async def next_event(
+    events: AsyncIterator[StorageEvent], *, message: str, timeout: float = 2.0
+) -> StorageEvent:
+    """The next event of a subscription; fail with ``message`` when none comes within ``timeout``."""
+    try:
+        return await asyncio.wait_for(anext(events), timeout)
+    except TimeoutError:
+        pytest.fail(f"{message} (no event within {timeout} s)")
+    except StopAsyncIteration:
+        pytest.fail(f"{message} (the subscription ended)")
+
+
+async def claim(
+    storage: Storage, job_id: str, worker_id: str = "worker-1", *, lease_ms: int = LEASE_MS
+) -> None:
+    """Enqueue ``job_id`` on an empty queue and claim it for ``worker_id``."""
+    outcome = await storage.enqueue(job_id, b"message:" + job_id.encode())
+    assert outcome.accepted, f"rule: enqueue accepts a new id ({job_id!r})"
+    claims = await storage.dequeue(worker_id, lease_ms=lease_ms, timeout_ms=1000)
+    assert [c.id for c in claims] == [job_id], f"rule: dequeue claims the only ready job ({job_id!r})"
+
+
+def require_leader_lock(storage: Storage) -> LeaderLock:
+    """The storage as a ``LeaderLock``, or skip: the capability is optional."""
+    if not isinstance(storage, LeaderLock):
+        pytest.skip("storage does not implement the LeaderLock capability")
+    return storage

@@ -1,0 +1,90 @@
+"""Storage suite, workers group: registration, heartbeats, lapsed workers."""
+
+from __future__ import annotations
+
+from jobqueue import JobState, Storage, WorkerRecord, now_ms
+
+from ._helpers import CLOCK_SKEW_MS, LONG_TTL_MS, claim, wait_until
+
+__all__ = ["StorageWorkerTests"]
+
+
+async def _worker(storage: Storage, worker_id: str) -> WorkerRecord | None:
+    return next((w for w in await storage.list_workers() if w.id == worker_id), None)
+
+
+class StorageWorkerTests:
+    """``register_worker``, ``unregister_worker``, ``list_workers``."""
+
+    async def test_registered_worker_is_listed(self, storage: Storage) -> None:
+        assert await storage.list_workers() == [], "rule: a fresh storage lists no workers"
+        before = now_ms()
+        await storage.register_worker("worker-1", 60_000)
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None, "rule: a registered worker is listed"
+        assert abs(worker.last_seen - before) < CLOCK_SKEW_MS, "rule: last_seen is the heartbeat time"
+        assert abs(worker.expires_at - before - 60_000) < CLOCK_SKEW_MS, "rule: expires_at = now + ttl_ms"
+        assert worker.jobs == (), "rule: a worker holding nothing lists no jobs"
+
+    async def test_heartbeat_refreshes_the_registration(self, storage: Storage) -> None:
+        await storage.register_worker("worker-1", 1_000)
+        await storage.register_worker("worker-1", 60_000)
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and worker.expires_at - now_ms() > 30_000, (
+            "rule: registering again refreshes the heartbeat with the new ttl"
+        )
+        assert [w.id for w in await storage.list_workers()] == ["worker-1"], "rule: a worker is listed once"
+
+    async def test_worker_lapses_after_its_ttl(self, storage: Storage) -> None:
+        await storage.register_worker("worker-1", 150)
+        await storage.register_worker("worker-2", 60_000)
+
+        async def lapsed() -> bool:
+            return await _worker(storage, "worker-1") is None
+
+        await wait_until(lapsed, message="rule: a worker that stops heartbeating lapses after its ttl")
+        assert await _worker(storage, "worker-2") is not None, "rule: a live worker stays listed"
+
+    async def test_lapsed_worker_that_holds_jobs_stays_listed(self, storage: Storage) -> None:
+        await storage.register_worker("worker-1", 150)
+        await claim(storage, "job-1", "worker-1")
+        registered = await _worker(storage, "worker-1")
+        assert registered is not None, "rule: a registered worker is listed"
+
+        async def past_ttl() -> bool:
+            return now_ms() > registered.expires_at + 50
+
+        await wait_until(past_ttl, message="the worker's ttl runs out")
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None, "rule: list_workers includes lapsed workers that still hold jobs"
+        assert worker.expires_at <= now_ms(), "rule: a lapsed worker has expires_at in the past"
+        assert worker.jobs == ("job-1",), "rule: a lapsed worker lists the jobs it holds"
+
+    async def test_worker_lists_the_jobs_it_holds(self, storage: Storage) -> None:
+        await storage.register_worker("worker-1", 60_000)
+        await claim(storage, "job-a", "worker-1")
+        await claim(storage, "job-b", "worker-1")
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and sorted(worker.jobs) == ["job-a", "job-b"], (
+            "rule: a worker lists the jobs it holds"
+        )
+        await storage.complete("job-a", "worker-1", b"r", LONG_TTL_MS)
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and worker.jobs == ("job-b",), "rule: a finished job leaves its worker"
+
+    async def test_unregister_removes_the_worker_but_not_its_jobs(self, storage: Storage) -> None:
+        await storage.register_worker("idle", 60_000)
+        await storage.unregister_worker("idle")
+        assert await _worker(storage, "idle") is None, "rule: unregister removes a worker holding nothing"
+        await storage.register_worker("busy", 60_000)
+        await claim(storage, "job-1", "busy", lease_ms=100)
+        await storage.unregister_worker("busy")
+        record = await storage.get("job-1")
+        assert record is not None and record.state == JobState.PROCESSING, (
+            "rule: unregister leaves jobs alone"
+        )
+
+        async def recovered() -> bool:
+            return [s.id for s in await storage.recover_stalled()] == ["job-1"]
+
+        await wait_until(recovered, message="rule: jobs of an unregistered worker stay recoverable")
