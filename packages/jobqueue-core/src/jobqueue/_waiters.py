@@ -36,7 +36,7 @@ class Waiters:
 
     async def start(self) -> None:
         """Subscribe (once) and return when events published from now on will be seen."""
-        if self._task is None:
+        if self._task is None or self._task.done():  # first use, or the first subscribe failed
             loop = asyncio.get_running_loop()
             self._ready = loop.create_future()
             self._task = asyncio.create_task(self._listen(), name="jobqueue-waiters")
