@@ -1,0 +1,298 @@
+"""Job state, workers, monitoring, the TTL sweep and repair of one namespace (synchronous)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+import msgpack
+from jobqueue import (
+    CorruptDataError,
+    EventKind,
+    JobPage,
+    JobRecord,
+    JobState,
+    StorageEvent,
+    WorkerRecord,
+    now_ms,
+)
+from jobqueue._storage import TtlOutcome
+
+from . import _names as names
+from ._atomic import (
+    TEMP_PREFIX,
+    clean_temp_files,
+    create_empty,
+    named,
+    read_bytes,
+    unlink_if_exists,
+    write_atomic,
+)
+from ._records import Record
+from ._space import SpaceCore
+
+__all__ = ["Space"]
+
+_log = logging.getLogger("jobqueue.file")
+
+
+class Space(SpaceCore):
+    """One namespace's directory: the queue operations plus state, workers and monitoring."""
+
+    # --------------------------------------------------------------- job state
+
+    def get(self, job_id: str) -> Record | None:
+        """The live record of a job."""
+        return self.live(names.encode_key(job_id), now_ms())
+
+    def delete(self, job_id: str) -> bool:
+        """Remove every trace of a job that is not processing."""
+        key = names.encode_key(job_id)
+        with self.locks.hold(key):
+            record = self.read(key)
+            if record is None or record.state is JobState.PROCESSING:
+                return False
+            self.remove(key, record)
+            return record.is_live(now_ms())
+
+    def update_ttl(self, job_id: str, ttl_ms: int) -> TtlOutcome:
+        """Make a terminal record expire ``ttl_ms`` from now."""
+        key = names.encode_key(job_id)
+        with self.locks.hold(key):
+            now = now_ms()
+            record = self.live(key, now)
+            if record is None:
+                return "not_found"
+            if not record.state.is_terminal:
+                return "not_terminal"
+            self.write(key, replace(record, expires_at=now + ttl_ms, updated_at=now))
+            return "updated"
+
+    def retry_failed(self, job_id: str) -> bool:
+        """Queue a failed job again, attempts reset, as a new incarnation."""
+        key = names.encode_key(job_id)
+        with self.locks.hold(key):
+            now = now_ms()
+            record = self.live(key, now)
+            if record is None or record.state is not JobState.FAILED:
+                return False
+            uid = names.new_uid()
+            entry = "queue/" + names.tail_entry(uid, key)
+            create_empty(self.layout.path(entry))
+            self.write(
+                key,
+                replace(
+                    record,
+                    state=JobState.QUEUED,
+                    attempts=0,
+                    error=None,
+                    result=None,
+                    expires_at=None,
+                    worker_id=None,
+                    uid=uid,
+                    entry=entry,
+                    updated_at=now,
+                ),
+                sync_dir=True,
+            )
+        self.log.publish([StorageEvent(EventKind.ENQUEUED, job_id, now)])
+        return True
+
+    # ------------------------------------------------------------------ scans
+
+    def records(self) -> Iterator[tuple[str, Record]]:
+        """Every readable record, expired ones included; corrupt files are logged and skipped."""
+        try:
+            keys = os.listdir(self.layout.jobs)
+        except OSError as exc:
+            raise named(exc, self.layout.jobs) from exc
+        for key in keys:
+            if key.startswith("."):
+                continue
+            try:
+                record = self.read(key)
+            except CorruptDataError as exc:
+                _log.error("skipping an unreadable job record: %s", exc)
+                continue
+            if record is not None:
+                yield key, record
+
+    def counts(self) -> dict[JobState, int]:
+        """Live jobs per state."""
+        now = now_ms()
+        counts = dict.fromkeys(JobState, 0)
+        for _, record in self.records():
+            if record.is_live(now):
+                counts[record.state] += 1
+        return counts
+
+    def list_jobs(self, state: JobState | None, prefix: str, cursor: str | None, limit: int) -> JobPage:
+        """A page of live jobs, newest first (ties by id, descending)."""
+        after = _parse_cursor(cursor)
+        now = now_ms()
+        matching: list[JobRecord] = sorted(
+            (
+                record.public()
+                for _, record in self.records()
+                if record.is_live(now)
+                and (state is None or record.state is state)
+                and record.id.startswith(prefix)
+                and (after is None or (record.created_at, record.id) < after)
+            ),
+            key=lambda record: (record.created_at, record.id),
+            reverse=True,
+        )
+        page = matching[:limit]
+        more = len(matching) > limit
+        return JobPage(page, f"{page[-1].created_at}:{page[-1].id}" if more else None)
+
+    def purge(self, states: Sequence[JobState]) -> int:
+        """Delete every live job in the given (terminal) states."""
+        wanted = set(states)
+        removed = 0
+        for key, record in list(self.records()):
+            if record.state not in wanted:
+                continue
+            with self.locks.hold(key):
+                current = self.read(key)
+                if current is not None and current.state in wanted and current.is_live(now_ms()):
+                    self.remove(key, current)
+                    removed += 1
+        return removed
+
+    def sweep(self) -> int:
+        """Delete expired records and stale temp files; return how many records went."""
+        removed = 0
+        for key, record in list(self.records()):
+            if record.is_live(now_ms()):
+                continue
+            with self.locks.hold(key):
+                current = self.read(key)
+                if current is not None and not current.is_live(now_ms()):
+                    self.remove(key, current)
+                    removed += 1
+        self.clean_temp_files()
+        return removed
+
+    def clean_temp_files(self) -> None:
+        """Remove temp files that dead processes left behind."""
+        for directory in (self.layout.dir, self.layout.jobs, self.layout.workers):
+            clean_temp_files(directory)
+
+    def repair(self) -> None:
+        """Bring every entry under ``processing/`` in line with its record (run at connect)."""
+        self.clean_temp_files()
+        for found, parsed in self.processing_entries():
+            with self.locks.hold(parsed.key):
+                record = self.read(parsed.key)
+                if record is None or record.entry != found or record.state is not JobState.PROCESSING:
+                    self.settle(parsed.key, parsed.uid, found)
+
+    def is_empty(self) -> bool:
+        """True when the namespace holds no live job and no worker."""
+        now = now_ms()
+        return not any(record.is_live(now) for _, record in self.records()) and not self.list_workers()
+
+    # ---------------------------------------------------------------- workers
+
+    def register_worker(self, worker_id: str, ttl_ms: int) -> None:
+        """Write or refresh a worker's registration."""
+        key = names.encode_key(worker_id)
+        with self.locks.hold("worker:" + key):
+            now = now_ms()
+            data = msgpack.packb([worker_id, now, now + ttl_ms], use_bin_type=True)
+            write_atomic(self.layout.worker_file(key), data, durable=False)
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Remove a registration; a worker that still holds jobs stays listed, lapsed."""
+        key = names.encode_key(worker_id)
+        with self.locks.hold("worker:" + key):
+            registration = self._registration(key)
+            if registration is not None and self._held(key):
+                now = now_ms()
+                data = msgpack.packb(
+                    [worker_id, registration[1], min(registration[2], now)], use_bin_type=True
+                )
+                write_atomic(self.layout.worker_file(key), data, durable=False)
+            else:
+                unlink_if_exists(self.layout.worker_file(key))
+
+    def _registration(self, key: str) -> tuple[str, int, int] | None:
+        path = self.layout.worker_file(key)
+        data = read_bytes(path)
+        if data is None:
+            return None
+        try:
+            worker_id, last_seen, expires_at = msgpack.unpackb(data, raw=False)
+            if not (
+                isinstance(worker_id, str) and isinstance(last_seen, int) and isinstance(expires_at, int)
+            ):
+                raise ValueError("fields of the wrong type")
+        except Exception as exc:
+            raise CorruptDataError(f"corrupt worker file {path}: {exc}") from exc
+        return worker_id, last_seen, expires_at
+
+    def _held(self, worker_key: str) -> list[Record]:
+        """Records of the jobs processing under this worker, in claim order."""
+        directory = self.layout.worker_dir(worker_key)
+        try:
+            entries = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        held: list[Record] = []
+        for name in entries:
+            parsed = names.parse_entry(name, names.PROCESSING_PREFIX)
+            if parsed is None:
+                continue
+            try:
+                record = self.read(parsed.key)
+            except CorruptDataError:
+                continue
+            found = f"processing/{worker_key}/{name}"
+            if record is not None and record.entry == found and record.state is JobState.PROCESSING:
+                held.append(record)
+        held.sort(key=lambda record: record.updated_at)
+        return held
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Registered workers, and lapsed ones that still hold jobs, by id."""
+        now = now_ms()
+        found: dict[str, WorkerRecord] = {}
+        keys = set(_listdir(self.layout.workers)) | set(_listdir(self.layout.processing))
+        for key in keys:
+            if key.startswith(TEMP_PREFIX) or key.startswith("."):
+                continue
+            held = self._held(key)
+            registration = self._registration(key)
+            if registration is None and not held:
+                continue
+            if registration is not None and registration[2] <= now and not held:
+                with self.locks.hold("worker:" + key):
+                    current = self._registration(key)
+                    if current is not None and current[2] <= now_ms() and not self._held(key):
+                        unlink_if_exists(self.layout.worker_file(key))
+                continue
+            worker_id = registration[0] if registration is not None else held[0].worker_id or ""
+            last_seen, expires_at = (registration[1], registration[2]) if registration is not None else (0, 0)
+            found[worker_id] = WorkerRecord(worker_id, last_seen, expires_at, tuple(r.id for r in held))
+        return [found[worker_id] for worker_id in sorted(found)]
+
+
+def _listdir(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise named(exc, directory) from exc
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+    if cursor is None:
+        return None
+    created_at, sep, job_id = cursor.partition(":")
+    if not sep or not created_at.isdigit():
+        raise ValueError(f"cursor {cursor!r} was not returned by list_jobs")
+    return int(created_at), job_id

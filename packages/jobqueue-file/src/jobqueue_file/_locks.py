@@ -1,0 +1,111 @@
+"""OS file locks: job lock stripes (read-modify-write of records) and TTL leader locks.
+
+``flock`` locks belong to an open file description, so two threads of one
+process sharing a descriptor would not exclude each other: each stripe pairs
+a ``threading.Lock`` with its own descriptor. A lock dies with its process,
+so a ``kill -9`` never leaves a job locked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import msgpack
+
+from ._atomic import named
+
+__all__ = ["StripeLocks", "acquire_leader", "release_leader"]
+
+_STRIPES = 64
+
+
+class StripeLocks:
+    """One exclusive lock per job key, shared across threads and processes, over 64 lock files."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._threads = [threading.Lock() for _ in range(_STRIPES)]
+        self._fds: list[int | None] = [None] * _STRIPES
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """Hold the lock of ``key`` (blocking: call from a worker thread)."""
+        stripe = zlib.crc32(key.encode()) % _STRIPES
+        with self._threads[stripe]:
+            fd = self._fds[stripe]
+            if fd is None:
+                path = os.path.join(self._directory, f"job-{stripe:02d}")
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                except OSError as exc:
+                    raise named(exc, path) from exc
+                self._fds[stripe] = fd
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the lock files (locks are released by then)."""
+        for stripe, fd in enumerate(self._fds):
+            if fd is not None:
+                with self._threads[stripe]:
+                    os.close(fd)
+                    self._fds[stripe] = None
+
+
+@contextmanager
+def _locked_file(path: str) -> Iterator[int]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise named(exc, path) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> tuple[str, int] | None:
+    data = os.pread(fd, 4096, 0)
+    try:
+        owner, expires_at = msgpack.unpackb(data, raw=False)
+    except Exception:
+        return None  # empty, or cut short by a crash: nobody holds it
+    if not isinstance(owner, str) or not isinstance(expires_at, int):
+        return None
+    return owner, expires_at
+
+
+def acquire_leader(path: str, owner: str, ttl_ms: int, now: int) -> bool:
+    """Take or renew the lock file at ``path`` for ``owner``; False when another live owner holds it."""
+    with _locked_file(path) as fd:
+        holder = _read_holder(fd)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        data = msgpack.packb([owner, now + ttl_ms], use_bin_type=True)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        except OSError as exc:
+            raise named(exc, path) from exc
+        return True
+
+
+def release_leader(path: str, owner: str, now: int) -> bool:
+    """Release the lock file at ``path`` if ``owner`` holds it; True when it was still live."""
+    if not os.path.exists(path):
+        return False
+    with _locked_file(path) as fd:
+        holder = _read_holder(fd)
+        if holder is None or holder[0] != owner:
+            return False
+        os.ftruncate(fd, 0)
+        return holder[1] > now

@@ -1,0 +1,448 @@
+"""The queue operations of one namespace, synchronous: ``FileStorage`` runs each in a worker thread.
+
+Every change to a job happens under its stripe lock (``_locks``) and follows
+the rules stated at the top of ``_storage.py``: the record is the truth, the
+entry file follows it, and a half-done change is repaired by ``settle``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import replace
+
+from jobqueue import INLINE_RESULT_LIMIT as _INLINE
+from jobqueue import Claim, EventKind, JobState, Stalled, StorageEvent, now_ms
+
+from . import _names as names
+from ._atomic import (
+    create_empty,
+    fsync_dir,
+    named,
+    read_bytes,
+    rename_if_exists,
+    unlink_if_exists,
+    write_atomic,
+)
+from ._events import EventLog
+from ._layout import Layout
+from ._locks import StripeLocks
+from ._records import Record, pack_record, unpack_record
+
+__all__ = ["SpaceCore"]
+
+_RELIST_SECONDS = 0.25  # how stale a cached listing may get before entries from other processes show
+
+
+class _Listing:
+    """A cached, sorted listing of one entry directory, consumed from the front."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._names: list[str] = []
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = 0.0
+
+    def names(self) -> list[str]:
+        """The whole listing, refreshed when stale (for the schedule, read but not consumed)."""
+        with self._lock:
+            if time.monotonic() - self._at > _RELIST_SECONDS:
+                self._refresh()
+            return list(self._names)
+
+    def pop(self) -> str | None:
+        """The next name to try; None when the directory (freshly listed) is empty."""
+        with self._lock:
+            if not self._names or time.monotonic() - self._at > _RELIST_SECONDS:
+                self._refresh()
+            return self._names.pop(0) if self._names else None
+
+    def _refresh(self) -> None:
+        try:
+            listed = os.listdir(self.directory)
+        except OSError as exc:
+            raise named(exc, self.directory) from exc
+        self._names = sorted(name for name in listed if not name.startswith("."))
+        self._at = time.monotonic()
+
+
+class SpaceCore:
+    """One namespace's directory, with the queue operations of the storage contract on it."""
+
+    def __init__(self, layout: Layout, durable: bool) -> None:
+        self.layout = layout
+        self.durable = durable
+        self.locks = StripeLocks(layout.locks)
+        self.log = EventLog(layout.events, os.path.join(layout.locks, "events"))
+        self._queue = _Listing(layout.queue)
+        self._scheduled = _Listing(layout.scheduled)
+        self._worker_dirs: set[str] = set()
+
+    def refresh_listings(self) -> None:
+        """Forget the cached listings: another process changed the queue or the schedule."""
+        self._queue.invalidate()
+        self._scheduled.invalidate()
+
+    # ----------------------------------------------------------------- records
+
+    def read(self, key: str) -> Record | None:
+        """The record of ``key`` as stored (expired or not); ``CorruptDataError`` when unreadable."""
+        path = self.layout.job(key)
+        data = read_bytes(path)
+        return None if data is None else unpack_record(data, path)
+
+    def live(self, key: str, now: int) -> Record | None:
+        """The record of ``key`` unless it is absent or expired."""
+        record = self.read(key)
+        return record if record is not None and record.is_live(now) else None
+
+    def write(self, key: str, record: Record, *, sync_dir: bool = False) -> None:
+        """Replace the record of ``key`` atomically (``sync_dir``: the rename survives a power cut too)."""
+        write_atomic(self.layout.job(key), pack_record(record), durable=self.durable, sync_dir=sync_dir)
+
+    def move(self, source: str, target: str) -> bool:
+        """Rename an entry (relative paths), creating a worker's directory on first use."""
+        src, dst = self.layout.path(source), self.layout.path(target)
+        try:
+            return rename_if_exists(src, dst)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            return rename_if_exists(src, dst)
+
+    def settle(self, key: str, uid: str, found: str) -> Record | None:
+        """Make the entry ``found`` agree with its record (caller holds the lock); return the record.
+
+        An entry of another incarnation, or of a finished job, is removed; an
+        entry elsewhere than its record says is moved there.
+        """
+        record = self.read(key)
+        if record is None or record.uid != uid or record.entry is None:
+            unlink_if_exists(self.layout.path(found))
+        elif record.entry != found and self.move(found, record.entry):
+            self._queue.invalidate()
+            self._scheduled.invalidate()
+        return record
+
+    # ------------------------------------------------------------------- queue
+
+    def enqueue(self, job_id: str, message: bytes, delay_ms: int) -> tuple[bool, Record | None]:
+        """Store a new job unless a live one has this id: (accepted, existing record)."""
+        key = names.encode_key(job_id)
+        with self.locks.hold(key):
+            now = now_ms()
+            existing = self.live(key, now)
+            if existing is not None:
+                return False, existing
+            uid = names.new_uid()
+            if delay_ms > 0:
+                entry = "scheduled/" + names.scheduled_entry(now + delay_ms, uid, key)
+            else:
+                entry = "queue/" + names.tail_entry(uid, key)
+            record = Record(
+                id=job_id,
+                state=JobState.QUEUED,
+                message=message,
+                created_at=now,
+                updated_at=now,
+                uid=uid,
+                entry=entry,
+                run_at=now + delay_ms if delay_ms > 0 else None,
+            )
+            # Entry first: a crash in between leaves an entry no record claims, dropped on sight.
+            create_empty(self.layout.path(entry))
+            self.write(key, record)
+            if self.durable:
+                fsync_dir(os.path.dirname(self.layout.path(entry)))
+                fsync_dir(self.layout.jobs)
+        if delay_ms > 0:
+            self._scheduled.invalidate()
+        self.log.publish([StorageEvent(EventKind.ENQUEUED, job_id, now)])
+        return True, None
+
+    def promote_due(self) -> int | None:
+        """Move due scheduled jobs to the tail of the queue; return the next due time (None: none)."""
+        now = now_ms()
+        for name in self._scheduled.names():
+            parsed = names.parse_entry(name, names.SCHEDULED_PREFIX)
+            if parsed is None:
+                continue
+            run_at = int(parsed.prefix)
+            if run_at > now:
+                return run_at
+            found = "scheduled/" + name
+            with self.locks.hold(parsed.key):
+                record = self.read(parsed.key)
+                if record is None or record.uid != parsed.uid or record.entry != found:
+                    self.settle(parsed.key, parsed.uid, found)
+                    continue
+                entry = "queue/" + names.tail_entry(parsed.uid, parsed.key)
+                self.write(
+                    parsed.key,
+                    replace(record, state=JobState.QUEUED, run_at=None, entry=entry, updated_at=now),
+                )
+                self.move(found, entry)
+            self._scheduled.invalidate()
+        return None
+
+    def claim(self, worker_id: str, lease_ms: int, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` queued jobs for ``worker_id``, oldest first."""
+        claims: list[Claim] = []
+        events: list[StorageEvent] = []
+        worker_key = names.encode_key(worker_id)
+        while len(claims) < limit:
+            name = self._queue.pop()
+            if name is None:
+                break
+            parsed = names.parse_entry(name, names.QUEUE_PREFIX)
+            if parsed is None:
+                continue
+            found = "queue/" + name
+            with self.locks.hold(parsed.key):
+                record = self.read(parsed.key)
+                if record is None or record.uid != parsed.uid or record.entry != found:
+                    self.settle(parsed.key, parsed.uid, found)
+                    continue
+                now = now_ms()
+                if not record.is_live(now) or record.state is not JobState.QUEUED:
+                    self.settle(parsed.key, parsed.uid, found)
+                    continue
+                entry = f"processing/{worker_key}/{names.processing_entry(parsed.uid, parsed.key)}"
+                # Entry first: until the record says so, the job is still queued (settle moves it back).
+                if not self.move(found, entry):
+                    continue
+                attempt = record.attempts + 1
+                self.write(
+                    parsed.key,
+                    replace(
+                        record,
+                        state=JobState.PROCESSING,
+                        worker_id=worker_id,
+                        attempts=attempt,
+                        lease_until=now + lease_ms,
+                        entry=entry,
+                        abort=False,
+                        updated_at=now,
+                    ),
+                )
+            claims.append(Claim(record.id, record.message, attempt))
+            events.append(StorageEvent(EventKind.PROCESSING, record.id, now, worker_id))
+        self.log.publish(events)
+        return claims
+
+    def owned(self, key: str, worker_id: str, now: int) -> Record | None:
+        """The record when the job is processing under ``worker_id`` (caller holds the lock)."""
+        record = self.live(key, now)
+        if record is None or record.state is not JobState.PROCESSING or record.worker_id != worker_id:
+            return None
+        return record
+
+    def renew(self, worker_id: str, job_ids: list[str], lease_ms: int) -> list[str]:
+        """Extend leases; return the ids the worker must stop."""
+        stop: list[str] = []
+        for job_id in job_ids:
+            key = names.encode_key(job_id)
+            with self.locks.hold(key):
+                now = now_ms()
+                record = self.owned(key, worker_id, now)
+                if record is None:
+                    stop.append(job_id)
+                    continue
+                self.write(key, replace(record, lease_until=now + lease_ms))
+                if record.abort:
+                    stop.append(job_id)
+        return stop
+
+    def requeue_head(self, key: str, record: Record, now: int, attempts: int) -> None:
+        """Put a processing job back at the head of the queue (caller holds the lock)."""
+        assert record.entry is not None
+        entry = "queue/" + names.head_entry(record.uid, key)
+        self.write(
+            key,
+            replace(
+                record,
+                state=JobState.QUEUED,
+                worker_id=None,
+                lease_until=None,
+                attempts=attempts,
+                entry=entry,
+                abort=False,
+                updated_at=now,
+            ),
+        )
+        self.move(record.entry, entry)
+        self._queue.invalidate()
+
+    def release(self, job_id: str, worker_id: str) -> bool:
+        """Give a claimed job back to the head of the queue, its attempt not counted."""
+        key = names.encode_key(job_id)
+        with self.locks.hold(key):
+            now = now_ms()
+            record = self.owned(key, worker_id, now)
+            if record is None:
+                return False
+            self.requeue_head(key, record, now, max(record.attempts - 1, 0))
+        self.log.publish([StorageEvent(EventKind.REQUEUED, job_id, now, worker_id)])
+        return True
+
+    def finish(self, job_id: str, worker_id: str, state: JobState, data: bytes, ttl_ms: int) -> bool:
+        """Store a result (``completed``) or an error (``failed``) for a job the worker owns."""
+        key = names.encode_key(job_id)
+        completed = state is JobState.COMPLETED
+        with self.locks.hold(key):
+            now = now_ms()
+            record = self.owned(key, worker_id, now)
+            if record is None or record.entry is None:
+                return False
+            # Record first: an entry left behind by a crash is dropped by settle.
+            self.write(
+                key,
+                replace(
+                    record,
+                    state=state,
+                    result=data if completed else None,
+                    error=None if completed else data,
+                    lease_until=None,
+                    expires_at=now + ttl_ms,
+                    entry=None,
+                    abort=False,
+                    updated_at=now,
+                ),
+                sync_dir=True,
+            )
+            unlink_if_exists(self.layout.path(record.entry))
+        kind = EventKind.COMPLETED if completed else EventKind.FAILED
+        inline = data if len(data) <= _INLINE else None
+        self.log.publish([StorageEvent(kind, job_id, now, worker_id, inline)])
+        return True
+
+    def retry(self, job_id: str, worker_id: str, error: bytes, delay_ms: int) -> bool:
+        """Store the error, set ``failing`` and schedule the job ``delay_ms`` from now."""
+        key = names.encode_key(job_id)
+        with self.locks.hold(key):
+            now = now_ms()
+            record = self.owned(key, worker_id, now)
+            if record is None or record.entry is None:
+                return False
+            run_at = now + max(delay_ms, 0)
+            entry = "scheduled/" + names.scheduled_entry(run_at, record.uid, key)
+            self.write(
+                key,
+                replace(
+                    record,
+                    state=JobState.FAILING,
+                    error=error,
+                    worker_id=None,
+                    lease_until=None,
+                    run_at=run_at,
+                    entry=entry,
+                    abort=False,
+                    updated_at=now,
+                ),
+                sync_dir=True,
+            )
+            self.move(record.entry, entry)
+        self._scheduled.invalidate()
+        self.log.publish([StorageEvent(EventKind.FAILING, job_id, now, worker_id)])
+        return True
+
+    def remove(self, key: str, record: Record) -> None:
+        """Delete a job's record, then its entry (caller holds the lock)."""
+        unlink_if_exists(self.layout.job(key))
+        if record.entry is not None:
+            unlink_if_exists(self.layout.path(record.entry))
+
+    def cancel(self, job_id: str, *, abort: bool = False) -> JobState | None:
+        """Cancel a job that has not started (``abort``: flag a processing one); return its state."""
+        key = names.encode_key(job_id)
+        event: StorageEvent | None = None
+        with self.locks.hold(key):
+            now = now_ms()
+            record = self.live(key, now)
+            if record is None:
+                return None
+            if record.state in (JobState.QUEUED, JobState.FAILING):
+                self.remove(key, record)
+                event = StorageEvent(EventKind.CANCELLED, job_id, now)
+            elif record.state is JobState.FAILED and not abort:
+                self.remove(key, record)
+            elif record.state is JobState.PROCESSING and abort:
+                self.write(key, replace(record, abort=True))
+                event = StorageEvent(EventKind.ABORT, job_id, now, record.worker_id)
+        if event is not None:
+            self.log.publish([event])
+        return record.state
+
+    # ---------------------------------------------------------------- recovery
+
+    def processing_entries(self) -> list[tuple[str, names.EntryName]]:
+        """Every entry under ``processing/``, as (relative path, parsed name)."""
+        found: list[tuple[str, names.EntryName]] = []
+        try:
+            workers = os.listdir(self.layout.processing)
+        except OSError as exc:
+            raise named(exc, self.layout.processing) from exc
+        for worker_key in workers:
+            try:
+                entries = os.listdir(self.layout.worker_dir(worker_key))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in entries:
+                parsed = names.parse_entry(name, names.PROCESSING_PREFIX)
+                if parsed is not None:
+                    found.append((f"processing/{worker_key}/{name}", parsed))
+        return found
+
+    def recover_stalled(self) -> list[Stalled]:
+        """Requeue, at the head, every job whose lease expired; repair half-done moves on the way."""
+        now = now_ms()
+        expired: list[tuple[int, str, str, str]] = []
+        for found, parsed in self.processing_entries():
+            with self.locks.hold(parsed.key):
+                record = self.read(parsed.key)
+                if not _processing_here(record, found, now):
+                    self.settle(parsed.key, parsed.uid, found)
+                elif record is not None and (record.lease_until is None or record.lease_until <= now):
+                    expired.append((record.lease_until or 0, parsed.key, parsed.uid, found))
+        stalled: list[Stalled] = []
+        events: list[StorageEvent] = []
+        # Latest lease first, each to the head: the job that stalled first is claimed first.
+        for _, key, uid, found in sorted(expired, reverse=True):
+            with self.locks.hold(key):
+                record = self.read(key)
+                if record is None or record.uid != uid or record.entry != found:
+                    continue
+                if record.state is not JobState.PROCESSING or (record.lease_until or 0) > now:
+                    continue
+                worker_id = record.worker_id or ""
+                self.requeue_head(key, record, now, record.attempts)
+            stalled.append(Stalled(record.id, worker_id))
+        stalled.reverse()
+        for item in stalled:
+            events.append(StorageEvent(EventKind.STALLED, item.id, now, item.worker_id))
+            events.append(StorageEvent(EventKind.REQUEUED, item.id, now, item.worker_id))
+        self.log.publish(events)
+        return stalled
+
+    def next_lease_expiry(self) -> int | None:
+        """Milliseconds until the earliest lease of a processing job expires."""
+        leases: list[int] = []
+        for found, parsed in self.processing_entries():
+            record = self.read(parsed.key)
+            if record is not None and record.entry == found and record.state is JobState.PROCESSING:
+                leases.append(record.lease_until or 0)
+        return min(leases) - now_ms() if leases else None
+
+
+def _processing_here(record: Record | None, found: str, now: int) -> bool:
+    """True when ``record`` is a live processing job whose entry is ``found``."""
+    return (
+        record is not None
+        and record.entry == found
+        and record.is_live(now)
+        and record.state is JobState.PROCESSING
+    )
