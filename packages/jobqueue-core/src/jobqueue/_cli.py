@@ -1,0 +1,176 @@
+"""The ``jobqueue`` command: argument parsing and dispatch to the ``_cli_*`` modules."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Coroutine, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from ._cli_common import (
+    EXIT_RUNTIME,
+    CliError,
+    non_negative_seconds,
+    positive_int,
+    positive_seconds,
+)
+from ._cli_output import Output, make_output
+from ._errors import JobQueueError
+
+__all__ = ["build_parser", "main"]
+
+Command = Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int]]
+
+_EPILOG = """\
+environment:
+  JOBQUEUE_STORAGE   default for --storage (e.g. redis://localhost:6379/0, file:///var/lib/jobqueue)
+  JOBQUEUE_QUEUE     default for --queue
+
+exit codes: 0 success, 1 failure (job failed, storage unreachable, handler not importable),
+2 bad command line (options, URL, JSON payload); a worker stopped by a second signal exits 128+signal.
+
+Start here: jobqueue demo
+"""
+
+
+def _version() -> str:
+    try:
+        return version("jobqueue-core")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; ``--storage``/``--queue`` default to ``JOBQUEUE_STORAGE``/``JOBQUEUE_QUEUE``."""
+    env_storage = os.environ.get("JOBQUEUE_STORAGE") or None
+    env_queue = os.environ.get("JOBQUEUE_QUEUE") or None
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="verbose logs, tracebacks on errors")
+    target = argparse.ArgumentParser(add_help=False, parents=[common])
+    target.add_argument(
+        "--storage",
+        metavar="URL",
+        default=env_storage,
+        help="storage URL: memory://, redis://host:port/db, file:///path (env: JOBQUEUE_STORAGE)",
+    )
+    target.add_argument(
+        "--queue",
+        metavar="NAME",
+        default=env_queue,
+        help="queue (namespace) name; default: the storage's default queue (env: JOBQUEUE_QUEUE)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="jobqueue",
+        description="jobqueue: a reliable job queue. Run workers, enqueue and inspect jobs, try the demo.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"jobqueue {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    worker = sub.add_parser("worker", parents=[target], help="run a handler on a queue until stopped")
+    worker.add_argument("handler", metavar="MODULE:FUNCTION", help="the handler, e.g. app.tasks:handle")
+    worker.add_argument("--concurrency", type=positive_int, default=1, metavar="N", help="jobs run at once")
+    worker.add_argument("--reaper", action="store_true", help="also run a reaper (recovers stalled jobs)")
+    worker.add_argument(
+        "--visibility-timeout",
+        type=positive_seconds,
+        default=30.0,
+        metavar="S",
+        help="lease of a running job, and how long a stop waits for running jobs (default 30)",
+    )
+
+    enqueue = sub.add_parser("enqueue", parents=[target], help="add a job (and wait for its result)")
+    enqueue.add_argument("id", metavar="ID", help="job id (a duplicate id is not enqueued twice)")
+    enqueue.add_argument("payload", metavar="PAYLOAD_JSON", help="the payload as JSON, e.g. '{\"x\": 1}'")
+    enqueue.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    enqueue.add_argument("--timeout", type=positive_seconds, metavar="S", help="with --wait (default 30)")
+    enqueue.add_argument(
+        "--delay", type=non_negative_seconds, metavar="S", help="run the job S seconds later"
+    )
+    enqueue.add_argument("--max-attempts", type=positive_int, metavar="N", help="total tries (default 3)")
+
+    status = sub.add_parser("status", parents=[target], help="show a job's state and result or error")
+    status.add_argument("id", metavar="ID")
+    status.add_argument("--traceback", action="store_true", help="print the stored traceback of an error")
+
+    cancel = sub.add_parser("cancel", parents=[target], help="cancel a job that has not started")
+    cancel.add_argument("id", metavar="ID")
+    cancel.add_argument("--abort", action="store_true", help="also stop the job if it is running")
+
+    sub.add_parser("stats", parents=[target], help="jobs per state and registered workers")
+
+    demo = sub.add_parser("demo", parents=[common], help="see jobqueue work, in a few seconds")
+    demo.add_argument(
+        "--storage",
+        metavar="URL",
+        help="storage to run on (default: files in ./.jobqueue when jobqueue-file is installed, else memory)",
+    )
+    demo.add_argument("--jobs", type=positive_int, default=200, metavar="N", help="jobs to run (default 200)")
+    return parser
+
+
+def _command(name: str) -> Command:
+    # imported on demand: `jobqueue status` does not need to load the demo
+    if name == "worker":
+        from ._cli_worker import run_worker
+
+        return lambda args, _out: run_worker(args)
+    if name == "demo":
+        from ._cli_demo import run_demo
+
+        return run_demo
+    from . import _cli_client
+
+    commands: dict[str, Command] = {
+        "enqueue": _cli_client.run_enqueue,
+        "status": _cli_client.run_status,
+        "cancel": _cli_client.run_cancel,
+        "stats": _cli_client.run_stats,
+    }
+    return commands[name]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jobqueue`` command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "timeout", None) is not None and not args.wait:
+        parser.error("--timeout needs --wait")
+    if args.command == "enqueue" and args.timeout is None:
+        args.timeout = 30.0
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    out = make_output()
+    try:
+        return asyncio.run(_command(args.command)(args, out))
+    except CliError as exc:
+        _report(out, exc, str(exc), args.debug)
+        return exc.code
+    except JobQueueError as exc:
+        _report(out, exc, f"{type(exc).__name__}: {exc}", args.debug)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+
+
+def _report(out: Output, exc: BaseException, message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    out.error(message)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

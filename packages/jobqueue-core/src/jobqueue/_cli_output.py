@@ -1,0 +1,113 @@
+"""Terminal output of the CLI: rich when it is installed (``jobqueue-core[cli]``), plain text otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+__all__ = ["Output", "PlainProgress", "Progress", "looks_numeric", "make_output"]
+
+
+class Progress:
+    """A progress counter; ``advance`` may be called from event callbacks."""
+
+    def advance(self, task: str, amount: int = 1) -> None:
+        """Count ``amount`` more units of ``task``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Render the final state."""
+        raise NotImplementedError
+
+
+class PlainProgress(Progress):
+    """Counters redrawn on one line on a terminal; one summary line per task otherwise."""
+
+    def __init__(self, stream: TextIO, tasks: Sequence[str], total: int) -> None:
+        self._stream = stream
+        self._done = dict.fromkeys(tasks, 0)
+        self._total = total
+        self._started = time.perf_counter()
+        self._drawn = 0.0
+        self._live = stream.isatty()
+
+    def _line(self) -> str:
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        last = list(self._done.values())[-1]
+        counts = "  ".join(f"{name} {done}/{self._total}" for name, done in self._done.items())
+        return f"{counts}  {last / elapsed:,.0f}/s  {elapsed:.1f}s"
+
+    def advance(self, task: str, amount: int = 1) -> None:
+        """Count ``amount`` more units of ``task``."""
+        self._done[task] += amount
+        now = time.perf_counter()
+        if self._live and now - self._drawn > 0.1:
+            self._drawn = now
+            self._stream.write("\r" + self._line())
+            self._stream.flush()
+
+    def close(self) -> None:
+        """Render the final state."""
+        self._stream.write(("\r" if self._live else "") + self._line() + "\n")
+        self._stream.flush()
+
+
+class Output:
+    """Plain-text output: results on stdout, errors on stderr."""
+
+    def __init__(self, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    def print(self, text: str = "", *, style: str | None = None) -> None:
+        """One line on stdout; ``style`` is a rich style, ignored in plain text."""
+        print(text, file=self.stdout, flush=True)
+
+    def heading(self, text: str) -> None:
+        """A section title."""
+        self.print(text, style="bold")
+
+    def error(self, text: str) -> None:
+        """One error line on stderr, prefixed with the program name."""
+        print(f"jobqueue: error: {text}", file=self.stderr, flush=True)
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """A table; columns whose cells all look numeric are right-aligned."""
+        widths = [max([len(col), *(len(row[i]) for row in rows)]) for i, col in enumerate(columns)]
+        numeric = [all(looks_numeric(row[i]) for row in rows) and bool(rows) for i in range(len(columns))]
+
+        def fmt(cells: Sequence[str]) -> str:
+            parts = [
+                c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=True)
+            ]
+            return "  ".join(parts).rstrip()
+
+        self.print(title)
+        self.print(fmt(columns))
+        self.print(fmt(["-" * w for w in widths]))
+        for row in rows:
+            self.print(fmt(row))
+
+    def progress(self, tasks: Sequence[str], total: int) -> Progress:
+        """Counters for ``tasks`` (each out of ``total``); call ``close()`` at the end."""
+        return PlainProgress(self.stdout, tasks, total)
+
+
+def looks_numeric(cell: str) -> bool:
+    """True for cells such as ``1,024``, ``3.5``, ``12 ms``, ``40%``."""
+    stripped = cell.replace(",", "").replace(".", "", 1).removesuffix(" ms").removesuffix("%")
+    return stripped.isdigit()
+
+
+def make_output(*, plain: bool = False) -> Output:
+    """Rich output when rich is importable and ``plain`` is False, else plain text."""
+    if not plain:
+        try:
+            from ._cli_rich import RichOutput
+        except ImportError:  # rich is the optional extra jobqueue-core[cli]
+            pass
+        else:
+            return RichOutput()
+    return Output()
