@@ -1,0 +1,185 @@
+"""The connections of one process to one server: three at most, shared and ref-counted.
+
+``ServerConnections`` holds, for one server URL and one event loop:
+
+- ``commands``: one connection; concurrent calls from any task and any
+  namespace are pipelined together (one round trip per batch);
+- ``blocking``: one connection for BLMOVE, used by one waiter at a time
+  (``blocking_lock``); other waiters listen for events instead;
+- ``pubsub``: one subscriber connection shared by every subscription.
+
+Every storage (and namespace view) on the same URL in the same loop takes a
+reference with ``acquire`` and gives it back with ``release``; the last
+release closes the connections and stops the background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from jobqueue import StorageError
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ._errors import redis_errors
+from ._pubsub import PubSubHub
+from ._scripts import scripts
+
+__all__ = ["CommandConnection", "ServerConnections", "acquire", "release"]
+
+_MAX_BATCH = 512
+
+
+def make_client(url: str) -> Redis:
+    """A client with exactly one connection and no hidden retries.
+
+    A retried script could run twice (an enqueue or a claim), so a
+    connection error is reported to the caller instead; redis-py reconnects
+    on the next call. RESP2 keeps replies (and pub/sub messages) in one shape.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=1, timeout=None, protocol=2, retry=Retry(NoBackoff(), 0)
+    )
+    return Redis(connection_pool=pool)
+
+
+class CommandConnection:
+    """One connection that pipelines every concurrent call into one round trip."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the task that sends batches."""
+        self._task = asyncio.create_task(self._run(), name="jobqueue-redis-commands")
+
+    async def close(self) -> None:
+        """Stop sending, fail what is still pending and close the connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._fail(self._pending, StorageError("redis connection closed"))
+        self._pending = []
+        await self._client.aclose()
+        await self._client.connection_pool.disconnect()
+
+    async def call(self, *args: Any) -> Any:
+        """Send one command with whatever else is pending; return its reply or raise its error."""
+        return (await self.call_many([args]))[0]
+
+    async def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send several commands in the same round trip; raise the first error among them."""
+        if self._task is None:
+            raise StorageError("redis connection is closed")
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self._pending.extend(zip(commands, futures, strict=True))
+        self._wake.set()
+        return list(await asyncio.gather(*futures))
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = [item for item in self._pending[:_MAX_BATCH] if not item[1].done()]
+                del self._pending[:_MAX_BATCH]
+                if batch:
+                    await self._send(batch)
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            if len(batch) == 1:
+                try:
+                    results = [await self._client.execute_command(*batch[0][0])]  # type: ignore[no-untyped-call]  # redis-py: unannotated
+                except Exception as exc:
+                    results = [exc]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            self._fail(batch, exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]], exc: BaseException) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+
+class ServerConnections:
+    """The command, blocking and pub/sub connections to one server in one event loop."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.refs = 0
+        self.commands = CommandConnection(make_client(url))
+        self.blocking = make_client(url)
+        self.blocking_lock = asyncio.Lock()
+        self.pubsub = PubSubHub(make_client(url))
+
+    async def open(self) -> None:
+        """Start the command pipeline and register every script (one round trip)."""
+        self.commands.start()
+        with redis_errors("connect"):
+            await self.commands.call_many([("SCRIPT", "LOAD", s.source) for s in scripts().values()])
+
+    async def close(self) -> None:
+        """Close every connection and stop the background tasks."""
+        await self.pubsub.close()
+        await self.commands.close()
+        await self.blocking.aclose()
+        await self.blocking.connection_pool.disconnect()
+
+
+_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ServerConnections]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def acquire(url: str) -> ServerConnections:
+    """Take a reference on this loop's connections to ``url``, opening them on first use."""
+    pools = _REGISTRY.setdefault(asyncio.get_running_loop(), {})
+    conns = pools.get(url)
+    if conns is None:
+        conns = ServerConnections(url)
+        pools[url] = conns
+        try:
+            await conns.open()
+        except BaseException:
+            del pools[url]
+            await conns.close()
+            raise
+    conns.refs += 1
+    return conns
+
+
+async def release(conns: ServerConnections) -> None:
+    """Give back a reference; the last one closes the connections."""
+    conns.refs -= 1
+    if conns.refs > 0:
+        return
+    pools = _REGISTRY.get(asyncio.get_running_loop(), {})
+    if pools.get(conns.url) is conns:
+        del pools[conns.url]
+    await conns.close()

@@ -1,0 +1,20 @@
+"""Redis exceptions become ``jobqueue.StorageError`` here, once."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+from jobqueue import JobQueueError, StorageError, map_exceptions
+from redis.exceptions import RedisError
+
+__all__ = ["redis_errors"]
+
+_MAPPING: dict[type[BaseException], type[JobQueueError]] = {
+    RedisError: StorageError,
+    OSError: StorageError,  # socket errors that redis-py lets through, and TimeoutError
+}
+
+
+def redis_errors(operation: str) -> AbstractContextManager[None]:
+    """Translate redis-py and socket errors raised by ``operation`` into ``StorageError``."""
+    return map_exceptions(_MAPPING, f"redis {operation}")

@@ -1,0 +1,162 @@
+"""One pub/sub connection per process and server, shared by every subscription.
+
+A channel is subscribed on first use and stays subscribed until the
+connections close (a handful of channels per namespace), so a new
+subscription on a live channel costs nothing. One reader task receives every
+message and hands the decoded event to the subscriptions of its channel.
+After a dropped connection the reader reconnects; redis-py subscribes the
+channels again on connect, and events published meanwhile are lost (the
+contract's best effort).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from jobqueue import CorruptDataError, StorageError, StorageEvent, decode_event
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ._errors import redis_errors
+
+__all__ = ["PubSubHub", "Subscription"]
+
+_log = logging.getLogger("jobqueue.redis")
+
+_SUBSCRIBE_TIMEOUT = 10.0
+_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+class Subscription:
+    """The events of some channels, as an async iterator, until closed."""
+
+    def __init__(self, channels: Sequence[bytes]) -> None:
+        self.channels = tuple(channels)
+        self._queue: asyncio.Queue[StorageEvent | None] = asyncio.Queue()
+        self._closed = False
+
+    def deliver(self, event: StorageEvent) -> None:
+        if not self._closed:
+            self._queue.put_nowait(event)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(None)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> StorageEvent:
+        event = await self._queue.get()
+        if event is None:
+            self._queue.put_nowait(None)  # later calls end too
+            raise StopAsyncIteration
+        return event
+
+
+class PubSubHub:
+    """Routes the messages of one pub/sub connection to subscriptions."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._pubsub = client.pubsub()
+        self._routes: dict[bytes, set[Subscription]] = {}
+        self._live: set[bytes] = set()  # confirmed on the current connection
+        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def add(self, subscription: Subscription) -> None:
+        """Route the subscription's channels to it; return once the server confirmed them."""
+        for channel in subscription.channels:
+            self._routes.setdefault(channel, set()).add(subscription)
+        missing = [channel for channel in subscription.channels if channel not in self._live]
+        if not missing:
+            return
+        loop = asyncio.get_running_loop()
+        futures = []
+        for channel in missing:
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(channel, []).append(future)
+            futures.append(future)
+        try:
+            with redis_errors("subscribe"):
+                await self._pubsub.subscribe(*missing)
+                if self._reader is None:
+                    self._reader = asyncio.create_task(self._read(), name="jobqueue-redis-pubsub")
+                async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
+                    await asyncio.gather(*futures)
+        except BaseException:
+            self.remove(subscription)
+            for future in futures:
+                future.cancel()
+            raise
+
+    def remove(self, subscription: Subscription) -> None:
+        """Stop routing to the subscription and end its iteration."""
+        subscription.close()
+        for channel in subscription.channels:
+            routes = self._routes.get(channel)
+            if routes is not None:
+                routes.discard(subscription)
+
+    async def close(self) -> None:
+        """End every subscription, stop the reader and close the connection."""
+        for routes in self._routes.values():
+            for subscription in routes:
+                subscription.close()
+        self._routes.clear()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        self._fail_waiters(StorageError("redis pub/sub connection closed"))
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: unannotated
+        await self._client.aclose()
+        await self._client.connection_pool.disconnect()
+
+    async def _read(self) -> None:
+        failures = 0
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except (RedisError, OSError) as exc:
+                self._live.clear()
+                self._fail_waiters(StorageError(f"redis pub/sub: {type(exc).__name__}: {exc}"))
+                await asyncio.sleep(_RETRY_DELAYS[min(failures, len(_RETRY_DELAYS) - 1)])
+                failures += 1
+                continue
+            failures = 0
+            if message is not None:
+                self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind, channel = message["type"], message["channel"]
+        if kind == "subscribe":
+            self._live.add(channel)
+            waiters = self._waiters.get(channel)
+            while waiters:
+                future = waiters.pop(0)
+                if not future.done():
+                    future.set_result(None)
+                    break
+        elif kind == "message":
+            try:
+                event = decode_event(message["data"])
+            except CorruptDataError:
+                _log.warning("dropped an unreadable event on %r", channel, exc_info=True)
+                return
+            for subscription in list(self._routes.get(channel, ())):
+                subscription.deliver(event)
+
+    def _fail_waiters(self, exc: StorageError) -> None:
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(exc)
+        self._waiters.clear()

@@ -1,0 +1,88 @@
+"""Fixtures: one redis-server and one valkey-server per session, a fresh prefix per test.
+
+``REDIS_URL`` / ``VALKEY_URL`` point the tests at running servers instead.
+Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
+(CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from jobqueue_redis import RedisStorage
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+from servers import ServerKind, ServerProcess, find_binary
+
+_ENV = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
+
+
+def server_or_skip(kind: ServerKind) -> None:
+    """Skip (or fail, with JOBQUEUE_REQUIRE_SERVERS=1) when the server binary is missing."""
+    if find_binary(kind) is not None:
+        return
+    message = f"{kind}-server is not installed (tools/install-servers.sh)"
+    if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _server_url(kind: ServerKind) -> Iterator[str]:
+    url = os.environ.get(_ENV[kind])
+    if url:
+        yield url
+        return
+    server_or_skip(kind)
+    with ServerProcess.start_new(kind) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis 7 server for the whole session."""
+    yield from _server_url("redis")
+
+
+@pytest.fixture(scope="session")
+def valkey_url() -> Iterator[str]:
+    """A Valkey 8 server for the whole session."""
+    yield from _server_url("valkey")
+
+
+@pytest.fixture(
+    params=[pytest.param("redis", marks=pytest.mark.redis), pytest.param("valkey", marks=pytest.mark.valkey)]
+)
+def server_url(request: pytest.FixtureRequest) -> str:
+    """Each test that uses it runs once on Redis and once on Valkey."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A prefix no other test uses, so tests share a server without seeing each other."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def storage(server_url: str, prefix: str) -> AsyncIterator[RedisStorage]:
+    """A connected storage on a fresh prefix."""
+    async with RedisStorage(server_url, prefix=prefix) as storage:
+        yield storage
+
+
+@pytest.fixture
+async def raw(server_url: str) -> AsyncIterator[Redis]:
+    """A plain redis-py client on the same server, to look at keys."""
+    client = Redis.from_url(server_url, protocol=2)
+    try:
+        yield client
+    finally:
+        await client.aclose()
