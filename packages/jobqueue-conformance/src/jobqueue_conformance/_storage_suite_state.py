@@ -126,18 +126,18 @@ class StorageStateTests:
         assert (await storage.enqueue("job-1", b"m")).accepted, "rule: cancel frees the job id"
 
     async def test_cancel_of_a_scheduled_job_removes_it_from_the_schedule(self, storage: Storage) -> None:
-        await storage.enqueue("job-1", b"m", delay_ms=100)
+        await storage.enqueue("job-1", b"m", delay_ms=200)
         assert await storage.cancel("job-1") == JobState.QUEUED, "rule: cancel returns the state it found"
-        assert await storage.dequeue("w", lease_ms=LEASE_MS, timeout_ms=400) == [], (
+        assert await storage.dequeue("w", lease_ms=LEASE_MS, timeout_ms=500) == [], (
             "rule: a cancelled scheduled job is never claimed"
         )
 
     async def test_cancel_of_a_failing_job_drops_its_retry(self, storage: Storage) -> None:
         await claim(storage, "job-1", "worker-1")
-        await storage.retry("job-1", "worker-1", b"e", 100)
+        await storage.retry("job-1", "worker-1", b"e", 300)
         assert await storage.cancel("job-1") == JobState.FAILING, "rule: cancel returns the state it found"
         assert await storage.get("job-1") is None, "rule: cancel deletes a failing job"
-        assert await storage.dequeue("w", lease_ms=LEASE_MS, timeout_ms=400) == [], (
+        assert await storage.dequeue("w", lease_ms=LEASE_MS, timeout_ms=600) == [], (
             "rule: a cancelled failing job is never retried"
         )
 
