@@ -147,11 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "enqueue" and args.timeout is None:
         args.timeout = 30.0
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"
     )
+    if args.debug:  # jobqueue's own debug logs, not every library's
+        logging.getLogger("jobqueue").setLevel(logging.DEBUG)
     out = make_output()
     try:
         return asyncio.run(_command(args.command)(args, out))
