@@ -118,6 +118,7 @@ class StorageMonitoringTests:
         record = await storage.get("job-1")
         assert record is not None and record.state == JobState.QUEUED, "rule: retry_failed queues the job"
         assert record.attempts == 0, "rule: retry_failed resets attempts"
+        assert record.worker_id is None and record.error is None, "rule: a requeued failed job starts afresh"
         assert record.expires_at is None, "rule: a queued job does not expire"
         claims = await storage.dequeue("worker-1", lease_ms=LEASE_MS, timeout_ms=0)
         assert [(c.id, c.attempt) for c in claims] == [("job-1", 1)], "rule: a retried failed job runs again"

@@ -174,6 +174,16 @@ class StorageStateTests:
             "rule: renew_leases reports a job whose abort was requested"
         )
 
+    async def test_an_abort_request_ends_with_its_job(self, storage: Storage) -> None:
+        await claim(storage, "job-1", "worker-1")
+        await storage.request_abort("job-1")
+        await storage.fail("job-1", "worker-1", b"aborted", LONG_TTL_MS)
+        await storage.delete("job-1")
+        await claim(storage, "job-1", "worker-1")
+        assert await storage.renew_leases("worker-1", ["job-1"], LEASE_MS) == [], (
+            "rule: an abort request does not outlive its job (a new job with the id runs)"
+        )
+
     async def test_request_abort_cancels_a_job_that_has_not_started(self, storage: Storage) -> None:
         await storage.enqueue("job-1", b"m")
         assert await storage.request_abort("job-1") == JobState.QUEUED, (

@@ -75,7 +75,13 @@ class MemoryAdminMixin:
             return False
         now = now_ms()
         state.jobs[job_id] = replace(
-            record, state=JobState.QUEUED, attempts=0, error=None, expires_at=None, updated_at=now
+            record,
+            state=JobState.QUEUED,
+            attempts=0,
+            worker_id=None,
+            error=None,
+            expires_at=None,
+            updated_at=now,
         )
         state.ready.append(job_id)
         state.wake()
