@@ -11,12 +11,17 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty, Queue
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+
+from servers import ServerProcess, find_binary
 
 JOBQUEUE = Path(sys.executable).with_name("jobqueue")
 
@@ -113,6 +118,29 @@ def spawn(*args: str, cwd: Path) -> Iterator[tuple[subprocess.Popen[str], LineRe
         proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[str]:
+    """A throw-away redis-server for this module (skips without the binary, unless servers are required)."""
+    if find_binary("redis") is None:
+        message = "redis-server is not installed (tools/install-servers.sh)"
+        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with ServerProcess.start_new("redis") as server:
+        yield server.url
+
+
+@pytest.fixture(
+    params=[pytest.param("file", marks=pytest.mark.file), pytest.param("redis", marks=pytest.mark.redis)]
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A storage URL other processes can share: a directory, or a fresh prefix on redis."""
+    if request.param == "file":
+        return (tmp_path / "store").as_uri()
+    server_url: str = request.getfixturevalue("redis_server")
+    return f"{server_url}?prefix=cli-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -251,6 +279,14 @@ def test_bad_storage_urls_are_usage_errors(app_dir: Path, url: str, message: str
     assert_error(run_cli("status", "--storage", url, "job-1", cwd=app_dir), 2, message)
 
 
+@pytest.mark.redis
+@pytest.mark.parametrize("command", [["worker", "app:handle"], ["enqueue", "job-1", "{}"], ["stats"]])
+def test_unreachable_server_is_one_clear_line(app_dir: Path, command: list[str]) -> None:
+    result = run_cli(*command, "--storage", "redis://:secret@127.0.0.1:1/0", cwd=app_dir)
+    assert_error(result, 1, "cannot reach storage redis://:***@127.0.0.1:1/0", "Connection")
+    assert "secret" not in result.stderr
+
+
 def test_missing_storage_names_the_flag_and_the_variable(app_dir: Path) -> None:
     result = run_cli("worker", "app:handle", cwd=app_dir)
     assert_error(result, 2, "pass --storage URL or set JOBQUEUE_STORAGE")
@@ -283,7 +319,7 @@ def test_idle_worker_stops_on_sigterm_with_exit_code_0(app_dir: Path) -> None:
         assert "stopped" in reader.rest()
 
 
-# ----------------------------------------------------- worker across processes (file)
+# ------------------------------------------- worker across processes (file, redis)
 
 
 def count_of(stats: str, state: str) -> int:
@@ -297,9 +333,8 @@ def storage_args(url: str, queue: str | None = None) -> list[str]:
     return ["--storage", url, *(["--queue", queue] if queue else [])]
 
 
-@pytest.mark.file
-def test_worker_round_trip_status_cancel_and_stats_on_file(app_dir: Path) -> None:
-    target = storage_args((app_dir / "store").as_uri(), "emails")
+def test_worker_round_trip_status_and_stats(app_dir: Path, store_url: str) -> None:
+    target = storage_args(store_url, "emails")
     with spawn("worker", "app:handle", *target, "--concurrency", "2", cwd=app_dir) as (proc, reader):
         worker_id = reader.wait_for("handler app:handle").split("worker ", 1)[1].split(":", 1)[0]
 
@@ -320,10 +355,6 @@ def test_worker_round_trip_status_cancel_and_stats_on_file(app_dir: Path) -> Non
         )
         assert_error(failed, 1, "job 'bad' failed: ValueError: boom")
 
-        assert run_cli("enqueue", *target, "later", "{}", "--delay", "60", cwd=app_dir).returncode == 0
-        cancelled = run_cli("cancel", *target, "later", cwd=app_dir)
-        assert cancelled.returncode == 0, cancelled.stderr
-        assert cancelled.stdout.strip() == "cancelled later"
         assert_error(run_cli("cancel", *target, "job-1", cwd=app_dir), 1, "job 'job-1' already completed")
 
         stats = run_cli("stats", *target, cwd=app_dir)
@@ -342,8 +373,20 @@ def test_worker_round_trip_status_cancel_and_stats_on_file(app_dir: Path) -> Non
 
 
 @pytest.mark.file
-def test_sigterm_lets_the_running_job_finish_then_exits_0(app_dir: Path) -> None:
-    target = storage_args((app_dir / "store").as_uri())
+def test_delayed_job_is_a_duplicate_then_cancelled_across_processes(tmp_path: Path) -> None:
+    target = storage_args((tmp_path / "store").as_uri())
+    assert run_cli("enqueue", *target, "later", "{}", "--delay", "60", cwd=tmp_path).returncode == 0
+    duplicate = run_cli("enqueue", *target, "later", '{"other": 1}', cwd=tmp_path)
+    assert duplicate.stdout.strip() == "duplicate later: a job with this id is queued", duplicate.stderr
+    status = run_cli("status", *target, "later", cwd=tmp_path)
+    assert "state:     queued" in status.stdout, status.stderr
+    cancelled = run_cli("cancel", *target, "later", cwd=tmp_path)
+    assert cancelled.stdout.strip() == "cancelled later", cancelled.stderr
+    assert_error(run_cli("cancel", *target, "later", cwd=tmp_path), 1, "job 'later' not found")
+
+
+def test_sigterm_lets_the_running_job_finish_then_exits_0(app_dir: Path, store_url: str) -> None:
+    target = storage_args(store_url)
     with spawn("worker", "app:handle", *target, "--debug", cwd=app_dir) as (proc, reader):
         reader.wait_for("handler app:handle")
         assert run_cli("enqueue", *target, "slow", '{"sleep": 1.0}', cwd=app_dir).returncode == 0
