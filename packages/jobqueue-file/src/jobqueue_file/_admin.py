@@ -1,4 +1,4 @@
-"""Job state, workers, monitoring, the TTL sweep and repair of one namespace (synchronous)."""
+"""Recovery, job state, workers, monitoring and the TTL sweep of one namespace (synchronous)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from jobqueue import (
     JobPage,
     JobRecord,
     JobState,
+    Stalled,
     StorageEvent,
     WorkerRecord,
     now_ms,
@@ -40,6 +41,68 @@ _log = logging.getLogger("jobqueue.file")
 
 class Space(SpaceCore):
     """One namespace's directory: the queue operations plus state, workers and monitoring."""
+
+    # ---------------------------------------------------------------- recovery
+
+    def processing_entries(self) -> list[tuple[str, names.EntryName]]:
+        """Every entry under ``processing/``, as (relative path, parsed name)."""
+        found: list[tuple[str, names.EntryName]] = []
+        try:
+            workers = os.listdir(self.layout.processing)
+        except OSError as exc:
+            raise named(exc, self.layout.processing) from exc
+        for worker_key in workers:
+            try:
+                entries = os.listdir(self.layout.worker_dir(worker_key))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in entries:
+                parsed = names.parse_entry(name, names.PROCESSING_PREFIX)
+                if parsed is not None:
+                    found.append((f"processing/{worker_key}/{name}", parsed))
+        return found
+
+    def recover_stalled(self) -> list[Stalled]:
+        """Requeue, at the head, every job whose lease expired; repair half-done moves on the way."""
+        now = now_ms()
+        expired: list[tuple[int, str, str, str]] = []
+        for found, parsed in self.processing_entries():
+            if not self.readable(parsed.key, found):
+                continue
+            with self.locks.hold(parsed.key):
+                record = self.read(parsed.key)
+                if not _processing_here(record, found, now):
+                    self.settle(parsed.key, parsed.uid, found)
+                elif record is not None and (record.lease_until is None or record.lease_until <= now):
+                    expired.append((record.lease_until or 0, parsed.key, parsed.uid, found))
+        stalled: list[Stalled] = []
+        events: list[StorageEvent] = []
+        # Latest lease first, each to the head: the job that stalled first is claimed first.
+        for _, key, uid, found in sorted(expired, reverse=True):
+            with self.locks.hold(key):
+                record = self.read(key)
+                if record is None or record.uid != uid or record.entry != found:
+                    continue
+                if record.state is not JobState.PROCESSING or (record.lease_until or 0) > now:
+                    continue
+                worker_id = record.worker_id or ""
+                self.requeue_head(key, record, now, record.attempts)
+            stalled.append(Stalled(record.id, worker_id))
+        stalled.reverse()
+        for item in stalled:
+            events.append(StorageEvent(EventKind.STALLED, item.id, now, item.worker_id))
+            events.append(StorageEvent(EventKind.REQUEUED, item.id, now, item.worker_id))
+        self.log.publish(events)
+        return stalled
+
+    def next_lease_expiry(self) -> int | None:
+        """Milliseconds until the earliest lease of a processing job expires."""
+        leases: list[int] = []
+        for found, parsed in self.processing_entries():
+            record = self.read(parsed.key) if self.readable(parsed.key, found) else None
+            if record is not None and record.entry == found and record.state is JobState.PROCESSING:
+                leases.append(record.lease_until or 0)
+        return min(leases) - now_ms() if leases else None
 
     # --------------------------------------------------------------- job state
 
@@ -185,6 +248,8 @@ class Space(SpaceCore):
         """Bring every entry under ``processing/`` in line with its record (run at connect)."""
         self.clean_temp_files()
         for found, parsed in self.processing_entries():
+            if not self.readable(parsed.key, found):
+                continue
             with self.locks.hold(parsed.key):
                 record = self.read(parsed.key)
                 if record is None or record.entry != found or record.state is not JobState.PROCESSING:
@@ -296,3 +361,13 @@ def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
     if not sep or not created_at.isdigit():
         raise ValueError(f"cursor {cursor!r} was not returned by list_jobs")
     return int(created_at), job_id
+
+
+def _processing_here(record: Record | None, found: str, now: int) -> bool:
+    """True when ``record`` is a live processing job whose entry is ``found``."""
+    return (
+        record is not None
+        and record.entry == found
+        and record.is_live(now)
+        and record.state is JobState.PROCESSING
+    )

@@ -7,13 +7,14 @@ entry file follows it, and a half-done change is repaired by ``settle``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from dataclasses import replace
 
 from jobqueue import INLINE_RESULT_LIMIT as _INLINE
-from jobqueue import Claim, EventKind, JobState, Stalled, StorageEvent, now_ms
+from jobqueue import Claim, CorruptDataError, EventKind, JobState, StorageEvent, now_ms
 
 from . import _names as names
 from ._atomic import (
@@ -31,6 +32,8 @@ from ._locks import StripeLocks
 from ._records import Record, pack_record, unpack_record
 
 __all__ = ["SpaceCore"]
+
+_log = logging.getLogger("jobqueue.file")
 
 _RELIST_SECONDS = 0.25  # how stale a cached listing may get before entries from other processes show
 
@@ -81,7 +84,7 @@ class SpaceCore:
         self.log = EventLog(layout.events, os.path.join(layout.locks, "events"))
         self._queue = _Listing(layout.queue)
         self._scheduled = _Listing(layout.scheduled)
-        self._worker_dirs: set[str] = set()
+        self._bad: set[str] = set()
 
     def refresh_listings(self) -> None:
         """Forget the cached listings: another process changed the queue or the schedule."""
@@ -95,6 +98,27 @@ class SpaceCore:
         path = self.layout.job(key)
         data = read_bytes(path)
         return None if data is None else unpack_record(data, path)
+
+    def read_entry(self, key: str, found: str) -> tuple[Record | None, bool]:
+        """The record behind entry ``found``, and False (logged once) when it is unreadable.
+
+        The entry of an unreadable record is skipped and the file left where
+        it is, for an operator to inspect: ``get`` keeps raising
+        ``CorruptDataError`` naming it, and the other jobs go on.
+        """
+        try:
+            record = self.read(key)
+        except CorruptDataError as exc:
+            if found not in self._bad:
+                self._bad.add(found)
+                _log.error("skipping job entry %s: %s", found, exc)
+            return None, False
+        self._bad.discard(found)
+        return record, True
+
+    def readable(self, key: str, found: str) -> bool:
+        """False (logged once) when the record behind entry ``found`` is unreadable."""
+        return self.read_entry(key, found)[1]
 
     def live(self, key: str, now: int) -> Record | None:
         """The record of ``key`` unless it is absent or expired."""
@@ -176,7 +200,9 @@ class SpaceCore:
                 return run_at
             found = "scheduled/" + name
             with self.locks.hold(parsed.key):
-                record = self.read(parsed.key)
+                record, ok = self.read_entry(parsed.key, found)
+                if not ok:
+                    continue
                 if record is None or record.uid != parsed.uid or record.entry != found:
                     self.settle(parsed.key, parsed.uid, found)
                     continue
@@ -203,7 +229,9 @@ class SpaceCore:
                 continue
             found = "queue/" + name
             with self.locks.hold(parsed.key):
-                record = self.read(parsed.key)
+                record, ok = self.read_entry(parsed.key, found)
+                if not ok:
+                    continue
                 if record is None or record.uid != parsed.uid or record.entry != found:
                     self.settle(parsed.key, parsed.uid, found)
                     continue
@@ -376,73 +404,3 @@ class SpaceCore:
         if event is not None:
             self.log.publish([event])
         return record.state
-
-    # ---------------------------------------------------------------- recovery
-
-    def processing_entries(self) -> list[tuple[str, names.EntryName]]:
-        """Every entry under ``processing/``, as (relative path, parsed name)."""
-        found: list[tuple[str, names.EntryName]] = []
-        try:
-            workers = os.listdir(self.layout.processing)
-        except OSError as exc:
-            raise named(exc, self.layout.processing) from exc
-        for worker_key in workers:
-            try:
-                entries = os.listdir(self.layout.worker_dir(worker_key))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for name in entries:
-                parsed = names.parse_entry(name, names.PROCESSING_PREFIX)
-                if parsed is not None:
-                    found.append((f"processing/{worker_key}/{name}", parsed))
-        return found
-
-    def recover_stalled(self) -> list[Stalled]:
-        """Requeue, at the head, every job whose lease expired; repair half-done moves on the way."""
-        now = now_ms()
-        expired: list[tuple[int, str, str, str]] = []
-        for found, parsed in self.processing_entries():
-            with self.locks.hold(parsed.key):
-                record = self.read(parsed.key)
-                if not _processing_here(record, found, now):
-                    self.settle(parsed.key, parsed.uid, found)
-                elif record is not None and (record.lease_until is None or record.lease_until <= now):
-                    expired.append((record.lease_until or 0, parsed.key, parsed.uid, found))
-        stalled: list[Stalled] = []
-        events: list[StorageEvent] = []
-        # Latest lease first, each to the head: the job that stalled first is claimed first.
-        for _, key, uid, found in sorted(expired, reverse=True):
-            with self.locks.hold(key):
-                record = self.read(key)
-                if record is None or record.uid != uid or record.entry != found:
-                    continue
-                if record.state is not JobState.PROCESSING or (record.lease_until or 0) > now:
-                    continue
-                worker_id = record.worker_id or ""
-                self.requeue_head(key, record, now, record.attempts)
-            stalled.append(Stalled(record.id, worker_id))
-        stalled.reverse()
-        for item in stalled:
-            events.append(StorageEvent(EventKind.STALLED, item.id, now, item.worker_id))
-            events.append(StorageEvent(EventKind.REQUEUED, item.id, now, item.worker_id))
-        self.log.publish(events)
-        return stalled
-
-    def next_lease_expiry(self) -> int | None:
-        """Milliseconds until the earliest lease of a processing job expires."""
-        leases: list[int] = []
-        for found, parsed in self.processing_entries():
-            record = self.read(parsed.key)
-            if record is not None and record.entry == found and record.state is JobState.PROCESSING:
-                leases.append(record.lease_until or 0)
-        return min(leases) - now_ms() if leases else None
-
-
-def _processing_here(record: Record | None, found: str, now: int) -> bool:
-    """True when ``record`` is a live processing job whose entry is ``found``."""
-    return (
-        record is not None
-        and record.entry == found
-        and record.is_live(now)
-        and record.state is JobState.PROCESSING
-    )

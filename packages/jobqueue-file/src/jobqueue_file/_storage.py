@@ -36,8 +36,7 @@ import asyncio
 import contextlib
 import copy
 import os
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -63,43 +62,17 @@ from jobqueue import (
 )
 from jobqueue._storage import TtlOutcome
 
-from . import _names as names
+from . import _root as threaded
 from ._admin import Space
-from ._events import EventTail
-from ._layout import Layout
-from ._locks import acquire_leader, release_leader
+from ._feed import FALLBACK_POLL_SECONDS, subscription
+from ._root import Root
 from ._watch import DirWatcher
 
 __all__ = ["FileStorage"]
 
 T = TypeVar("T")
 
-FALLBACK_POLL_SECONDS = 2.0
-_CLEANER_LOCK = "cleaner.lock"
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-class _Root:
-    """What every view of one ``FileStorage`` shares: the directory, connections count, caches."""
-
-    def __init__(self, path: str, durable: bool, cleanup_interval: float) -> None:
-        self.path = path
-        self.durable = durable
-        self.cleanup_interval = cleanup_interval
-        self.refs = 0
-        self.spaces: dict[str, Space] = {}
-        self.watchers: dict[str, DirWatcher] = {}
-        self.cleaner: asyncio.Task[None] | None = None
-        self.owner = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
-        self.guard = asyncio.Lock()
-
-    def open_space(self, name: str) -> Space:
-        """Create (and repair) a namespace's directory (blocking: runs in a worker thread)."""
-        os.makedirs(self.path, exist_ok=True)
-        space = Space(Layout(self.path, name), self.durable)
-        space.layout.ensure(durable=self.durable)
-        space.repair()
-        return space
 
 
 class FileStorage(Storage, LeaderLock):
@@ -133,7 +106,7 @@ class FileStorage(Storage, LeaderLock):
             raise TypeError(f"durable must be a bool, not {type(durable).__name__}")
         if not cleanup_interval > 0:
             raise ValueError(f"cleanup_interval must be > 0 seconds, got {cleanup_interval!r}")
-        self._root = _Root(os.path.abspath(root), durable, float(cleanup_interval))
+        self._root = Root(os.path.abspath(root), durable, float(cleanup_interval))
         self._name = name
 
     @classmethod
@@ -215,7 +188,7 @@ class FileStorage(Storage, LeaderLock):
             spaces = list(root.spaces.values())
             root.watchers.clear()
             root.spaces.clear()
-            await asyncio.to_thread(_close_all, root, watchers, spaces)
+            await asyncio.to_thread(threaded.close_all, root, watchers, spaces)
 
     async def _space(self) -> Space:
         root = self._root
@@ -255,7 +228,7 @@ class FileStorage(Storage, LeaderLock):
         while True:
             await asyncio.sleep(root.cleanup_interval)
             try:
-                await asyncio.to_thread(_sweep_root, root)
+                await asyncio.to_thread(threaded.sweep_root, root)
             except OSError:
                 continue  # the next round tries again; a dead directory fails the next call loudly
 
@@ -285,7 +258,7 @@ class FileStorage(Storage, LeaderLock):
         deadline = loop.time() + max(timeout_ms, 0) / 1000
         while True:
             since = watcher.snapshot(*dirs) if watcher is not None else ()
-            claims, next_due = await self._call("dequeue", _take, worker_id, lease_ms, limit)
+            claims, next_due = await self._call("dequeue", threaded.take, worker_id, lease_ms, limit)
             remaining = deadline - loop.time()
             if claims or watcher is None or remaining <= 0 or self._root.refs <= 0:
                 return claims
@@ -329,7 +302,7 @@ class FileStorage(Storage, LeaderLock):
 
     async def request_abort(self, job_id: str) -> JobState | None:
         """Cancel a job that has not started, or flag a processing one; return the state it had."""
-        return await self._call("request_abort", _abort, job_id)
+        return await self._call("request_abort", threaded.abort, job_id)
 
     async def recover_stalled(self) -> list[Stalled]:
         """Requeue every job whose lease expired, at the head; repair half-done moves."""
@@ -351,7 +324,7 @@ class FileStorage(Storage, LeaderLock):
 
     async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
         """``get`` for many ids, in the order given, in one worker-thread call."""
-        records = await self._call("get_many", _get_many, list(job_ids))
+        records = await self._call("get_many", threaded.get_many, list(job_ids))
         return [record.public() if record is not None else None for record in records]
 
     async def delete(self, job_id: str) -> bool:
@@ -388,26 +361,8 @@ class FileStorage(Storage, LeaderLock):
     async def _subscription(self, channels: frozenset[Channel]) -> AsyncIterator[AsyncIterator[StorageEvent]]:
         space = await self._space()
         watcher = await self._watcher(space)
-        tail = EventTail(space.log)
-        with map_exceptions({OSError: StorageError}, "file storage subscribe"):
-            await asyncio.to_thread(tail.open)
-        try:
-            yield self._feed(tail, watcher, space.layout.events, channels)
-        finally:
-            await asyncio.to_thread(tail.close)
-
-    async def _feed(
-        self, tail: EventTail, watcher: DirWatcher, events_dir: str, channels: frozenset[Channel]
-    ) -> AsyncIterator[StorageEvent]:
-        while self._root.refs > 0:
-            since = watcher.snapshot(events_dir)
-            with map_exceptions({OSError: StorageError}, "file storage subscribe"):
-                events = await asyncio.to_thread(tail.read)
-            for event in events:
-                if channels.intersection(event.kind.channels):
-                    yield event
-            if not events:
-                await watcher.wait((events_dir,), since, FALLBACK_POLL_SECONDS)
+        async with subscription(space, watcher, channels, lambda: self._root.refs > 0) as feed:
+            yield feed
 
     # --------------------------------------------------------------- monitoring
 
@@ -433,7 +388,7 @@ class FileStorage(Storage, LeaderLock):
         """Namespaces under the root that hold jobs or workers."""
         await self._space()
         with map_exceptions({OSError: StorageError}, "file storage list_namespaces"):
-            return await asyncio.to_thread(_namespaces, self._root)
+            return await asyncio.to_thread(threaded.namespaces, self._root)
 
     async def retry_failed(self, job_id: str) -> bool:
         """Queue a failed job again with its attempts reset."""
@@ -453,91 +408,8 @@ class FileStorage(Storage, LeaderLock):
 
     async def acquire_lock(self, key: str, owner: str, ttl_ms: int) -> bool:
         """Take or renew ``key`` for ``owner`` (an OS file lock guards the owner and expiry inside)."""
-        return await self._call("acquire_lock", _acquire, key, owner, ttl_ms)
+        return await self._call("acquire_lock", threaded.acquire, key, owner, ttl_ms)
 
     async def release_lock(self, key: str, owner: str) -> bool:
         """Release ``key`` if ``owner`` holds it; True when it was still live."""
-        return await self._call("release_lock", _release, key, owner)
-
-
-# Thread-side helpers: each runs whole in one worker thread.
-
-
-def _take(space: Space, worker_id: str, lease_ms: int, limit: int) -> tuple[list[Claim], int | None]:
-    next_due = space.promote_due()
-    return space.claim(worker_id, lease_ms, limit), next_due
-
-
-def _abort(space: Space, job_id: str) -> JobState | None:
-    return space.cancel(job_id, abort=True)
-
-
-def _get_many(space: Space, job_ids: list[str]) -> list[Any]:
-    return [space.get(job_id) for job_id in job_ids]
-
-
-def _lock_path(space: Space, key: str) -> str:
-    return os.path.join(space.layout.locks, "leader-" + names.encode_key(key))
-
-
-def _acquire(space: Space, key: str, owner: str, ttl_ms: int) -> bool:
-    return acquire_leader(_lock_path(space, key), owner, ttl_ms, now_ms())
-
-
-def _release(space: Space, key: str, owner: str) -> bool:
-    return release_leader(_lock_path(space, key), owner, now_ms())
-
-
-def _namespace_dirs(root: _Root) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for entry in os.scandir(root.path):
-        if not entry.is_dir() or entry.name.startswith("."):
-            continue
-        try:
-            with open(os.path.join(entry.path, "namespace"), "rb") as file:
-                found.append((entry.name, file.read().decode("utf-8")))
-        except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
-            continue
-    return found
-
-
-def _namespaces(root: _Root) -> list[str]:
-    found: list[str] = []
-    for _, name in _namespace_dirs(root):
-        with _space_of(root, name) as space:
-            if not space.is_empty():
-                found.append(name)
-    return sorted(found)
-
-
-@contextlib.contextmanager
-def _space_of(root: _Root, name: str) -> Iterator[Space]:
-    """The open space of ``name``, or a temporary one whose lock files are closed afterwards."""
-    space = root.spaces.get(name)
-    if space is not None:
-        yield space
-        return
-    space = Space(Layout(root.path, name), root.durable)
-    try:
-        yield space
-    finally:
-        space.locks.close()
-
-
-def _sweep_root(root: _Root) -> None:
-    lock = os.path.join(root.path, _CLEANER_LOCK)
-    ttl_ms = int(root.cleanup_interval * 3000)
-    if not acquire_leader(lock, root.owner, ttl_ms, now_ms()):
-        return
-    for _, name in _namespace_dirs(root):
-        with _space_of(root, name) as space:
-            space.sweep()
-
-
-def _close_all(root: _Root, watchers: list[DirWatcher], spaces: list[Space]) -> None:
-    for watcher in watchers:
-        watcher.stop()
-    for space in spaces:
-        space.locks.close()
-    with contextlib.suppress(OSError):
-        release_leader(os.path.join(root.path, _CLEANER_LOCK), root.owner, now_ms())
+        return await self._call("release_lock", threaded.release, key, owner)

@@ -1,0 +1,130 @@
+"""SIGKILL producers and workers at random points: the directory stays consistent and no job is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from jobqueue import JobState
+from jobqueue_conformance import wait_until
+from jobqueue_file import FileStorage
+from jobqueue_file._names import PROCESSING_PREFIX, QUEUE_PREFIX, SCHEDULED_PREFIX, parse_entry
+from jobqueue_file._records import Record, unpack_record
+
+pytestmark = [pytest.mark.file, pytest.mark.slow]
+
+PROCS = Path(__file__).with_name("file_procs.py")
+ROUNDS = 20
+
+
+async def spawn(command: str, root: Path, arg: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(PROCS), command, str(root), arg, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 30)) == "ready"
+    return proc
+
+
+async def kill_and_collect(proc: asyncio.subprocess.Process) -> list[str]:
+    """SIGKILL the process; return every id it reported before it died."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGKILL)
+    assert proc.stdout is not None
+    out = await proc.stdout.read()
+    await proc.wait()
+    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+
+
+def read_layout(root: Path) -> tuple[dict[str, Record], list[tuple[str, str, str]]]:
+    """Every record (each must decode) and every entry (path, uid, key) of the default namespace."""
+    space = root / "default"
+    temps = [p for p in space.rglob(".tmp-*")]
+    assert not temps, f"temp files survived the repair: {temps}"
+    records = {path.name: unpack_record(path.read_bytes(), str(path)) for path in (space / "jobs").iterdir()}
+    entries = []
+    for sub, prefix in (("queue", QUEUE_PREFIX), ("scheduled", SCHEDULED_PREFIX)):
+        for path in (space / sub).iterdir():
+            parsed = parse_entry(path.name, prefix)
+            assert parsed is not None, f"stray file {path}"
+            entries.append((f"{sub}/{path.name}", parsed.uid, parsed.key))
+    for worker in (space / "processing").iterdir():
+        for path in worker.iterdir():
+            parsed = parse_entry(path.name, PROCESSING_PREFIX)
+            assert parsed is not None, f"stray file {path}"
+            entries.append((f"processing/{worker.name}/{path.name}", parsed.uid, parsed.key))
+    return records, entries
+
+
+def check_invariants(root: Path) -> int:
+    """Each live job is in exactly one place, the one its record names; return the stray entries.
+
+    Strays are entries no record claims (an enqueue killed between creating
+    its entry and its record): harmless, dropped by the first claimer that
+    sees them; they may only be in queue/ or scheduled/.
+    """
+    records, entries = read_layout(root)
+    strays = 0
+    owned: dict[str, list[str]] = {}
+    for path, uid, key in entries:
+        record = records.get(key)
+        if record is None or record.uid != uid:
+            assert not path.startswith("processing/"), f"a processing entry without its record: {path}"
+            strays += 1
+            continue
+        owned.setdefault(key, []).append(path)
+    for key, record in records.items():
+        where = owned.get(key, [])
+        if record.state.is_terminal:
+            assert where == [], f"finished job {record.id!r} still has entries {where}"
+        else:
+            assert where == [record.entry], (
+                f"job {record.id!r} ({record.state}) at {where}, record says {record.entry}"
+            )
+            if record.state is JobState.PROCESSING:
+                assert record.entry is not None and record.entry.startswith("processing/")
+    return strays
+
+
+async def test_sigkill_at_random_points_loses_nothing_and_leaves_a_consistent_directory(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(os.getpid())
+    accepted: set[str] = set()
+    completed: set[str] = set()
+    for round_ in range(ROUNDS):
+        producer, worker = await asyncio.gather(
+            spawn("produce", tmp_path, f"r{round_}"), spawn("work", tmp_path, f"w{round_}")
+        )
+        await asyncio.sleep(rng.uniform(0.01, 0.3))  # the random point to kill at
+        accepted.update(await kill_and_collect(producer))
+        completed.update(await kill_and_collect(worker))
+    assert len(accepted) > ROUNDS, "the producers were killed before doing anything"
+    print(f"{ROUNDS} rounds: {len(accepted)} jobs accepted, {len(completed)} completed before the kills")
+
+    async with FileStorage(tmp_path) as storage:  # connect() repairs what the kills left half-done
+        strays = check_invariants(tmp_path)
+        assert strays <= ROUNDS, f"{strays} stray entries for {ROUNDS} killed producers"
+
+        async def leases_expired() -> bool:
+            await storage.recover_stalled()
+            return await storage.next_lease_expiry() is None
+
+        await wait_until(leases_expired, message="the killed workers' jobs were not recovered")
+        while claims := await storage.dequeue("survivor", lease_ms=30_000, timeout_ms=0, limit=50):
+            for claim in claims:
+                assert await storage.complete(claim.id, "survivor", b"result", 600_000)
+        records = await storage.get_many(sorted(accepted))
+        lost = [job_id for job_id, record in zip(sorted(accepted), records, strict=True) if record is None]
+        assert not lost, f"accepted jobs lost: {lost[:10]}"
+        unfinished = [r.id for r in records if r is not None and r.state is not JobState.COMPLETED]
+        assert not unfinished, f"jobs not completed after recovery: {unfinished[:10]}"
+        assert all(r is not None and r.result == b"result" for r in await storage.get_many(sorted(completed)))
+    check_invariants(tmp_path)

@@ -1,0 +1,133 @@
+"""FileStorage shared by real processes: dedup, exclusive claims, FIFO, wake-up latency, idle CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobqueue import JobState
+from jobqueue_file import FileStorage
+
+pytestmark = pytest.mark.file
+
+PROCS = Path(__file__).with_name("file_procs.py")
+
+
+class Child:
+    """One ``file_procs.py`` process, talking JSON lines."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, command: str, root: Path, *args: str) -> Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(PROCS),
+            command,
+            str(root),
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def read(self, timeout: float = 30.0) -> Any:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        assert line, f"child exited early with code {await self.proc.wait()}"
+        return json.loads(line)
+
+    async def ready(self) -> None:
+        assert await self.read() == "ready"
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+
+    async def finish(self) -> None:
+        assert await asyncio.wait_for(self.proc.wait(), 30) == 0
+
+
+async def start_all(command: str, root: Path, args: list[tuple[str, ...]]) -> list[Child]:
+    children = [await Child.start(command, root, *arg) for arg in args]
+    for child in children:
+        await child.ready()
+    for child in children:
+        child.go()
+    return children
+
+
+async def test_one_id_enqueued_by_many_processes_is_accepted_exactly_once(tmp_path: Path) -> None:
+    children = await start_all("enqueue_same", tmp_path, [("150",)] * 4)
+    accepted: Counter[str] = Counter()
+    for child in children:
+        accepted.update(await child.read())
+        await child.finish()
+    assert accepted == Counter({f"job-{i}": 1 for i in range(150)}), "each id must be accepted once"
+
+
+async def test_claims_from_many_processes_never_give_a_job_to_two_workers(tmp_path: Path) -> None:
+    ids = [f"job-{i}" for i in range(300)]
+    async with FileStorage(tmp_path) as storage:
+        for job_id in ids:
+            assert (await storage.enqueue(job_id, b"x")).accepted
+    children = await start_all("claim_all", tmp_path, [(f"worker-{n}",) for n in range(4)])
+    claimed: Counter[str] = Counter()
+    per_worker = []
+    for child in children:
+        got = await child.read()
+        per_worker.append(len(got))
+        claimed.update(got)
+        await child.finish()
+    assert claimed == Counter(dict.fromkeys(ids, 1)), "every job claimed once, none twice"
+    assert sum(1 for n in per_worker if n > 0) >= 2, f"the work was not shared: {per_worker}"
+    async with FileStorage(tmp_path) as storage:
+        counts = await storage.counts()
+    assert counts[JobState.COMPLETED] == len(ids)
+
+
+async def test_fifo_order_holds_across_processes(tmp_path: Path) -> None:
+    (producer,) = await start_all("enqueue_same", tmp_path, [("40",)])
+    assert len(await producer.read()) == 40
+    await producer.finish()
+    async with FileStorage(tmp_path) as storage:
+        order = []
+        while claims := await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=3):
+            order += [claim.id for claim in claims]
+    assert order == [f"job-{i}" for i in range(40)]
+
+
+async def test_a_blocked_dequeue_wakes_soon_after_an_enqueue_in_another_process(tmp_path: Path) -> None:
+    latencies = []
+    async with FileStorage(tmp_path) as storage:
+        for round_ in range(5):
+            waiter = await Child.start("wait_one", tmp_path, "10000")
+            await waiter.ready()
+            await storage.enqueue(f"wake-{round_}", b"x")
+            enqueued_at = time.time()
+            report = await waiter.read()
+            await waiter.finish()
+            assert report["ids"] == [f"wake-{round_}"]
+            latencies.append(report["woke_at"] - enqueued_at)
+    print(f"cross-process wake latency (s): {[round(x, 4) for x in latencies]}")
+    assert statistics.median(latencies) < 0.05, f"wake latencies {latencies}"
+    assert max(latencies) < 0.2, f"wake latencies {latencies}"
+
+
+async def test_a_blocked_dequeue_uses_almost_no_cpu(tmp_path: Path) -> None:
+    waiter = await Child.start("wait_one", tmp_path, "1000")
+    await waiter.ready()
+    report = await waiter.read()
+    await waiter.finish()
+    print(f"idle blocked dequeue: {report['cpu']:.4f} s CPU over {report['wall']:.2f} s")
+    assert report["ids"] == []
+    assert report["wall"] >= 0.9, "the dequeue returned before its timeout"
+    assert report["cpu"] < 0.05 * report["wall"], f"a waiting dequeue burns CPU: {report}"
