@@ -140,11 +140,9 @@ def format_clock(ms: int) -> str:
 
 
 def format_age(delta_ms: int) -> str:
-    """A short age: ``850ms``, ``12s``, ``4m05s``, ``3h12m``, ``2d04h``; negative: ``in 1s``."""
+    """A short age, to the second: ``0s``, ``12s``, ``4m05s``, ``3h12m``, ``2d04h``; negative: ``in 1s``."""
     if delta_ms < 0:
         return f"in {format_age(-delta_ms)}"
-    if delta_ms < 1000:
-        return f"{delta_ms}ms"
     seconds = delta_ms // 1000
     if seconds < 60:
         return f"{seconds}s"

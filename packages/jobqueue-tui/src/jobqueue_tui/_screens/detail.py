@@ -42,6 +42,10 @@ class DetailScreen(Screen[None]):
         super().__init__()
         self.job_id = job_id
         self.record: JobRecord | None = None
+        # Kept by reference: a load that resumes during teardown must not query a vanishing DOM.
+        self._facts_view = Static(id="detail-facts")
+        self._payload_view = Static(id="detail-payload", classes="section")
+        self._outcome_view = Static(id="detail-outcome", classes="section")
 
     @property
     def dashboard(self) -> DashboardApp:
@@ -51,9 +55,9 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(f"job {self.job_id}", style="bold"), id="detail-title")
         with VerticalScroll(id="detail-body"):
-            yield Static(id="detail-facts")
-            yield Static(id="detail-payload", classes="section")
-            yield Static(id="detail-outcome", classes="section")
+            yield self._facts_view
+            yield self._payload_view
+            yield self._outcome_view
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -77,9 +81,7 @@ class DetailScreen(Screen[None]):
             self.load()
 
     def _show(self, record: JobRecord | None) -> None:
-        facts = self.query_one("#detail-facts", Static)
-        payload = self.query_one("#detail-payload", Static)
-        outcome = self.query_one("#detail-outcome", Static)
+        facts, payload, outcome = self._facts_view, self._payload_view, self._outcome_view
         if record is None:
             facts.update(Text("This job is gone: cancelled, purged, or its result expired.", style="italic"))
             payload.update("")

@@ -48,6 +48,15 @@ class MainScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
+        # Widgets are kept by reference: a refresh that resumes while the screen is being
+        # torn down must not look them up in a DOM that is going away.
+        app = self.dashboard
+        self._header = HeaderBar(app.display_url, read_only=app.read_only, id="header")
+        self._counts = CountsBar(id="counts")
+        self._workers_panel = WorkersPanel(app.clock, id="workers")
+        self._search = Input(placeholder="/ search id prefix", id="search")
+        self._pager = Label("", id="pager")
+        self._table = JobsTable(id="jobs")
         self.state_filter: JobState | None = None
         self.prefix = ""
         self._cursors: list[str | None] = [None]
@@ -65,21 +74,21 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         app = self.dashboard
-        yield HeaderBar(app.display_url, read_only=app.read_only, id="header")
-        yield CountsBar(id="counts")
+        yield self._header
+        yield self._counts
         with Horizontal(id="panels"):
             yield ThroughputPanel(app.throughput, app.clock, id="throughput")
-            yield WorkersPanel(app.clock, id="workers")
+            yield self._workers_panel
         with Horizontal(id="toolbar"):
-            yield Input(placeholder="/ search id prefix", id="search")
-            yield Label("", id="pager")
-        yield JobsTable(id="jobs")
+            yield self._search
+            yield self._pager
+        yield self._table
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(HeaderBar).set_queue(self.dashboard.storage.name)
-        self.query_one(CountsBar).mark_filter(None)
-        self.query_one(JobsTable).focus()
+        self._header.set_queue(self.dashboard.storage.name)
+        self._counts.mark_filter(None)
+        self._table.focus()
         self.refresh_data()
 
     def on_screen_resume(self) -> None:
@@ -102,7 +111,7 @@ class MainScreen(Screen[None]):
                 ),
             )
         except JobQueueError as exc:
-            self.query_one(HeaderBar).set_problem(f"storage error: {exc}")
+            self._header.set_problem(f"storage error: {exc}")
             return
         if storage is not app.storage:  # the queue was switched while we were loading
             return
@@ -110,23 +119,23 @@ class MainScreen(Screen[None]):
             self._reset_paging()
             self.refresh_data()
             return
-        self.query_one(HeaderBar).set_problem(None)
+        self._header.set_problem(None)
         app.set_namespaces(namespaces)
-        self.query_one(CountsBar).show(counts)
-        self.query_one(WorkersPanel).show(workers)
-        self.query_one(JobsTable).show(page.records)
+        self._counts.show(counts)
+        self._workers_panel.show(workers)
+        self._table.show(page.records)
         self._next_cursor = page.next_cursor
         self._show_pager(len(page.records))
 
     def _show_pager(self, rows: int) -> None:
-        table = self.query_one(JobsTable)
+        table = self._table
         parts = [f"page {self.page_number}", f"{rows} jobs"]
         if self.state_filter is not None:
             parts.append(self.state_filter.value)
         if self._next_cursor is not None:
             parts.append("more ]")
         parts.append(table.order.value)
-        self.query_one("#pager", Label).update(" · ".join(parts))
+        self._pager.update(" · ".join(parts))
 
     def _reset_paging(self) -> None:
         self._cursors = [None]
@@ -140,7 +149,7 @@ class MainScreen(Screen[None]):
 
     @on(QueueSwitched)
     def _queue_switched(self, event: QueueSwitched) -> None:
-        self.query_one(HeaderBar).set_queue(event.name)
+        self._header.set_queue(event.name)
         self._reset_paging()
         self.refresh_data()
 
@@ -154,7 +163,7 @@ class MainScreen(Screen[None]):
     def set_filter(self, state: JobState | None) -> None:
         """Show only jobs in ``state`` (None: every state), from the first page."""
         self.state_filter = state
-        self.query_one(CountsBar).mark_filter(state)
+        self._counts.mark_filter(state)
         self._reset_paging()
         self.refresh_data()
 
@@ -164,13 +173,13 @@ class MainScreen(Screen[None]):
 
     def action_cycle_sort(self) -> None:
         """Order the page by the next time column and direction."""
-        table = self.query_one(JobsTable)
+        table = self._table
         table.set_order(table.order.next())
         self._show_pager(table.row_count)
 
     @on(DataTable.HeaderSelected, "#jobs")
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        table = self.query_one(JobsTable)
+        table = self._table
         column = event.column_key.value or ""
         if column in ("created", "updated"):
             descending = SortOrder(f"{column} ▼")
@@ -179,11 +188,11 @@ class MainScreen(Screen[None]):
 
     def action_search(self) -> None:
         """Focus the id prefix search."""
-        self.query_one("#search", Input).focus()
+        self._search.focus()
 
     def action_leave_search(self) -> None:
         """Back from the search box to the table."""
-        self.query_one(JobsTable).focus()
+        self._table.focus()
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -193,7 +202,7 @@ class MainScreen(Screen[None]):
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:
-        self.query_one(JobsTable).focus()
+        self._table.focus()
 
     # ---------------------------------------------------------------- paging
 
@@ -226,7 +235,7 @@ class MainScreen(Screen[None]):
         return not (action in _WRITE_ACTIONS and self.dashboard.read_only)
 
     def _selected(self) -> str | None:
-        job_id = self.query_one(JobsTable).selected_id
+        job_id = self._table.selected_id
         if job_id is None:
             self.notify("no job selected", severity="warning")
         return job_id

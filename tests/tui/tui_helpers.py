@@ -1,0 +1,121 @@
+"""Helpers shared by the dashboard tests: jobs put straight into storage, and condition waits."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import inspect
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+import msgpack
+from jobqueue import Claim, Storage, now_ms
+from jobqueue._wire import Envelope, encode_envelope
+from jobqueue_tui import DashboardApp
+from jobqueue_tui._widgets.jobs import JobsTable
+from textual.pilot import Pilot
+
+WORKER = "worker-test"
+LEASE_MS = 60_000
+TTL_MS = 600_000
+
+
+def envelope(payload: bytes = b'{"x": 1}', *, max_attempts: int = 3) -> bytes:
+    return encode_envelope(
+        Envelope(payload=payload, created_at=now_ms(), max_attempts=max_attempts, result_ttl=TTL_MS)
+    )
+
+
+def error_bytes(message: str = "boom", type_: str = "ValueError") -> bytes:
+    return json.dumps(
+        {
+            "message": message,
+            "type": type_,
+            "code": "HANDLER_ERROR",
+            "traceback": f'Traceback (most recent call last):\n  File "app.py", line 7\n{type_}: {message}\n',
+        }
+    ).encode()
+
+
+async def put(storage: Storage, *job_ids: str, payload: bytes = b'{"x": 1}', max_attempts: int = 3) -> None:
+    for job_id in job_ids:
+        outcome = await storage.enqueue(job_id, envelope(payload, max_attempts=max_attempts))
+        assert outcome.accepted, job_id
+
+
+async def claim(storage: Storage, count: int, worker: str = WORKER) -> list[Claim]:
+    """Claim the ``count`` oldest ready jobs (dequeue is oldest first)."""
+    claims = await storage.dequeue(worker, lease_ms=LEASE_MS, timeout_ms=0, limit=count)
+    assert len(claims) == count, claims
+    return claims
+
+
+async def complete(
+    storage: Storage, job_id: str, result: bytes = b'{"ok": true}', worker: str = WORKER
+) -> None:
+    [got] = await claim(storage, 1, worker)
+    assert got.id == job_id, f"expected to claim {job_id}, claimed {got.id}"
+    assert await storage.complete(job_id, worker, result, TTL_MS)
+
+
+async def fail(storage: Storage, job_id: str, worker: str = WORKER) -> None:
+    [got] = await claim(storage, 1, worker)
+    assert got.id == job_id, f"expected to claim {job_id}, claimed {got.id}"
+    assert await storage.fail(job_id, worker, error_bytes(), TTL_MS)
+
+
+async def tick() -> None:
+    """Wait until the millisecond clock has moved on, so that the next timestamp differs."""
+    start = now_ms()
+    await asyncio.sleep(0.002)  # timestamps are whole milliseconds: two of them must pass
+    assert now_ms() > start + 1
+
+
+def msgpack_bytes(value: object) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
+async def wait_until(
+    pilot: Pilot[None],
+    condition: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    timeout: float = 10.0,
+) -> None:
+    """Let the app run until ``condition`` holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def table_ids(app: DashboardApp) -> list[str]:
+    """Job ids shown in the jobs table, top to bottom."""
+    table = app.screen.query_one(JobsTable)
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+def screen_text(app: DashboardApp) -> str:
+    """Everything visible, as plain text lines (from the SVG screenshot)."""
+    svg = app.export_screenshot()
+    rows: dict[float, list[tuple[float, str]]] = {}
+    pattern = r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>'
+    for match in re.finditer(pattern, svg):
+        rows.setdefault(float(match.group(2)), []).append(
+            (float(match.group(1)), html.unescape(match.group(3)))
+        )
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for x, text in sorted(rows[y]):
+            line = line.ljust(round(x / 12.2)) + text
+        lines.append(line.replace("\xa0", " "))
+    return "\n".join(lines)
