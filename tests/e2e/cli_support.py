@@ -24,6 +24,8 @@ APP = textwrap.dedent(
 
     async def handle(job):
         await asyncio.sleep(job.payload.get("sleep", 0))
+        if job.attempt == 1:
+            await asyncio.sleep(job.payload.get("sleep_first", 0))
         if job.payload.get("fail"):
             raise ValueError("boom")
         return {"echo": job.payload, "attempt": job.attempt}

@@ -119,3 +119,27 @@ def test_second_signal_forces_exit_with_a_non_zero_code(app_dir: Path) -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 128 + signal.SIGINT
     assert "second SIGINT: exiting now; 1 running job(s) will be recovered" in reader.rest()
+
+
+@pytest.mark.file
+def test_a_reaper_worker_runs_the_job_of_a_sigkilled_worker_again(app_dir: Path) -> None:
+    target = storage_args((app_dir / "store").as_uri())
+    with spawn("worker", "app:handle", *target, "--debug", "--visibility-timeout", "1", cwd=app_dir) as (
+        crashed,
+        reader,
+    ):
+        reader.wait_for("handler app:handle")
+        assert run_cli("enqueue", *target, "orphan", '{"sleep_first": 60}', cwd=app_dir).returncode == 0
+        reader.wait_for("job 'orphan' started")
+        crashed.kill()
+        crashed.wait()
+    with spawn("worker", "app:handle", *target, "--reaper", "--visibility-timeout", "1", cwd=app_dir) as (
+        proc,
+        _,
+    ):
+        # --wait joins the job already in storage; its lease runs out a second after the crash
+        done = run_cli("enqueue", *target, "orphan", "{}", "--wait", "--timeout", "20", cwd=app_dir)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"echo": {"sleep_first": 60}, "attempt": 2}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0

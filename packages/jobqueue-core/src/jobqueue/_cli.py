@@ -142,10 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jobqueue`` command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "timeout", None) is not None and not args.wait:
-        parser.error("--timeout needs --wait")
-    if args.command == "enqueue" and args.timeout is None:
-        args.timeout = 30.0
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"
     )

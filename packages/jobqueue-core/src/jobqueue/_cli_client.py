@@ -46,20 +46,22 @@ async def _started(args: argparse.Namespace, **options: Any) -> AsyncIterator[Qu
 
 async def run_enqueue(args: argparse.Namespace, out: Output) -> int:
     """Enqueue one job; with ``--wait`` print its result (exit 1 when it fails or times out)."""
+    if args.timeout is not None and not args.wait:
+        raise CliError("--timeout needs --wait", 2)
     payload = parse_payload(args.payload)
     options = {"max_attempts": args.max_attempts, "delay": args.delay}
     async with _started(args) as queue:
         try:
             if args.wait:
-                result = await queue.enqueue_and_wait(args.id, payload, timeout=args.timeout, **options)
+                result = await queue.enqueue_and_wait(
+                    args.id, payload, timeout=args.timeout or 30.0, **options
+                )
                 out.print(to_json(result))
                 return 0
             outcome = await queue.enqueue(args.id, payload, **options)
         except (ValueError, TypeError) as exc:
             raise CliError(str(exc), 2) from exc
-        except JobFailedError as exc:
-            raise CliError(str(exc)) from exc
-        except (JobTimeoutError, JobCancelledError) as exc:
+        except (JobFailedError, JobTimeoutError, JobCancelledError) as exc:
             raise CliError(str(exc)) from exc
     if outcome.status == "queued":
         out.print(f"queued {outcome.job_id}", style="green")

@@ -56,7 +56,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
         except AttributeError:
             raise CliError(f"module {module_name!r} has no attribute {attr!r}") from None
     if not callable(target):
-        raise CliError(f"handler {spec!r} is not callable (it is a {type(target).__name__})")
+        raise CliError(f"handler {spec!r} is not callable (type: {type(target).__name__})")
     return target  # type: ignore[no-any-return]  # callable() narrowed it; the signature is the user's
 
 
