@@ -149,6 +149,11 @@ def test_unreachable_server_is_one_clear_line(app_dir: Path, command: list[str])
     assert "secret" not in result.stderr
 
 
+def test_bad_queue_name_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("stats", "--storage", "memory://", "--queue", "", cwd=tmp_path)
+    assert_error(result, 2, "bad queue name '': namespace name must be a non-empty str")
+
+
 def test_missing_storage_names_the_flag_and_the_variable(app_dir: Path) -> None:
     result = run_cli("worker", "app:handle", cwd=app_dir)
     assert_error(result, 2, "pass --storage URL or set JOBQUEUE_STORAGE")

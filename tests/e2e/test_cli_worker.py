@@ -82,7 +82,7 @@ def test_sigterm_lets_the_running_job_finish_then_exits_0(app_dir: Path, store_u
     target = storage_args(store_url)
     with spawn("worker", "app:handle", *target, "--debug", cwd=app_dir) as (proc, reader):
         reader.wait_for("handler app:handle")
-        assert run_cli("enqueue", *target, "slow", '{"sleep": 1.0}', cwd=app_dir).returncode == 0
+        assert run_cli("enqueue", *target, "slow", '{"sleep": 1.5}', cwd=app_dir).returncode == 0
         reader.wait_for("job 'slow' started")
         proc.send_signal(signal.SIGTERM)
         assert "1 running job(s)" in reader.wait_for("SIGTERM received")

@@ -14,7 +14,6 @@ from ._cli_output import Output
 from ._durations import now_ms
 from ._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
 from ._queue import Queue
-from ._storage import Storage
 from ._types import JobState
 
 __all__ = ["run_cancel", "run_enqueue", "run_stats", "run_status"]
@@ -31,7 +30,7 @@ def to_json(value: Any) -> str:
 @asynccontextmanager
 async def _started(args: argparse.Namespace, **options: Any) -> AsyncIterator[Queue[Any, Any]]:
     """A producer-only queue on the storage of ``args``; an unreachable storage is one clear error."""
-    queue: Queue[Any, Any] = Queue(open_storage(args.storage), name=args.queue, **options)
+    queue: Queue[Any, Any] = Queue(open_storage(args.storage, args.queue), **options)
     try:
         await queue.start()
     except StorageError as exc:
@@ -130,8 +129,7 @@ async def run_cancel(args: argparse.Namespace, out: Output) -> int:
 
 async def run_stats(args: argparse.Namespace, out: Output) -> int:
     """Print the number of jobs per state and the registered workers."""
-    base = open_storage(args.storage)
-    storage: Storage = base.namespace(args.queue) if args.queue else base
+    storage = open_storage(args.storage, args.queue)
     try:
         await storage.connect()
     except StorageError as exc:

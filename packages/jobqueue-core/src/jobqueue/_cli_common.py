@@ -50,22 +50,28 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_storage(url: str | None) -> Storage:
-    """Build the storage named by ``url`` (``--storage`` or ``JOBQUEUE_STORAGE``).
+def open_storage(url: str | None, queue: str | None = None) -> Storage:
+    """The storage named by ``url`` (``--storage`` or ``JOBQUEUE_STORAGE``), on namespace ``queue``.
 
     Raises:
-        CliError: no URL (usage), a malformed URL or unknown scheme (usage), or
-            an installed backend that fails to load (runtime).
+        CliError: no URL, a malformed URL, an unknown scheme or a bad queue
+            name (usage), or an installed backend that fails to load (runtime).
     """
     if not url:
         raise CliError("no storage given: pass --storage URL or set JOBQUEUE_STORAGE", EXIT_USAGE)
     try:
-        return storage_from_url(url)
+        storage = storage_from_url(url)
     except (ValueError, TypeError) as exc:
         raise CliError(f"bad storage url {redact(url)!r}: {exc}", EXIT_USAGE) from exc
     except (ImportError, AttributeError) as exc:  # the entry point names a module or class that is missing
         scheme = urlsplit(url).scheme
         raise CliError(f"the storage backend for {scheme}:// could not be loaded: {exc}") from exc
+    if queue is None:
+        return storage
+    try:
+        return storage.namespace(queue)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"bad queue name {queue!r}: {exc}", EXIT_USAGE) from exc
 
 
 def unreachable(url: str, exc: StorageError) -> CliError:

@@ -90,9 +90,7 @@ def _describe(error: BaseException) -> str:
 
 def _reaper_for(storage: Storage, args: argparse.Namespace) -> Reaper:
     election = LeaderElection() if isinstance(storage, LeaderLock) else None
-    return Reaper(
-        storage, name=args.queue, visibility_timeout=args.visibility_timeout, leader_election=election
-    )
+    return Reaper(storage, visibility_timeout=args.visibility_timeout, leader_election=election)
 
 
 def _install_signals(stop: asyncio.Event, tracker: _Tracker, drain: float) -> Callable[[], None]:
@@ -137,9 +135,9 @@ def _install_signals(stop: asyncio.Event, tracker: _Tracker, drain: float) -> Ca
 async def run_worker(args: argparse.Namespace) -> int:
     """Run the worker until a signal; return the exit code."""
     handler = load_handler(args.handler)
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, args.queue)
     queue: Queue[Any, Any] = Queue(
-        storage, name=args.queue, concurrency=args.concurrency, visibility_timeout=args.visibility_timeout
+        storage, concurrency=args.concurrency, visibility_timeout=args.visibility_timeout
     )
     queue.execute(handler)
     tracker = _Tracker(queue)
