@@ -75,9 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jobqueue {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    worker = sub.add_parser("worker", parents=[target], help="run a handler on a queue until stopped")
+    worker = sub.add_parser(
+        "worker",
+        parents=[target],
+        help="run a handler on a queue until stopped",
+        description=(
+            "Import MODULE:FUNCTION (the current directory first) and run it on every job of the queue. "
+            "SIGTERM or SIGINT stops it gracefully: no new jobs, running ones finish (or are requeued "
+            "after --visibility-timeout), exit code 0. A second signal exits at once."
+        ),
+    )
     worker.add_argument("handler", metavar="MODULE:FUNCTION", help="the handler, e.g. app.tasks:handle")
-    worker.add_argument("--concurrency", type=positive_int, default=1, metavar="N", help="jobs run at once")
+    worker.add_argument(
+        "--concurrency", type=positive_int, default=1, metavar="N", help="jobs run at once (default 1)"
+    )
     worker.add_argument("--reaper", action="store_true", help="also run a reaper (recovers stalled jobs)")
     worker.add_argument(
         "--visibility-timeout",
