@@ -2,7 +2,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from jobqueue import MemoryStorage
-from jobqueue_conformance._queue_suite import QueueSuite
+from jobqueue_conformance import QueueSuite
 
 pytestmark = pytest.mark.memory
 

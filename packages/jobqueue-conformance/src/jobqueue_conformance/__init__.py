@@ -2,9 +2,15 @@
 
 A backend author subclasses a suite and provides one ``storage`` fixture::
 
-    from jobqueue_conformance import StorageSuite
+    from jobqueue_conformance import QueueSuite, StorageSuite
 
-    class TestMyStorage(StorageSuite):
+    class TestMyStorage(StorageSuite):      # the storage protocol, method by method
+        @pytest.fixture
+        async def storage(self):
+            async with MyStorage() as storage:
+                yield storage
+
+    class TestMyQueue(QueueSuite):          # Queue and Reaper behaviour over that storage
         @pytest.fixture
         async def storage(self):
             async with MyStorage() as storage:
@@ -15,12 +21,14 @@ capability the storage lacks are skipped with the reason.
 """
 
 from ._helpers import next_event, wait_until
+from ._queue_suite import QueueSuite
 from ._storage_suite import StorageSuite
 
 __all__ = [
     # storage suite
     "StorageSuite",
     # queue suite
+    "QueueSuite",
     # helpers
     "next_event",
     "wait_until",

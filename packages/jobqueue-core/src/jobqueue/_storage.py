@@ -333,7 +333,8 @@ class Storage(abc.ABC):
         """Listen to the namespace's channels.
 
         Events published after ``__aenter__`` returns are delivered, in order
-        per publisher; none published before. Delivery is best effort (a
+        per publisher; none published before. A subscriber to several channels
+        receives an event once per channel it was published on. Delivery is best effort (a
         dropped connection loses events), so callers keep a fallback.
         """
 
