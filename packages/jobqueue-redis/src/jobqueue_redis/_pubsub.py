@@ -69,6 +69,9 @@ class PubSubHub:
         self._live: set[bytes] = set()  # confirmed on the current connection
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        # redis-py's PubSub takes its one pooled connection on first use; two first
+        # uses at once would wait for each other forever.
+        self._send_lock = asyncio.Lock()
 
     async def add(self, subscription: Subscription) -> None:
         """Route the subscription's channels to it; return once the server confirmed them."""
@@ -85,9 +88,10 @@ class PubSubHub:
             futures.append(future)
         try:
             with redis_errors("subscribe"):
-                await self._pubsub.subscribe(*missing)
-                if self._reader is None:
-                    self._reader = asyncio.create_task(self._read(), name="jobqueue-redis-pubsub")
+                async with self._send_lock:
+                    await self._pubsub.subscribe(*missing)
+                    if self._reader is None:
+                        self._reader = asyncio.create_task(self._read(), name="jobqueue-redis-pubsub")
                 async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
                     await asyncio.gather(*futures)
         except BaseException:

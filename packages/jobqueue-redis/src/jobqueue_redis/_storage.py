@@ -225,13 +225,6 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
         reply = await self._run(script, worker_id, lease_ms, limit, landing_ms)
         return claims_from_reply(reply)
 
-    @staticmethod
-    def _wait_seconds(deadline: float, next_due: int | None) -> float:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if next_due is not None:
-            remaining = min(remaining, next_due / 1000)
-        return remaining
-
     async def _wait_blocking(
         self,
         conns: ServerConnections,
@@ -244,12 +237,23 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
         loop = asyncio.get_running_loop()
         queue, landing = self._keys.fixed("Q_READY"), self._keys.landing(worker_id)
         while True:
-            if deadline - loop.time() <= 0:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 return []
-            wait = max(self._wait_seconds(deadline, next_due), 0.001)
+            if next_due is not None and next_due / 1000 < remaining:
+                # A server times blocked commands out on its cron (100 ms at the default hz),
+                # too coarse for a job due at a given ms: wait on events with a local timer.
+                due = min(deadline, loop.time() + (next_due + 1) / 1000)
+                claims = await self._wait_for_events(worker_id, lease_ms, limit, due)
+                if claims:
+                    return claims
+                claims, next_due = await self._claim("dequeue", worker_id, lease_ms, limit, 0)
+                if claims:
+                    return claims
+                continue
             with redis_errors("dequeue (BLMOVE)"):
                 landed = await conns.blocking.execute_command(  # type: ignore[no-untyped-call]  # redis-py
-                    "BLMOVE", queue, landing, "LEFT", "RIGHT", f"{wait:.3f}"
+                    "BLMOVE", queue, landing, "LEFT", "RIGHT", f"{max(remaining, 0.001):.3f}"
                 )
             landing_ms = max(int((deadline - loop.time()) * 1000), 0) + lease_ms
             script = "claim_landed" if landed is not None else "dequeue"
@@ -267,11 +271,13 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
                 claims, next_due = await self._claim("dequeue", worker_id, lease_ms, limit, 0)
                 if claims:
                     return claims
-                wait = self._wait_seconds(deadline, next_due)
-                if deadline - asyncio.get_running_loop().time() <= 0:
+                wait = deadline - asyncio.get_running_loop().time()
+                if wait <= 0:
                     return []
+                if next_due is not None:
+                    wait = min(wait, (next_due + 1) / 1000)
                 try:
-                    async with asyncio.timeout(max(wait, 0.001)):
+                    async with asyncio.timeout(wait):
                         async for event in events:
                             if event.kind in _WAKE_KINDS:
                                 break

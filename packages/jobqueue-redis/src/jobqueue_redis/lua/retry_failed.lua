@@ -6,7 +6,7 @@ if redis.call('HGET', key, 'state') ~= 'failed' then
 end
 local now = now_ms()
 redis.call('HSET', key, 'state', 'queued', 'attempts', 0, 'updated', now)
-redis.call('HDEL', key, 'error', 'expires_at')
+redis.call('HDEL', key, 'error', 'expires_at', 'worker')
 redis.call('PERSIST', key)
 redis.call('ZREM', Z_FAILED, id)
 redis.call('RPUSH', Q_READY, id)
