@@ -1,0 +1,191 @@
+"""Chaos run: real producers, workers and reapers under random faults; every accepted job must complete.
+
+    uv run python tools/chaos.py --backend redis --duration 600
+
+Starts a throw-away server (Redis or Valkey, AOF with ``appendfsync always``)
+or a directory (FileStorage), 2 producer processes (``enqueue`` and
+``enqueue_and_wait`` with unique ids), 4 worker processes whose handler logs
+every execution to an append-only ledger, and 2 reapers with leader election.
+For ``--duration`` seconds it injects faults (SIGKILL of a busy worker,
+SIGSTOP of a worker past the visibility timeout, SIGKILL of the leading
+reaper, SIGKILL and restart of the server), then lets the queue drain, waits
+for the results to expire, and prints the checks. Exit code 0 only when every
+check passes. The run directory (ledger, fault log, process logs) is kept on
+failure or with ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools.*
+
+from jobqueue import JobQueueError
+
+from tools.chaos_checks import Evidence, Observer, Report, build_report, empty_worker_dirs, storage_size
+from tools.chaos_config import Backend, ChaosConfig, RunFiles, make_storage
+from tools.chaos_faults import Cluster, FaultInjector
+from tools.chaos_ledger import read_completions, read_faults, read_ledger, read_producers, read_reaper_events
+from tools.servers import ServerProcess
+
+__all__ = ["main", "run_chaos"]
+
+PRODUCERS, WORKERS, REAPERS = 2, 4, 2
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.2) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; storage errors count as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if await condition():
+                return True
+        except JobQueueError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+async def run(
+    config: ChaosConfig, files: RunFiles, server: ServerProcess | None, log: Callable[[str], None]
+) -> Report:
+    """Run the whole scenario and return the checked report."""
+    storage = make_storage(config)
+    await storage.connect()
+    cluster = Cluster(files)
+    observer = Observer(storage, files, config)
+    observing: asyncio.Task[None] | None = None
+    try:
+        baseline, _ = await storage_size(config)
+        for _ in range(REAPERS):
+            cluster.spawn("reaper")
+        for _ in range(WORKERS):
+            cluster.spawn("worker")
+        for _ in range(PRODUCERS):
+            cluster.spawn("producer")
+        started = time.monotonic()
+        observing = asyncio.create_task(observer.run())
+        injector = FaultInjector(config, files, cluster, server, random.Random(config.seed))
+        log(f"running {config.duration:g}s of faults on {config.backend} ({files.root})")
+        await injector.run(started + config.duration)
+        await injector.finish()
+        log(f"faults over ({len(injector.faults)}); stopping the producers")
+        killed = await cluster.stop_role("producer", timeout=config.wait_timeout + 30)
+        if killed:
+            log(f"producers killed after the timeout: {[proc.pid for proc in killed]}")
+
+        async def drained() -> bool:
+            await observer.poll()
+            return not observer.pending
+
+        if not await wait_for(drained, config.drain_timeout, interval=0.5):
+            log(f"queue not drained after {config.drain_timeout:g}s: {len(observer.pending)} pending")
+        elapsed = time.monotonic() - started
+        await cluster.stop_role("worker", timeout=15)
+        observing.cancel()
+        await asyncio.gather(observing, return_exceptions=True)
+        await observer.poll()
+        log("drained; waiting for the results to expire")
+        await asyncio.sleep(config.result_ttl)  # nothing can expire before its TTL; the reapers still run
+        await cluster.stop_role("reaper", timeout=15)
+        raw, _ = await storage_size(config)
+
+        async def back_to_baseline() -> bool:
+            # what a dashboard refresh does: Redis drops expired jobs from its indexes, and both
+            # backends drop lapsed registrations of killed workers, only on these reads
+            await storage.counts()
+            await storage.list_workers()
+            return (await storage_size(config))[0] == baseline
+
+        await wait_for(back_to_baseline, config.size_timeout, interval=0.5)
+        final, leftovers = await storage_size(config)
+        evidence = Evidence(
+            config=config,
+            producers=read_producers(files),
+            observer=observer,
+            executions=read_ledger(files),
+            completions=read_completions(files),
+            reaper_events=read_reaper_events(files),
+            faults=read_faults(files),
+            elapsed=elapsed,
+            size=(baseline, raw, final, leftovers),
+            producer_exits=cluster.exit_codes("producer"),
+            empty_worker_dirs=await asyncio.to_thread(empty_worker_dirs, config),
+        )
+        return build_report(evidence)
+    finally:
+        if observing is not None:
+            observing.cancel()
+            await asyncio.gather(observing, return_exceptions=True)
+        cluster.kill_everything()
+        await storage.disconnect()
+
+
+def run_chaos(
+    config_args: dict[str, object], backend: Backend, duration: float, seed: int, run_dir: Path
+) -> Report:
+    """Set up the server or directory, run, tear down; return the report."""
+    files = RunFiles(run_dir)
+    server: ServerProcess | None = None
+    try:
+        if backend == "file":
+            url = (run_dir / "store").as_uri()
+        else:
+            server = ServerProcess.start_new(backend, aof=True)
+            url = f"{server.url}?prefix=chaos-{secrets.token_hex(4)}"
+        config = ChaosConfig(backend=backend, url=url, duration=duration, seed=seed, **config_args)  # type: ignore[arg-type]  # CLI overrides
+        config.dump(files.config)
+        return asyncio.run(run(config, files, server, lambda line: print(f"[chaos] {line}", flush=True)))
+    finally:
+        if server is not None:
+            server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--backend", choices=["redis", "valkey", "file"], required=True)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of faults (default 60)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    parser.add_argument("--rate", type=float, default=None, help="jobs per second per producer")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=None, help="seconds to wait for the queue to drain"
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="where the ledger and logs go (default: a temp dir)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the checks as JSON to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the run directory even when the run passes")
+    args = parser.parse_args(argv)
+    if args.duration <= 0:
+        parser.error("--duration must be > 0 seconds")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    overrides: dict[str, object] = {}
+    if args.rate is not None:
+        overrides["producer_rate"] = args.rate
+    if args.drain_timeout is not None:
+        overrides["drain_timeout"] = args.drain_timeout
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix=f"jobqueue-chaos-{args.backend}-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"[chaos] seed {seed}, run dir {run_dir}", flush=True)
+    report = run_chaos(overrides, args.backend, args.duration, seed, run_dir)
+    print(report.render(), flush=True)
+    if args.json is not None:
+        args.json.write_text(report.to_json())
+    if report.passed and not args.keep and args.run_dir is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

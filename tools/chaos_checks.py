@@ -1,0 +1,347 @@
+"""What a chaos run checks: every accepted job seen ``completed`` through the storage, and the figures.
+
+``Observer`` follows the producers' files and polls the storage for the state
+of every accepted job until it reads ``completed`` (results expire after
+``result_ttl``, so it must look often enough: a poll gap as long as the TTL
+makes the run fail as unverifiable). ``build_report`` crosses the ledger with
+the fault log and prints one table; the run passes only if every row does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from jobqueue import JobQueueError, JobState, Storage
+from redis.asyncio import Redis
+
+from tools.chaos_config import ChaosConfig, RunFiles
+from tools.chaos_ledger import (
+    Completion,
+    Execution,
+    Fault,
+    ProducerLog,
+    ReaperEvent,
+)
+
+__all__ = ["Evidence", "Observer", "Report", "Row", "build_report", "empty_worker_dirs", "storage_size"]
+
+_BATCH = 500
+_COUNTED_DIRS = ("jobs", "queue", "scheduled", "processing", "workers")
+
+
+class Observer:
+    """Reads the state of every accepted job through the storage until it is ``completed``."""
+
+    def __init__(self, storage: Storage, files: RunFiles, config: ChaosConfig) -> None:
+        self.storage = storage
+        self.files = files
+        self.interval = min(1.0, config.result_ttl / 4)
+        self.pending: dict[str, float] = {}  # accepted, not yet seen completed
+        self.watching: dict[str, float] = {}  # enqueue_and_wait called, not yet accepted
+        self.completed: dict[str, float] = {}  # first time seen completed
+        self.missing: dict[str, float] = {}  # accepted, then no record before being seen completed
+        self.failed: dict[str, str] = {}
+        self.max_gap = 0.0
+        self.errors = 0
+        self._offsets: dict[Path, int] = {}
+
+    def _tail_producers(self) -> None:
+        for path in self.files.producers():
+            with path.open("rb") as stream:
+                stream.seek(self._offsets.get(path, 0))
+                data = stream.read()
+            end = data.rfind(b"\n") + 1
+            self._offsets[path] = self._offsets.get(path, 0) + end
+            for line in data[:end].decode().splitlines():
+                parts = line.split()
+                if not parts or len(parts) < 3 or parts[1] in self.completed or parts[1] in self.missing:
+                    continue
+                if parts[0] == "A":
+                    self.watching.pop(parts[1], None)
+                    self.pending.setdefault(parts[1], float(parts[-1]))
+                elif parts[0] == "W+":
+                    # enqueue_and_wait says "accepted" only when it returns: watch its job from the start
+                    self.watching.setdefault(parts[1], float(parts[-1]))
+
+    async def poll(self) -> None:
+        """One pass: learn new accepted ids, read the state of every pending one."""
+        self._tail_producers()
+        ids = list(self.pending) + list(self.watching)
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            records = await self.storage.get_many(chunk)
+            now = time.time()
+            for job_id, record in zip(chunk, records, strict=True):
+                accepted = job_id in self.pending
+                if record is None:
+                    if not accepted:
+                        continue  # not enqueued yet (or never: the producer retries and says so)
+                    self.missing[job_id] = now
+                elif record.state is JobState.COMPLETED:
+                    self.completed[job_id] = now
+                elif record.state is JobState.FAILED:
+                    self.failed[job_id] = record.state.value
+                else:
+                    continue
+                self.pending.pop(job_id, None)
+                self.watching.pop(job_id, None)
+
+    async def run(self) -> None:
+        """Poll until cancelled; storage outages (a server restart) are waited out."""
+        last = time.monotonic()
+        while True:
+            try:
+                await self.poll()
+            except JobQueueError:
+                self.errors += 1
+            now = time.monotonic()
+            self.max_gap = max(self.max_gap, now - last)
+            last = now
+            await asyncio.sleep(self.interval)
+
+
+async def storage_size(config: ChaosConfig) -> tuple[int, list[str]]:
+    """How much the queue holds: Redis keys under the prefix, or entries under the namespace dirs."""
+    if config.backend == "file":
+        return await asyncio.to_thread(_file_entries, Path(unquote(urlsplit(config.url).path)))
+    parts = urlsplit(config.url)
+    prefix = parse_qs(parts.query)["prefix"][0]
+    client = Redis.from_url(parts._replace(query="").geturl())
+    try:
+        keys = [key.decode() async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    finally:
+        await client.aclose()
+    return len(keys), sorted(keys)
+
+
+def _file_entries(root: Path) -> tuple[int, list[str]]:
+    """Files under the namespaces' job and worker dirs (not the dirs: see ``empty_worker_dirs``)."""
+    found: list[str] = []
+    namespaces = [path for path in root.iterdir() if path.is_dir()] if root.exists() else []
+    for namespace in namespaces:
+        for name in _COUNTED_DIRS:
+            for dirpath, _, filenames in os.walk(namespace / name):
+                found += [os.path.join(dirpath, entry) for entry in filenames]
+    return len(found), sorted(os.path.relpath(path, root) for path in found)
+
+
+def empty_worker_dirs(config: ChaosConfig) -> int:
+    """FileStorage: ``processing/<worker>`` directories left behind (one per worker process ever)."""
+    if config.backend != "file":
+        return 0
+    root = Path(unquote(urlsplit(config.url).path))
+    return sum(
+        1
+        for namespace in root.iterdir()
+        if (namespace / "processing").is_dir()
+        for entry in (namespace / "processing").iterdir()
+        if entry.is_dir() and not any(entry.iterdir())
+    )
+
+
+@dataclass
+class Row:
+    """One line of the final table."""
+
+    name: str
+    value: str
+    ok: bool | None = None  # None: a figure, not a check
+
+
+@dataclass
+class Report:
+    """The final table and the details behind failed rows."""
+
+    rows: list[Row] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(row.ok is not False for row in self.rows)
+
+    def add(self, name: str, value: object, ok: bool | None = None) -> None:
+        self.rows.append(Row(name, str(value), ok))
+
+    def to_json(self) -> str:
+        """The rows as JSON, for the CI test."""
+        return json.dumps(
+            {"passed": self.passed, "rows": [asdict(row) for row in self.rows], "details": self.details}
+        )
+
+    def render(self) -> str:
+        width = max(len(row.name) for row in self.rows)
+        lines = [f"{'check':<{width}}  {'result':<6}  value", "-" * (width + 40)]
+        for row in self.rows:
+            mark = "" if row.ok is None else ("PASS" if row.ok else "FAIL")
+            lines.append(f"{row.name:<{width}}  {mark:<6}  {row.value}")
+        lines += self.details
+        lines.append("chaos run: " + ("PASSED" if self.passed else "FAILED"))
+        return "\n".join(lines)
+
+
+@dataclass
+class Evidence:
+    """Everything the final checks read."""
+
+    config: ChaosConfig
+    producers: ProducerLog
+    observer: Observer
+    executions: list[Execution]
+    completions: list[Completion]
+    reaper_events: list[ReaperEvent]
+    faults: list[Fault]
+    elapsed: float
+    size: tuple[int, int, int, list[str]]  # baseline, before counts(), final, leftover names
+    producer_exits: list[int | None]
+    empty_worker_dirs: int = 0
+
+
+def _recovery(fault: Fault, done: dict[str, float], evidence: Evidence) -> tuple[float | None, str]:
+    if fault.kind == "kill-reaper":
+        after = [
+            e.t
+            for e in evidence.reaper_events
+            if e.event == "leader" and e.t > fault.t and e.pid != fault.pid
+        ]
+        note = "leader" if fault.was_leader else "follower"
+        return (min(after) - fault.t if after else None), f"new leader elected ({note} killed)"
+    held_done = [done.get(job_id) for job_id in fault.held]
+    if any(t is None for t in held_done):
+        return None, f"{len(fault.held)} jobs in flight, not all completed"
+    ends = [t for t in held_done if t is not None]
+    what = f"{len(fault.held)} jobs in flight completed"
+    if fault.kind == "restart-server":
+        assert fault.end is not None
+        resumed = [t for t in done.values() if t > fault.end]
+        if resumed:
+            ends.append(min(resumed))
+        what += f", server down {fault.end - fault.t:.1f}s"
+    if not ends:
+        return 0.0, "nothing in flight"
+    return max(ends) - fault.t, what
+
+
+STRANDED_AFTER = 7.0  # the waiters re-read waited jobs every 5 s: a done job must be seen by then
+
+
+def _stranded(evidence: Evidence, done: dict[str, float]) -> list[str]:
+    """Waits that timed out though their job had completed well before (a lost ``done`` event)."""
+    stranded = []
+    for job_id, outcome in evidence.producers.wait_outcomes.items():
+        finished = done.get(job_id)
+        ended = evidence.producers.wait_ended.get(job_id)
+        late = finished is not None and ended is not None and ended - finished > STRANDED_AFTER
+        if outcome == "JobTimeoutError" and late:
+            assert finished is not None and ended is not None
+            stranded.append(
+                f"{job_id}: completed at {finished:.3f}, its waiter timed out {ended - finished:.1f}s later"
+            )
+    return sorted(stranded)
+
+
+def _unexplained(evidence: Evidence, done_by: dict[str, int]) -> list[str]:
+    """Re-executions not caused by a fault: a job ran again though its earlier worker was fine."""
+    faulted = {f.pid for f in evidence.faults if f.kind in ("kill-worker", "stop-worker")}
+    margin = evidence.config.visibility_timeout + 1.0
+    outages = [(f.t - margin, (f.end or f.t) + margin) for f in evidence.faults if f.kind == "restart-server"]
+    by_job: dict[str, list[Execution]] = {}
+    for execution in evidence.executions:
+        by_job.setdefault(execution.job_id, []).append(execution)
+    bad = []
+    for job_id, runs in by_job.items():
+        if len(runs) < 2:
+            continue
+        for run in runs[:-1]:
+            cut_off = any(start <= run.t <= end for start, end in outages)
+            if run.pid not in faulted and not cut_off:
+                bad.append(
+                    f"{job_id}: run by pid {run.pid} at {run.t:.3f} then again (completed by {done_by.get(job_id)})"
+                )
+    return bad
+
+
+def build_report(evidence: Evidence) -> Report:
+    """Cross every record of the run into the final table."""
+    report = Report()
+    producers, observer, config = evidence.producers, evidence.observer, evidence.config
+    accepted = set(producers.accepted)
+    completed = accepted & observer.completed.keys()
+    done: dict[str, float] = {}
+    done_by: dict[str, int] = {}
+    for completion in evidence.completions:
+        done.setdefault(completion.job_id, completion.t)
+        done_by.setdefault(completion.job_id, completion.pid)
+    lost = sorted(job_id for job_id in accepted - completed if job_id not in done)
+    unverified = sorted(job_id for job_id in accepted - completed if job_id in done)
+    report.add("backend", config.backend)
+    report.add("run time (s)", f"{evidence.elapsed:.0f}")
+    report.add("accepted jobs", len(accepted))
+    report.add("completed jobs (read through the storage)", len(completed), completed == accepted)
+    report.add("lost jobs", len(lost), not lost)
+    if unverified or observer.failed:
+        report.add(
+            "completed but expired before read / failed", f"{len(unverified)} / {len(observer.failed)}", False
+        )
+    report.add("throughput (jobs/s)", f"{len(completed) / max(evidence.elapsed, 1):.1f}")
+    counts = Counter(execution.job_id for execution in evidence.executions)
+    histogram = Counter(min(counts.get(job_id, 0), 3) for job_id in accepted)
+    report.add("executions per job (0/1/2/3+)", "/".join(str(histogram.get(n, 0)) for n in range(4)))
+    unexplained = _unexplained(evidence, done_by)
+    report.add("re-executions not explained by a fault", len(unexplained), not unexplained)
+    report.add(
+        "enqueue_and_wait outcomes",
+        ", ".join(f"{k} {v}" for k, v in sorted(producers.outcome_counts().items())),
+    )
+    stranded = _stranded(evidence, done)
+    report.add("enqueue_and_wait timed out after its job completed (stranded)", len(stranded), not stranded)
+    hung = producers.hung_waits
+    report.add("enqueue_and_wait neither returned nor raised a library error", len(hung), not hung)
+    ended = producers.ended == len(evidence.producer_exits) and all(
+        code == 0 for code in evidence.producer_exits
+    )
+    report.add("producers ended cleanly", f"{producers.ended}/{len(evidence.producer_exits)}", ended)
+    if producers.given_up:
+        report.add("ids the producers gave up enqueueing", len(producers.given_up))
+    report.add(
+        "observer: longest poll gap (s) / storage errors",
+        f"{observer.max_gap:.1f} / {observer.errors}",
+        observer.max_gap < config.result_ttl,
+    )
+    recovered = True
+    kinds = Counter(fault.kind for fault in evidence.faults)
+    report.add("faults injected", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    worst: dict[str, float] = {}
+    for fault in evidence.faults:
+        seconds, what = _recovery(fault, done, evidence)
+        recovered &= seconds is not None
+        if seconds is not None:
+            worst[fault.kind] = max(worst.get(fault.kind, 0.0), seconds)
+        shown = "NOT RECOVERED" if seconds is None else f"{seconds:.1f}s"
+        report.details.append(
+            f"  fault {fault.kind:<15} t+{fault.t - evidence.faults[0].t:6.1f}s pid {fault.pid}: recovered in {shown} ({what})"
+        )
+    for kind in sorted(worst):
+        report.add(f"time to recover, worst ({kind})", f"{worst[kind]:.1f}s")
+    report.add("every fault recovered", "yes" if recovered else "no", recovered)
+    baseline, raw, final, leftovers = evidence.size
+    report.add(
+        "storage size after result TTL (baseline -> idle -> after a dashboard read)",
+        f"{baseline} -> {raw} -> {final}",
+        final == baseline,
+    )
+    if final != baseline:
+        report.details.append("  left in storage: " + ", ".join(leftovers[:20]))
+    if config.backend == "file":
+        report.add("empty processing/<worker> dirs left (one per worker process)", evidence.empty_worker_dirs)
+    for job_id in (lost + unverified)[:10]:
+        report.details.append(f"  not completed: {job_id} (executions: {counts.get(job_id, 0)})")
+    report.details += [f"  {line}" for line in unexplained[:10]]
+    report.details += [f"  stranded: {line}" for line in stranded[:10]]
+    return report
