@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from jobqueue import (
     Job,
+    JobCancelledError,
     JobQueueError,
     JobTimeoutError,
     LeaderElection,
@@ -130,9 +131,9 @@ class Producer:
             value = await self.queue.enqueue_and_wait(
                 job_id, {"p": self.index}, timeout=self.config.wait_timeout
             )
-        except JobTimeoutError:
+        except (JobTimeoutError, JobCancelledError) as exc:  # raised only about a job that was enqueued
             self.record("A", job_id, "wait")
-            self.record("W-", job_id, "JobTimeoutError")
+            self.record("W-", job_id, type(exc).__name__)
             return
         except JobQueueError as exc:
             self.record("W-", job_id, type(exc).__name__)

@@ -1,0 +1,144 @@
+"""The chaos run in CI: 30 seconds of faults on Redis, Valkey and FileStorage, and the bugs it found.
+
+``tools/chaos.py`` runs as a real process (it starts its own server and role
+processes); the test reads its JSON report and requires every check to pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobqueue import Job, Queue
+from jobqueue_file import FileStorage
+from jobqueue_redis import RedisStorage
+from redis.asyncio import Redis
+
+from tools.servers import find_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Lost pub/sub events strand enqueue_and_wait: covered by the strict xfail below, not by this run.
+KNOWN_BUG_ROWS = {"enqueue_and_wait stranded after its job completed"}
+
+
+def _require(kind: str) -> None:
+    if find_binary(kind) is None:  # type: ignore[arg-type]  # "redis" or "valkey"
+        message = f"{kind}-server is not installed (tools/install-servers.sh)"
+        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("valkey", marks=pytest.mark.valkey),
+        pytest.param("file", marks=pytest.mark.file),
+    ],
+)
+def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
+    if backend != "file":
+        _require(backend)
+    report_path = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "chaos.py"), "--backend", backend, "--duration", "30",
+         "--run-dir", str(tmp_path / "run"), "--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=140,
+        cwd=ROOT,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert report_path.exists(), output
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    failed = [
+        row["name"] for row in report["rows"] if row["ok"] is False and row["name"] not in KNOWN_BUG_ROWS
+    ]
+    assert not failed, output
+    checks = {row["name"] for row in report["rows"] if row["ok"] is not None}
+    assert {"lost jobs", "every fault recovered", "re-executions not explained by a fault"} <= checks
+    faults = next(row["value"] for row in report["rows"] if row["name"] == "faults injected")
+    for kind in ("kill-worker", "stop-worker", "kill-reaper") + (
+        ("restart-server",) if backend != "file" else ()
+    ):
+        assert kind in faults, output
+    accepted = next(int(row["value"]) for row in report["rows"] if row["name"] == "accepted jobs")
+    assert accepted > 100, output
+    assert result.returncode == (0 if report["passed"] else 1), output
+
+
+# --------------------------------------------------------------- bugs found by the chaos run
+
+
+@pytest.mark.redis
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "jobqueue bug: a `done` event published while the Redis pub/sub connection reconnects is lost, "
+        "and Waiters._pump (jobqueue/_waiters.py) re-reads waited jobs only after 5 s without any event, "
+        "so under steady traffic enqueue_and_wait waits until its timeout for a job completed long before"
+    ),
+)
+async def test_a_lost_done_event_does_not_strand_enqueue_and_wait(redis_server: str) -> None:
+    redis_url = redis_server
+    prefix = f"bug{uuid.uuid4().hex[:8]}"
+    worker = RedisStorage(redis_url, prefix=prefix)  # its own connections: not the producer's
+    queue: Queue[dict[str, int], str] = Queue(RedisStorage(redis_url, prefix=prefix), result_ttl=60)
+    raw = Redis.from_url(redis_url)
+    async with queue, worker, raw:
+        enqueued = asyncio.Event()
+        queue.on("enqueued", lambda job_id: enqueued.set())
+        waiting = asyncio.create_task(queue.enqueue_and_wait("victim", {}, timeout=12))
+        await enqueued.wait()
+        [claim] = await worker.dequeue("w1", lease_ms=60_000, timeout_ms=1000)
+        # the server closes the producer's pub/sub connection before it answers: the next
+        # publish reaches nobody while redis-py reconnects (the contract's best effort)
+        await raw.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # type: ignore[no-untyped-call]  # redis-py: unannotated
+        assert await worker.complete(claim.id, "w1", b'"done"', 60_000)
+        # other jobs keep finishing, one per second, as in any busy queue
+        number = 0
+        while not waiting.done() and number < 15:
+            number += 1
+            await worker.enqueue(f"other-{number}", claim.message)
+            for other in await worker.dequeue("w1", lease_ms=60_000, timeout_ms=1000):
+                await worker.complete(other.id, "w1", b'"other"', 60_000)
+            await asyncio.wait({waiting}, timeout=1.0)
+        # the waiters promise to re-read waited jobs every 5 s: the caller must have its result by now
+        assert waiting.done()
+        assert await waiting == "done"
+
+
+@pytest.mark.file
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "jobqueue bug: FileStorage never removes processing/<worker key>/ (jobqueue_file/_admin.py, "
+        "Space.unregister_worker and the lapsed-worker pruning of Space.list_workers): one empty "
+        "directory is left per worker process ever started"
+    ),
+)
+async def test_a_stopped_worker_leaves_no_directory(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    queue: Queue[dict[str, int], int] = Queue(storage, block_timeout=0.2)
+
+    @queue.execute
+    async def handle(job: Job[dict[str, int]]) -> int:
+        return 1
+
+    async with queue:
+        assert await queue.enqueue_and_wait("one", {}, timeout=10) == 1
+    async with FileStorage(tmp_path) as check:
+        assert await check.list_workers() == []
+    left = await asyncio.to_thread(lambda: list(tmp_path.glob("*/processing/*")))
+    assert left == []
