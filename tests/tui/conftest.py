@@ -1,13 +1,61 @@
+"""Storages the dashboard tests run on: MemoryStorage, and Redis on a throw-away server.
+
+``REDIS_URL`` points the Redis runs at a running server instead. Without
+``redis-server`` they skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1`` (CI).
+"""
+
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
-from jobqueue import MemoryStorage, Storage
+from jobqueue import Storage, storage_from_url
+
+_TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 
-@pytest.fixture(params=[pytest.param("memory", marks=pytest.mark.memory)])
-async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
-    """A fresh, connected storage of each kind the dashboard is tested on."""
-    async with MemoryStorage() as storage:
-        yield storage
+def _servers() -> Any:
+    if str(_TOOLS) not in sys.path:
+        sys.path.insert(0, str(_TOOLS))
+    return importlib.import_module("servers")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A redis-server for the whole session (or ``$REDIS_URL``)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    servers = _servers()
+    if servers.find_binary("redis") is None:
+        message = "redis-server is not installed (tools/install-servers.sh)"
+        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with servers.ServerProcess.start_new("redis") as server:
+        yield str(server.url)
+
+
+@pytest.fixture(
+    params=[pytest.param("memory", marks=pytest.mark.memory), pytest.param("redis", marks=pytest.mark.redis)]
+)
+def storage_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a fresh, empty storage, once per kind (memory:// is new for every build)."""
+    if request.param == "memory":
+        return "memory://"
+    base: str = request.getfixturevalue("redis_url")
+    return f"{base}?prefix=tui{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def storage(storage_url: str) -> AsyncIterator[Storage]:
+    """A fresh, connected storage built from ``storage_url``."""
+    async with storage_from_url(storage_url) as built:
+        yield built

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from jobqueue import Job, JobState, Queue, Storage
+from jobqueue import JobState, Queue, Storage
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._screens.confirm import ConfirmScreen
 from jobqueue_tui._screens.detail import DetailScreen
 from jobqueue_tui._screens.main import MainScreen
+from jobqueue_tui._widgets.counts import StateCount
 from jobqueue_tui._widgets.jobs import JobsTable
 from textual.pilot import Pilot
-from tui_helpers import claim, complete, fail, put, screen_text, table_ids, tick, wait_until
+
+from .tui_helpers import (
+    claim,
+    complete,
+    fail,
+    put,
+    running_worker,
+    screen_text,
+    shows,
+    table_ids,
+    tick,
+    wait_until,
+)
 
 SIZE = (100, 30)
 
@@ -68,33 +82,27 @@ async def test_cancel_explains_a_job_that_cannot_be_cancelled(storage: Storage) 
         assert record.state is JobState.PROCESSING
 
 
-async def test_retry_a_failed_job_and_a_real_worker_runs_it_again(storage: Storage) -> None:
-    runs: list[int] = []
-
-    async def flaky(job: Job[dict[str, Any]]) -> str:
-        runs.append(job.attempt)
-        if len(runs) == 1:
-            raise RuntimeError("first run fails")
-        return "ok"
-
-    worker: Queue[dict[str, Any], str] = Queue(
-        storage, max_attempts=1, block_timeout=0.2, visibility_timeout=5
-    )
-    worker.execute(flaky)
+async def test_retry_a_failed_job_and_a_real_worker_runs_it_again(
+    storage: Storage, storage_url: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran-once"
+    producer: Queue[dict[str, Any], Any] = Queue(storage, max_attempts=1)
     app = DashboardApp(storage)
-    async with app.run_test(size=SIZE) as pilot, worker:
-        await worker.enqueue("flaky", {"x": 1})
-        await wait_until(pilot, lambda: app.screen.query_one("#count-failed").count == 1, "flaky failed")
+    async with app.run_test(size=SIZE) as pilot, producer, running_worker(storage, storage_url):
+        await producer.enqueue("flaky", {"fail_once": str(marker)})
+        await wait_until(pilot, lambda: count(app, "failed") == 1, "flaky failed")
+        assert marker.exists()
         await select(pilot, app, "flaky")
         assert await confirm(pilot, app, "r", "y") == "Retry failed job flaky?"
-        await wait_until(
-            pilot, lambda: app.screen.query_one("#count-completed").count == 1, "flaky completed"
-        )
+        await wait_until(pilot, lambda: count(app, "completed") == 1, "flaky completed")
         record = await storage.get("flaky")
         assert record is not None
         assert record.state is JobState.COMPLETED
         assert record.attempts == 1  # attempts were reset by the retry
-        assert runs == [1, 1]
+
+
+def count(app: DashboardApp, state: str) -> int:
+    return app.screen.query_one(f"#count-{state}", StateCount).count
 
 
 async def test_retry_refuses_a_job_that_is_not_failed(storage: Storage) -> None:
@@ -139,7 +147,7 @@ async def test_cancel_and_retry_from_the_detail_screen(storage: Storage) -> None
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), "the detail of broken")
         await confirm(pilot, app, "r", "y")
-        await wait_until(pilot, lambda: "state       queued" in screen_text(app), "broken queued again")
+        await wait_until(pilot, lambda: shows(app, "state", "queued"), "broken queued again")
         await pilot.press("escape")
 
         await select(pilot, app, "pending")
@@ -156,6 +164,7 @@ async def test_read_only_hides_every_action(storage: Storage) -> None:
     app = DashboardApp(storage, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await select(pilot, app, "queued-job")
+        await wait_until(pilot, lambda: "Quit" in screen_text(app).splitlines()[-1], "the footer")
         assert "read-only" in screen_text(app).splitlines()[0]
         footer = screen_text(app).splitlines()[-1]
         for hidden in ("Cancel", "Retry", "Purge"):
@@ -169,9 +178,10 @@ async def test_read_only_hides_every_action(storage: Storage) -> None:
         await pilot.press("c", "r")
         await pilot.pause()
         assert isinstance(app.screen, DetailScreen)
+        await wait_until(pilot, lambda: "Back" in screen_text(app).splitlines()[-1], "the detail footer")
         assert "Cancel" not in screen_text(app).splitlines()[-1]
         await pilot.press("escape", "question_mark")
-        assert "Read-only" in screen_text(app)
+        await wait_until(pilot, lambda: "Read-only" in screen_text(app), "the read-only help")
         assert "purge every" not in screen_text(app)
     queued = await storage.get("queued-job")
     assert queued is not None

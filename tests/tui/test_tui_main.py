@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobqueue import Job, JobState, Queue, Storage
+from jobqueue import JobState, Queue, Storage
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._screens.detail import DetailScreen
 from jobqueue_tui._screens.main import MainScreen
@@ -12,7 +12,8 @@ from jobqueue_tui._widgets.counts import CountsBar, StateCount
 from jobqueue_tui._widgets.jobs import JobsTable, SortOrder
 from jobqueue_tui._widgets.workers import WorkersPanel
 from textual.widgets import Input
-from tui_helpers import claim, complete, fail, put, screen_text, table_ids, tick, wait_until
+
+from .tui_helpers import claim, complete, fail, put, running_worker, screen_text, table_ids, tick, wait_until
 
 SIZE = (100, 30)
 
@@ -22,15 +23,10 @@ def count_of(app: DashboardApp, state: JobState | None) -> int:
     return app.screen.query_one(f"#count-{name}", StateCount).count
 
 
-async def test_counts_and_throughput_follow_a_real_worker(storage: Storage) -> None:
-    async def handler(job: Job[dict[str, Any]]) -> dict[str, Any]:
-        if job.payload.get("fail"):
-            raise ValueError("bad payload")
-        return {"double": job.payload["x"] * 2}
-
+async def test_counts_and_throughput_follow_a_real_worker(storage: Storage, storage_url: str) -> None:
     # A long fallback interval: only storage events can make the counts move in time.
     app = DashboardApp(storage, refresh_interval=3600)
-    producer: Queue[dict[str, Any], dict[str, Any]] = Queue(storage)
+    producer: Queue[dict[str, Any], dict[str, Any]] = Queue(storage, max_attempts=1)
     async with app.run_test(size=SIZE) as pilot, producer:
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen")
         for i in range(5):
@@ -39,17 +35,14 @@ async def test_counts_and_throughput_follow_a_real_worker(storage: Storage) -> N
         assert count_of(app, None) == 5
         assert set(table_ids(app)) == {f"job-{i}" for i in range(5)}
 
-        worker: Queue[dict[str, Any], dict[str, Any]] = Queue(
-            storage, worker_id="worker-a", max_attempts=1, block_timeout=0.2, visibility_timeout=5
-        )
-        worker.execute(handler)
-        async with worker:
+        async with running_worker(storage, storage_url):
             await wait_until(
                 pilot, lambda: count_of(app, JobState.COMPLETED) == 4, "4 completed jobs counted"
             )
             await wait_until(pilot, lambda: count_of(app, JobState.FAILED) == 1, "1 failed job counted")
             panel = app.screen.query_one(WorkersPanel)
-            await wait_until(pilot, lambda: [w.id for w in panel.records] == ["worker-a"], "worker-a listed")
+            app.data_changed(None)  # registrations publish no event
+            await wait_until(pilot, lambda: len(panel.records) == 1, "the worker listed")
         assert count_of(app, JobState.QUEUED) == 0
         assert app.throughput.totals() == (4, 1)
         completed, failed = app.throughput.series(app.clock())
@@ -113,7 +106,7 @@ async def test_pages_never_hold_more_than_a_page(storage: Storage) -> None:
         await pilot.press("right_square_bracket")  # there is no page 4
         await pilot.pause()
         assert screen.page_number == 3
-        assert "page 3" in screen_text(app)
+        await wait_until(pilot, lambda: "page 3" in screen_text(app), "page 3 in the pager")
         await pilot.press("left_square_bracket", "left_square_bracket")
         await wait_until(pilot, lambda: table_ids(app) == newest_first[:5], "back to page 1")
         assert screen.page_number == 1
@@ -128,17 +121,21 @@ async def test_sort_the_page_by_time(storage: Storage) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: table_ids(app) == ["third", "second", "first"], "newest first")
         table = app.screen.query_one(JobsTable)
+
+        def order() -> SortOrder:
+            return table.order
+
         await pilot.press("s")
-        assert table.order is SortOrder.CREATED_ASC
+        assert order() is SortOrder.CREATED_ASC
         assert table_ids(app) == ["first", "second", "third"]
         await pilot.press("s")
-        assert table.order is SortOrder.UPDATED_DESC
+        assert order() is SortOrder.UPDATED_DESC
         assert table_ids(app)[0] == "first"
         # Clicking a time column's header sorts by it, and again flips the direction.
         await pilot.click(JobsTable, offset=(56, 0))  # the "created" header
-        assert table.order is SortOrder.CREATED_DESC
+        assert order() is SortOrder.CREATED_DESC
         await pilot.click(JobsTable, offset=(56, 0))
-        assert table.order is SortOrder.CREATED_ASC
+        assert order() is SortOrder.CREATED_ASC
 
 
 async def test_workers_panel_marks_lapsed_workers(storage: Storage) -> None:
@@ -151,8 +148,8 @@ async def test_workers_panel_marks_lapsed_workers(storage: Storage) -> None:
         panel = app.screen.query_one(WorkersPanel)
         await wait_until(pilot, lambda: len(panel.records) == 2, "two workers listed")
         assert [w.id for w in panel.records] == ["alive", "ghost"]  # lapsed last
+        await wait_until(pilot, lambda: "✗ ghost" in screen_text(app), "ghost drawn as lapsed")
         text = screen_text(app)
-        assert "✗ ghost" in text
         assert "lapsed" in text
         assert "1 held-by-ghost" in text
 
@@ -209,7 +206,7 @@ async def test_queue_switcher_shows_only_with_several_queues(storage: Storage) -
             await wait_until(pilot, lambda: app.storage.name == "emails", "switched to emails")
             await wait_until(pilot, lambda: table_ids(app) == ["email-2", "email-1"], "the emails jobs")
             assert count_of(app, None) == 2
-            assert "queue emails" in screen_text(app)
+            await wait_until(pilot, lambda: "queue emails" in screen_text(app), "emails in the header")
             # Events of the new queue reach the dashboard.
             await put(emails, "email-3")
             await wait_until(pilot, lambda: count_of(app, JobState.QUEUED) == 3, "email-3 counted")
@@ -227,6 +224,7 @@ async def test_theme_toggle_and_help(storage: Storage) -> None:
         assert app.current_theme.dark
         await pilot.press("question_mark")
         assert type(app.screen).__name__ == "HelpScreen"
+        await wait_until(pilot, lambda: "search by id prefix" in screen_text(app), "the help text")
         text = screen_text(app)
         assert "search by id prefix" in text
         assert "purge every completed and failed job" in text
@@ -246,6 +244,7 @@ async def test_everything_fits_80_by_24(storage: Storage) -> None:
             assert region.right <= 80, selector
             assert region.bottom <= 24, selector
         assert app.screen.query_one("#jobs").region.height >= 10
+        await wait_until(pilot, lambda: "Help" in screen_text(app).splitlines()[-1], "the footer")
         lines = screen_text(app).splitlines()
         assert "failed 0" in lines[1]  # every count visible on the counts line
         footer = lines[-1]

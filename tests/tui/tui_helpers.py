@@ -7,16 +7,24 @@ import html
 import inspect
 import json
 import re
+import signal
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import msgpack
-from jobqueue import Claim, Storage, now_ms
+from jobqueue import Claim, Queue, Storage, now_ms
 from jobqueue._wire import Envelope, encode_envelope
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._widgets.jobs import JobsTable
 from textual.pilot import Pilot
 
+from .tui_worker_app import handle
+
+HERE = Path(__file__).parent
+JOBQUEUE = str(Path(sys.executable).with_name("jobqueue"))
 WORKER = "worker-test"
 LEASE_MS = 60_000
 TTL_MS = 600_000
@@ -97,6 +105,11 @@ async def wait_until(
         await pilot.pause(0.02)
 
 
+def shows(app: DashboardApp, label: str, value: str) -> bool:
+    """True when the screen has a line ``label`` then ``value`` (the detail screen's facts)."""
+    return re.search(rf"^ {re.escape(label)} +{re.escape(value)}", screen_text(app), re.MULTILINE) is not None
+
+
 def table_ids(app: DashboardApp) -> list[str]:
     """Job ids shown in the jobs table, top to bottom."""
     table = app.screen.query_one(JobsTable)
@@ -119,3 +132,41 @@ def screen_text(app: DashboardApp) -> str:
             line = line.ljust(round(x / 12.2)) + text
         lines.append(line.replace("\xa0", " "))
     return "\n".join(lines)
+
+
+@asynccontextmanager
+async def running_worker(storage: Storage, url: str) -> AsyncIterator[None]:
+    """A real worker running ``tui_worker_app:handle`` on the storage while the block runs.
+
+    On memory:// (one process only) it is a ``Queue`` in this process; elsewhere
+    it is the ``jobqueue worker`` executable, SIGKILLed at the end.
+    """
+    if url.startswith("memory://"):
+        queue: Queue[dict[str, object], dict[str, object]] = Queue(
+            storage, block_timeout=0.2, visibility_timeout=5
+        )
+        queue.execute(handle)
+        async with queue:
+            yield
+        return
+    proc = await asyncio.create_subprocess_exec(
+        JOBQUEUE,
+        "worker",
+        "tui_worker_app:handle",
+        "--storage",
+        url,
+        "--visibility-timeout",
+        "5",
+        cwd=HERE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        exited = proc.returncode
+        if exited is None:
+            proc.send_signal(signal.SIGKILL)
+        _, err = await proc.communicate()
+    if exited is not None:
+        raise AssertionError(f"jobqueue worker exited early with {exited}: {err.decode()[-2000:]}")
