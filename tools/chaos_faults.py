@@ -212,8 +212,13 @@ class FaultInjector:
         reapers = self.cluster.live("reaper")
         if not reapers:
             return
-        leader = self.leader_pid()
-        leading = [proc for proc in reapers if proc.pid == leader]
+        deadline = time.monotonic() + 2 * self.config.lock_ttl
+        while True:  # right after a takeover the new leader may not have logged it yet
+            leader = self.leader_pid()
+            leading = [proc for proc in reapers if proc.pid == leader]
+            if leading or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
         victim = leading[0] if leading else self.rng.choice(reapers)
         fault = Fault("kill-reaper", time.time(), victim.pid, was_leader=bool(leading))
         await self.cluster.kill(victim)
