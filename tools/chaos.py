@@ -2,8 +2,10 @@
 
     uv run python tools/chaos.py --backend redis --duration 600
 
-Starts a throw-away server (Redis or Valkey, AOF with ``appendfsync always``)
-or a directory (FileStorage), 2 producer processes (``enqueue`` and
+Starts a throw-away server (Redis or Valkey, AOF with ``appendfsync always``:
+with the default ``everysec`` a SIGKILLed server may lose the last second of
+writes it had acknowledged, and the run would report jobs lost by Redis, not
+by jobqueue) or a directory (FileStorage), 2 producer processes (``enqueue`` and
 ``enqueue_and_wait`` with unique ids), 4 worker processes whose handler logs
 every execution to an append-only ledger, and 2 reapers with leader election.
 For ``--duration`` seconds it injects faults (SIGKILL of a busy worker,

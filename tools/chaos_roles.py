@@ -108,7 +108,7 @@ class Producer:
     def record(self, *fields: str) -> None:
         append_line(self.path, " ".join((*fields, _now())))
 
-    async def accept(self, job_id: str, stop: asyncio.Event) -> None:
+    async def accept(self, job_id: str) -> None:
         """Enqueue until the storage answers; dedup makes a retry after an unclear failure safe."""
         delay = 0.05
         deadline = time.monotonic() + self.config.wait_timeout * 3
@@ -125,7 +125,7 @@ class Producer:
             self.record("A", job_id, f"enqueue:{result.status}")
             return
 
-    async def wait_one(self, job_id: str, stop: asyncio.Event) -> None:
+    async def wait_one(self, job_id: str) -> None:
         self.record("W+", job_id)
         try:
             value = await self.queue.enqueue_and_wait(
@@ -143,7 +143,7 @@ class Producer:
             self.record("A", job_id, "wait")
             self.record("W-", job_id, "ok" if value == {"id": job_id} else "wrong-result")
             return
-        await self.accept(job_id, stop)  # the call failed before or after enqueue: make sure it is in
+        await self.accept(job_id)  # the call failed before or after enqueue: make sure it is in
 
     async def run(self) -> None:
         config = self.config
@@ -155,11 +155,11 @@ class Producer:
                 job_id = f"p{self.index}-{number:07d}"
                 number += 1
                 if rng.random() < config.wait_share and len(self.waits) < config.max_waits:
-                    task = asyncio.create_task(self.wait_one(job_id, stop))
+                    task = asyncio.create_task(self.wait_one(job_id))
                     self.waits.add(task)
                     task.add_done_callback(self.waits.discard)
                 else:
-                    await self.accept(job_id, stop)
+                    await self.accept(job_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), rng.expovariate(config.producer_rate))
             if self.waits:
