@@ -25,10 +25,6 @@ from tools.servers import find_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Lost pub/sub events strand enqueue_and_wait (a jobqueue bug): the strict xfail
-# test_a_lost_done_event_does_not_strand_enqueue_and_wait covers it; drop this exemption with that xfail.
-KNOWN_BUG_ROWS = {"enqueue_and_wait stranded after its job completed"}
-
 
 def _require(kind: str) -> None:
     if find_binary(kind) is None:  # type: ignore[arg-type]  # "redis" or "valkey"
@@ -63,9 +59,7 @@ def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert report_path.exists(), output
     report: dict[str, Any] = json.loads(report_path.read_text())
-    failed = [
-        row["name"] for row in report["rows"] if row["ok"] is False and row["name"] not in KNOWN_BUG_ROWS
-    ]
+    failed = [row["name"] for row in report["rows"] if row["ok"] is False]
     assert not failed, output
     checks = {row["name"] for row in report["rows"] if row["ok"] is not None}
     assert {"lost jobs", "every fault recovered", "re-executions not explained by a fault"} <= checks
@@ -83,14 +77,6 @@ def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "jobqueue bug: a `done` event published while the Redis pub/sub connection reconnects is lost, "
-        "and Waiters._pump (jobqueue/_waiters.py) re-reads waited jobs only after 5 s without any event, "
-        "so under steady traffic enqueue_and_wait waits until its timeout for a job completed long before"
-    ),
-)
 async def test_a_lost_done_event_does_not_strand_enqueue_and_wait(redis_server: str) -> None:
     redis_url = redis_server
     prefix = f"bug{uuid.uuid4().hex[:8]}"

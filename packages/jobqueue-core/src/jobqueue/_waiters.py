@@ -21,9 +21,9 @@ _RECHECK_INTERVAL = 5.0  # seconds; the fallback when pub/sub drops an event
 class Waiters:
     """Dispatches terminal events to the futures of callers waiting on those job ids.
 
-    Pub/sub is best effort, so the listener re-reads every waited job after each
-    (re)subscription and every few seconds: a lost event delays a caller, never
-    strands it.
+    Pub/sub is best effort, so every waited job is re-read after each
+    (re)subscription and every few seconds whatever the traffic: a lost event
+    delays a caller, never strands it.
     """
 
     def __init__(self, storage: Storage, logger: logging.Logger) -> None:
@@ -32,6 +32,7 @@ class Waiters:
         self._futures: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._armed: set[str] = set()  # ids whose enqueue has returned: a missing record means gone
         self._task: asyncio.Task[None] | None = None
+        self._recheck_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
@@ -40,15 +41,20 @@ class Waiters:
             loop = asyncio.get_running_loop()
             self._ready = loop.create_future()
             self._task = asyncio.create_task(self._listen(), name="jobqueue-waiters")
+            if self._recheck_task is None:
+                self._recheck_task = asyncio.create_task(
+                    self._recheck_periodically(), name="jobqueue-waiters-recheck"
+                )
         assert self._ready is not None
         await asyncio.shield(self._ready)
 
     async def stop(self) -> None:
         """Stop listening; pending waits fail with ``JobQueueError``."""
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [task for task in (self._task, self._recheck_task) if task is not None]
+        self._task = self._recheck_task = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for futures in self._futures.values():
             for future in futures:
                 if not future.done():
@@ -97,17 +103,18 @@ class Waiters:
                 await asyncio.sleep(min(0.05 * 2**failures, 2.0) * random.uniform(0.5, 1.0))
 
     async def _pump(self, events: AsyncIterator[StorageEvent]) -> None:
-        iterator = aiter(events)
-        while True:
-            try:
-                event: StorageEvent = await asyncio.wait_for(iterator.__anext__(), _RECHECK_INTERVAL)
-            except TimeoutError:
-                await self._recheck()
-                continue
-            except StopAsyncIteration:
-                return
+        async for event in events:
             if event.kind in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED):
                 self._resolve(event.job_id, event)
+
+    async def _recheck_periodically(self) -> None:
+        # Independent of traffic: a lost event must not wait for a quiet moment to be noticed.
+        while True:
+            await asyncio.sleep(_RECHECK_INTERVAL)
+            try:
+                await self._recheck()
+            except Exception as exc:
+                self._logger.warning("waiters: re-check of waited jobs failed (%s)", exc)
 
     async def _recheck(self) -> None:
         ids = [job_id for job_id in self._futures if job_id in self._armed]
