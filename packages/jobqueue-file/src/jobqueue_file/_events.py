@@ -1,14 +1,19 @@
-"""The event log of a namespace: one append-only file that every process publishes to.
+"""The event log of a namespace: append-only files that every process publishes to.
 
 Each event is a frame ``<length u32><crc32 u32><encode_event bytes>``; a batch
 of frames goes out in one ``O_APPEND`` write, so frames from concurrent
-publishers never interleave. Subscribers tail the file from its end as of
+publishers never interleave. Subscribers tail the log from its end as of
 ``subscribe`` and filter by channel (an event's channels follow from its
-kind). When the log passes ``ROTATE_BYTES`` it is renamed to ``log.1``
-(replacing the previous one): the log never holds more than about twice
-that. Publishers hold a shared lock on ``locks/events`` while they write
-and rotation takes it exclusively, so once a reader sees the rename, the
-old file is complete and it can switch to the new one without a gap.
+kind).
+
+The log is a series of generations, ``events/<n>.log``. Once the current one
+passes ``ROTATE_BYTES``, generation ``n + 1`` is created and ``n - 2`` deleted:
+the log never holds more than about three times that. Publishers hold a
+shared lock on ``locks/events`` while they pick the newest generation and
+write to it, and rotation takes that lock exclusively, so once generation
+``n + 1`` exists, ``n`` is complete and a reader moves on without a gap. A
+reader more than two generations behind loses what was deleted (delivery is
+best effort, as the contract says).
 """
 
 from __future__ import annotations
@@ -35,9 +40,34 @@ class EventLog:
     """Publishing side of a namespace's event log."""
 
     def __init__(self, events_dir: str, lock_path: str, rotate_bytes: int = ROTATE_BYTES) -> None:
-        self.path = os.path.join(events_dir, "log")
+        self.directory = events_dir
         self.lock_path = lock_path
         self.rotate_bytes = rotate_bytes
+        self._generation = 0
+
+    def path(self, generation: int) -> str:
+        """The file of one generation."""
+        return os.path.join(self.directory, f"{generation:08d}.log")
+
+    def newest(self) -> int:
+        """The newest generation on disk (0 when there is none yet)."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError as exc:
+            raise named(exc, self.directory) from exc
+        return max(
+            (int(name[:-4]) for name in names if name.endswith(".log") and name[:-4].isdigit()), default=0
+        )
+
+    def current(self) -> int:
+        """The generation to write to (caller holds the lock)."""
+        generation = self._generation
+        while os.path.exists(self.path(generation + 1)):
+            generation += 1
+        if not os.path.exists(self.path(generation)):
+            generation = self.newest()
+        self._generation = generation
+        return generation
 
     @contextmanager
     def locked(self, mode: int) -> Iterator[None]:
@@ -62,27 +92,32 @@ class EventLog:
             frames.append(_HEADER.pack(len(body), zlib.crc32(body)) + body)
         data = b"".join(frames)
         with self.locked(fcntl.LOCK_SH):
+            generation = self.current()
+            path = self.path(generation)
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 try:
                     os.write(fd, data)
                     size = os.fstat(fd).st_size
                 finally:
                     os.close(fd)
             except OSError as exc:
-                raise named(exc, self.path) from exc
+                raise named(exc, path) from exc
         if size > self.rotate_bytes:
-            self._rotate()
+            self._rotate(generation)
 
-    def _rotate(self) -> None:
+    def _rotate(self, generation: int) -> None:
         with self.locked(fcntl.LOCK_EX):
             try:
-                if os.stat(self.path).st_size > self.rotate_bytes:
-                    os.replace(self.path, self.path + ".1")
-            except FileNotFoundError:
-                pass  # another process rotated it first
+                if os.path.exists(self.path(generation + 1)):
+                    return  # another process rotated it first
+                os.close(os.open(self.path(generation + 1), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                for old in range(generation - 2, -1, -1):
+                    if not os.path.exists(self.path(old)):
+                        break
+                    os.unlink(self.path(old))
             except OSError as exc:
-                raise named(exc, self.path) from exc
+                raise named(exc, self.directory) from exc
 
 
 class EventTail:
@@ -91,19 +126,23 @@ class EventTail:
     def __init__(self, log: EventLog) -> None:
         self._log = log
         self._fd: int | None = None
+        self._generation = 0
         self._buffer = b""
 
     def open(self) -> None:
         """Open the log at its current end (blocking: call from a worker thread)."""
         with self._log.locked(fcntl.LOCK_EX):
-            self._fd = self._open_log()
+            self._generation = self._log.current()
+            self._fd = self._open(self._generation, create=True)
             os.lseek(self._fd, 0, os.SEEK_END)
 
-    def _open_log(self) -> int:
+    def _open(self, generation: int, *, create: bool = False) -> int:
+        path = self._log.path(generation)
+        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_CREAT if create else 0)
         try:
-            return os.open(self._log.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            return os.open(path, flags, 0o644)
         except OSError as exc:
-            raise named(exc, self._log.path) from exc
+            raise named(exc, path) from exc
 
     def close(self) -> None:
         """Close the log file."""
@@ -116,22 +155,19 @@ class EventTail:
         if self._fd is None:
             return []
         events = self._drain()
-        if self._rotated():
-            events += self._drain()  # the old file is complete once it was renamed
+        while os.path.exists(self._log.path(self._generation + 1)):
+            events += self._drain()  # complete: the next generation exists
             os.close(self._fd)
-            self._fd = self._open_log()
+            self._fd = None
             self._buffer = b""
+            self._generation += 1
+            try:
+                self._fd = self._open(self._generation)
+            except FileNotFoundError:
+                self._generation = self._log.newest()  # too far behind: what was deleted is lost
+                self._fd = self._open(self._generation, create=True)
             events += self._drain()
         return events
-
-    def _rotated(self) -> bool:
-        assert self._fd is not None
-        try:
-            current = os.stat(self._log.path)
-        except FileNotFoundError:
-            return True
-        mine = os.fstat(self._fd)
-        return (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev)
 
     def _drain(self) -> list[StorageEvent]:
         assert self._fd is not None

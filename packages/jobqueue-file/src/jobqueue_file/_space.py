@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from dataclasses import replace
 
 from jobqueue import INLINE_RESULT_LIMIT as _INLINE
@@ -39,11 +40,16 @@ _RELIST_SECONDS = 0.25  # how stale a cached listing may get before entries from
 
 
 class _Listing:
-    """A cached, sorted listing of one entry directory, consumed from the front."""
+    """A cached, sorted listing of one entry directory, consumed from the front.
+
+    Names in ``skip`` (entries whose record is unreadable) are left out, so
+    one bad file never hides the entries behind it.
+    """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self._names: list[str] = []
+        self.skip: set[str] = set()
+        self._names: deque[str] = deque()
         self._at = 0.0
         self._lock = threading.Lock()
 
@@ -58,19 +64,21 @@ class _Listing:
                 self._refresh()
             return list(self._names)
 
-    def pop(self) -> str | None:
-        """The next name to try; None when the directory (freshly listed) is empty."""
+    def pop(self, *, refresh: bool) -> str | None:
+        """The next name to try (``refresh``: list the directory again when none is left)."""
         with self._lock:
-            if not self._names or time.monotonic() - self._at > _RELIST_SECONDS:
+            if (refresh and not self._names) or time.monotonic() - self._at > _RELIST_SECONDS:
                 self._refresh()
-            return self._names.pop(0) if self._names else None
+            return self._names.popleft() if self._names else None
 
     def _refresh(self) -> None:
         try:
             listed = os.listdir(self.directory)
         except OSError as exc:
             raise named(exc, self.directory) from exc
-        self._names = sorted(name for name in listed if not name.startswith("."))
+        self._names = deque(
+            sorted(name for name in listed if not name.startswith(".") and name not in self.skip)
+        )
         self._at = time.monotonic()
 
 
@@ -220,10 +228,14 @@ class SpaceCore:
         claims: list[Claim] = []
         events: list[StorageEvent] = []
         worker_key = names.encode_key(worker_id)
+        refreshed = False
         while len(claims) < limit:
-            name = self._queue.pop()
+            name = self._queue.pop(refresh=not refreshed)
             if name is None:
-                break
+                if refreshed:
+                    break
+                refreshed = True  # list once more: other processes may have added jobs
+                continue
             parsed = names.parse_entry(name, names.QUEUE_PREFIX)
             if parsed is None:
                 continue
@@ -231,6 +243,7 @@ class SpaceCore:
             with self.locks.hold(parsed.key):
                 record, ok = self.read_entry(parsed.key, found)
                 if not ok:
+                    self._queue.skip.add(name)
                     continue
                 if record is None or record.uid != parsed.uid or record.entry != found:
                     self.settle(parsed.key, parsed.uid, found)

@@ -1,0 +1,380 @@
+"""What only FileStorage promises: safe names, persistence, clear disk errors, TTL cleanup, URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jobqueue import (
+    Channel,
+    CorruptDataError,
+    EventKind,
+    JobState,
+    StorageError,
+    StorageEvent,
+    storage_from_url,
+)
+from jobqueue_conformance import wait_until
+from jobqueue_file import FileStorage
+from jobqueue_file._events import EventLog, EventTail
+from jobqueue_file._names import MAX_KEY, decode_key, encode_key, is_digest
+
+pytestmark = pytest.mark.file
+
+HOSTILE_IDS = [
+    "../../etc/passwd",
+    "a/b",
+    ".",
+    "..",
+    "CON",
+    "con",
+    "Job",
+    "job",
+    "JOB",
+    "x" * 1024,
+    "é" * 512,
+    "ключ/../../ü",
+    "\x00nul",
+    "~digest-looking",
+    "%2e%2e",
+    " space ",
+    "\\windows\\path",
+]
+
+
+# ------------------------------------------------------------------- names
+
+
+def escaped(top: Path, root: Path) -> list[Path]:
+    """Files under ``top`` that are not under ``root``."""
+    return [path for path in top.rglob("*") if not path.resolve().is_relative_to(root.resolve())]
+
+
+def files(top: Path, pattern: str) -> list[Path]:
+    return sorted(top.rglob(pattern))
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_every_id_becomes_one_safe_reversible_file_name(job_id: str) -> None:
+    key = encode_key(job_id)
+    assert "/" not in key and "\x00" not in key
+    assert key not in (".", "..") and not key.startswith(".")
+    assert key == key.lower(), "names must not depend on case (case-insensitive file systems)"
+    assert len(key.encode()) <= max(MAX_KEY, 65)
+    if is_digest(key):
+        assert len(encode_key(job_id).encode()) == 65
+    else:
+        assert decode_key(key) == job_id
+
+
+def test_ids_that_differ_only_in_case_get_different_names() -> None:
+    assert len({encode_key(job_id) for job_id in ("Job", "job", "JOB", "jOb")}) == 4
+
+
+async def test_hostile_ids_stay_inside_the_directory_and_round_trip(tmp_path: Path) -> None:
+    root = tmp_path / "queue"
+    async with FileStorage(root) as storage:
+        for job_id in HOSTILE_IDS:
+            assert (await storage.enqueue(job_id, job_id.encode("utf-8", "surrogatepass"))).accepted, job_id
+        claimed = []
+        while claims := await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=5):
+            for claim in claims:
+                claimed.append(claim.id)
+                assert claim.message == claim.id.encode("utf-8", "surrogatepass")
+                assert await storage.complete(claim.id, "w", b"ok", 600_000)
+        assert claimed == HOSTILE_IDS, "ids must round-trip exactly, in FIFO order"
+        for job_id in HOSTILE_IDS:
+            record = await storage.get(job_id)
+            assert record is not None and record.id == job_id and record.state is JobState.COMPLETED
+        page = await storage.list_jobs(limit=100)
+        assert sorted(record.id for record in page.records) == sorted(HOSTILE_IDS)
+    assert escaped(tmp_path, root) == [], "files escaped the storage directory"
+
+
+async def test_hostile_worker_ids_and_namespaces_stay_inside(tmp_path: Path) -> None:
+    root = tmp_path / "queue"
+    async with FileStorage(root, name="../../ns") as storage:
+        await storage.enqueue("job", b"x")
+        assert await storage.dequeue("../../w", lease_ms=30_000, timeout_ms=0)
+        await storage.register_worker("../../w", 60_000)
+        assert [w.id for w in await storage.list_workers()] == ["../../w"]
+        assert await storage.list_namespaces() == ["../../ns"]
+    assert escaped(tmp_path, root) == [], "files escaped the storage directory"
+
+
+# ------------------------------------------------------------- persistence
+
+
+async def test_everything_survives_a_restart(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path) as storage:
+        for job_id in ("queued", "scheduled", "done", "broken"):
+            await storage.enqueue(job_id, job_id.encode(), delay_ms=60_000 if job_id == "scheduled" else 0)
+        claims = await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=3)
+        assert [claim.id for claim in claims] == ["queued", "done", "broken"]
+        assert await storage.release("queued", "w")
+        assert await storage.complete("done", "w", b"result", 600_000)
+        assert await storage.fail("broken", "w", b"error", 600_000)
+
+    async with FileStorage(tmp_path) as reopened:
+        states = {job_id: await reopened.get(job_id) for job_id in ("queued", "scheduled", "done", "broken")}
+        assert {job_id: r.state for job_id, r in states.items() if r} == {
+            "queued": JobState.QUEUED,
+            "scheduled": JobState.QUEUED,
+            "done": JobState.COMPLETED,
+            "broken": JobState.FAILED,
+        }
+        assert states["done"] is not None and states["done"].result == b"result"
+        assert states["broken"] is not None and states["broken"].error == b"error"
+        assert states["scheduled"] is not None and states["scheduled"].run_at is not None
+        claims = await reopened.dequeue("w2", lease_ms=30_000, timeout_ms=0, limit=5)
+        assert [(claim.id, claim.message) for claim in claims] == [("queued", b"queued")]
+
+
+async def test_an_expired_record_is_invisible_at_once_and_the_cleaner_deletes_it(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path, cleanup_interval=0.05) as storage:
+        await storage.enqueue("short", b"x")
+        await storage.enqueue("long", b"x")
+        await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=2)
+        await storage.complete("short", "w", b"r", 1)
+        await storage.complete("long", "w", b"r", 600_000)
+        record_file = tmp_path / "default" / "jobs" / "short"
+
+        async def gone() -> bool:
+            return await storage.get("short") is None
+
+        await wait_until(gone, message="an expired record is still visible", timeout=1)
+        assert (await storage.enqueue("short", b"again")).accepted, "an expired id can be enqueued again"
+        await storage.cancel("short")
+        await storage.enqueue("short2", b"x")
+        await storage.dequeue("w", lease_ms=30_000, timeout_ms=0)
+        await storage.complete("short2", "w", b"r", 1)
+
+        async def swept() -> bool:
+            return not (tmp_path / "default" / "jobs" / "short2").exists()
+
+        await wait_until(swept, message="the cleaner did not delete an expired record")
+        assert not record_file.exists()
+        assert (await storage.get("long")) is not None
+
+
+async def test_only_one_process_runs_the_cleaner(tmp_path: Path) -> None:
+    async with (
+        FileStorage(tmp_path, cleanup_interval=0.05) as first,
+        FileStorage(tmp_path, cleanup_interval=0.05) as second,
+    ):
+        lock = tmp_path / "cleaner.lock"
+
+        async def held() -> bool:
+            return lock.exists() and lock.stat().st_size > 0
+
+        await wait_until(held, message="no cleaner took the leader lock")
+        owners = {first._root.owner, second._root.owner}
+        leaders = set()
+        for _ in range(10):  # over several sweeps, the same one process keeps the lock
+            content = lock.read_bytes()
+            leaders |= {owner for owner in owners if owner.encode() in content}
+            await asyncio.sleep(0.03)
+        assert len(leaders) == 1, f"cleaner leadership moved or was shared: {leaders}"
+
+
+async def test_the_event_log_rotates_without_losing_events(tmp_path: Path) -> None:
+    log = EventLog(str(tmp_path), str(tmp_path / "lock"), rotate_bytes=2_000)
+    tail = EventTail(log)
+    tail.open()
+    sent = [StorageEvent(EventKind.ENQUEUED, f"job-{i}", i) for i in range(600)]
+    received: list[StorageEvent] = []
+
+    def publish() -> None:
+        for event in sent:
+            log.publish([event])
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    while publisher.is_alive():
+        received += tail.read()
+    publisher.join()
+    received += tail.read()
+    tail.close()
+    assert received == sent
+    logs = files(tmp_path, "*.log")
+    assert len(logs) <= 3, f"old generations are not deleted: {logs}"
+    assert sum(path.stat().st_size for path in logs) <= 3 * (2_000 + 100)
+
+
+async def test_subscribers_in_this_process_hear_only_their_channels(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path) as storage, storage.subscribe(Channel.DONE) as done:
+        await storage.enqueue("j", b"x")
+        await storage.dequeue("w", lease_ms=30_000, timeout_ms=0)
+        await storage.complete("j", "w", b"small", 600_000)
+        event = await asyncio.wait_for(anext(aiter(done)), 2)
+        assert (event.kind, event.job_id, event.data) == (EventKind.COMPLETED, "j", b"small")
+
+
+# ------------------------------------------------------------------ errors
+
+
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """Make ``directory`` unwritable, even for root (immutable flag) when running as root."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(directory)]).returncode != 0:
+        pytest.skip("running as root without chattr +i: cannot make a directory unwritable")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+async def test_an_unwritable_directory_gives_a_storage_error_naming_the_path(tmp_path: Path) -> None:
+    root = tmp_path / "locked"
+    root.mkdir()
+    with read_only(root), pytest.raises(StorageError, match=str(root)):
+        await FileStorage(root).connect()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match=str(blocker)):
+        await FileStorage(blocker / "queue").connect()
+
+
+async def test_a_corrupt_record_is_reported_with_its_path_and_other_jobs_go_on(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path) as storage:
+        for job_id in ("bad", "good"):
+            await storage.enqueue(job_id, b"x")
+        corrupt = tmp_path / "default" / "jobs" / "bad"
+        corrupt.write_bytes(b"\xc1 this is not msgpack")
+        with pytest.raises(CorruptDataError, match=str(corrupt)):
+            await storage.get("bad")
+        claims = await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=5)
+        assert [claim.id for claim in claims] == ["good"], "the worker keeps serving the other jobs"
+        assert (await storage.counts())[JobState.PROCESSING] == 1
+    async with FileStorage(tmp_path) as reopened:  # repair at connect copes with it too
+        with pytest.raises(CorruptDataError, match=str(corrupt)):
+            await reopened.enqueue("bad", b"x")
+
+
+CHILD_WITH_A_FILE_SIZE_LIMIT = """
+import asyncio, resource, signal, sys
+from jobqueue import StorageError
+from jobqueue_file import FileStorage
+
+async def main(root):
+    async with FileStorage(root) as storage:
+        await storage.enqueue("warm-up", b"x")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            await storage.enqueue("big", b"x" * 100_000)
+        except StorageError as exc:
+            print("ERROR", exc)
+        outcome = await storage.enqueue("small", b"x")
+        print("SMALL", outcome.accepted)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_write_the_disk_refuses_gives_a_storage_error_and_leaves_nothing_half_written(
+    tmp_path: Path,
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD_WITH_A_FILE_SIZE_LIMIT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    error = next(line for line in out.splitlines() if line.startswith("ERROR"))
+    assert "File too large" in error and str(tmp_path / "default" / "jobs" / "big") in error
+    assert "SMALL True" in out, "the storage keeps working after a refused write"
+    assert not list(tmp_path.rglob(".tmp-*")), "a temp file was left behind"
+    assert not (tmp_path / "default" / "jobs" / "big").exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root); the file-size-limit test covers refused writes")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+async def test_a_full_disk_gives_a_storage_error_naming_the_path(tiny_disk: Path) -> None:
+    async with FileStorage(tiny_disk) as storage:
+        await storage.enqueue("first", b"x")
+        filler = tiny_disk / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as file:
+            while True:
+                file.write(b"\0" * 4096)
+        errors = []
+        for i in range(100):
+            try:
+                await storage.enqueue(f"job-{i}", b"y" * 2048)
+            except StorageError as exc:
+                errors.append(str(exc))
+        assert errors, "a full disk went unnoticed"
+        assert all("No space left on device" in error and str(tiny_disk) in error for error in errors), errors
+        await asyncio.to_thread(filler.unlink)
+        assert (await storage.enqueue("after", b"x")).accepted, "works again once space is freed"
+        claims = await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=200)
+        assert claims[0].id == "first" and "after" in [claim.id for claim in claims]
+    assert files(tiny_disk, ".tmp-*") == []
+
+
+# -------------------------------------------------------------------- urls
+
+
+def test_from_url_reads_the_path_and_the_durable_option(tmp_path: Path) -> None:
+    storage = FileStorage.from_url(f"file://{tmp_path}/q%20dir?durable=false")
+    assert storage.path == str(tmp_path / "q dir") and storage.name == "default"
+    assert storage._root.durable is False
+    assert FileStorage.from_url(f"file://localhost{tmp_path}")._root.durable is True
+    assert isinstance(storage_from_url(f"file://{tmp_path}"), FileStorage)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("file:///tmp/q?prefix=x", "unknown storage url option"),
+        ("file:///tmp/q?durable=maybe", "durable must be true or false"),
+        ("file://host/tmp/q", "take no host"),
+        ("file://", "needs a directory path"),
+        ("redis://localhost", "not a file:// url"),
+    ],
+)
+def test_from_url_rejects_bad_urls_naming_the_problem(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        FileStorage.from_url(url)
+
+
+def test_the_constructor_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="namespace name"):
+        FileStorage("/tmp/q", name="")
+    with pytest.raises(ValueError, match="cleanup_interval"):
+        FileStorage("/tmp/q", cleanup_interval=0)
+    with pytest.raises(TypeError, match="durable"):
+        FileStorage("/tmp/q", durable="yes")  # type: ignore[arg-type]  # the wrong type on purpose
+
+
+async def test_calls_before_connect_raise_a_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="not connected"):
+        await FileStorage(tmp_path).get("x")
