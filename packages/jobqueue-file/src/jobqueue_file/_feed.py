@@ -44,7 +44,8 @@ async def _feed(
         with map_exceptions({OSError: StorageError}, "file storage subscribe"):
             events = await asyncio.to_thread(tail.read)
         for event in events:
-            if channels.intersection(event.kind.channels):
-                yield event
+            for channel in event.kind.channels:
+                if channel in channels:
+                    yield event  # once per subscribed channel it was published on
         if not events:
             await watcher.wait((events_dir,), since, FALLBACK_POLL_SECONDS)
