@@ -142,37 +142,50 @@ async def ping(options: DriverOptions) -> dict[str, Any]:
     return {"ping_p50": percentiles(pings)["p50"], "get_p50": percentiles(gets)["p50"]}
 
 
-def fsync_costs(directory: str, count: int) -> dict[str, Any]:
-    """Milliseconds for one atomic durable write (create+write+fsync+rename) and one directory fsync."""
+def _atomic_write(directory: str, i: int, data: bytes, *, sync: bool) -> float:
+    start = time.perf_counter()
+    temp = os.path.join(directory, f".tmp-{i}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, os.path.join(directory, f"record-{i % 16}"))
+    return (time.perf_counter() - start) * 1000
+
+
+def _dir_fsync(directory: str) -> float:
+    start = time.perf_counter()
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return (time.perf_counter() - start) * 1000
+
+
+def fsync_costs(directory: str, count: int) -> dict[str, float]:
+    """Median milliseconds of one atomic durable write (create+write+fsync+rename), one directory
+    fsync, and one atomic write without fsync, in ``directory``."""
     os.makedirs(directory, exist_ok=True)
     data = os.urandom(256)
-    writes: list[float] = []
-    for i in range(count):
-        start = time.perf_counter()
-        temp = os.path.join(directory, f".tmp-{i}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, os.path.join(directory, f"record-{i % 16}"))
-        writes.append((time.perf_counter() - start) * 1000)
-    dirsyncs: list[float] = []
-    for _ in range(count):
-        start = time.perf_counter()
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        dirsyncs.append((time.perf_counter() - start) * 1000)
-    return {"write_ms": percentiles(writes)["p50"], "dirsync_ms": percentiles(dirsyncs)["p50"]}
+    writes = [_atomic_write(directory, i, data, sync=True) for i in range(count)]
+    dirsyncs = [_dir_fsync(directory) for _ in range(count)]
+    nosyncs = [_atomic_write(directory, i, data, sync=False) for i in range(count)]
+    return {
+        "write_ms": percentiles(writes)["p50"],
+        "dirsync_ms": percentiles(dirsyncs)["p50"],
+        "nosync_ms": percentiles(nosyncs)["p50"],
+    }
 
 
 async def main(options: DriverOptions) -> None:
     if options.mode == "fsync":
-        emit(result=fsync_costs(options.url, options.jobs))
+        emit(ready=True)
+        if await wait_line("go") == "go":
+            emit(result=fsync_costs(options.url, options.jobs))
         return
     if options.mode == "produce":
         result = await produce(options)

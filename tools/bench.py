@@ -1,0 +1,249 @@
+"""Benchmark: jobqueue against the raw Redis limit, the original (Node) and the Python peers, plus FileStorage.
+
+    uv run python tools/bench.py --setup          # once: arq, saq and the original into .bench/
+    uv run python tools/bench.py                  # everything, medians of 3 runs (about 10 minutes)
+    uv run python tools/bench.py --quick          # one smaller run (1-2 minutes)
+    uv run python tools/bench.py --only jobqueue,raw,original --profile
+
+Run by hand, not in CI. Starts its own redis-server on a free port (tools/servers.py;
+never the system Redis), and a directory under .bench/ for FileStorage. Every
+system runs the same workloads through a driver process (tools/bench_*.py,
+tools/bench_node/driver.mjs) speaking the protocol of tools/bench_common.py:
+
+- enqueue: a producer process enqueues N jobs with 50 in flight;
+- drain: then one worker process at concurrency 50 runs them (no-op handler), timed
+  from the worker's start to its last completion;
+- request/response: with a worker process serving, a client process runs 1,000
+  sequential enqueue-and-wait calls (p50/p95/p99), then 50 concurrent waiters over 2,000 jobs;
+- Redis commands per job: INFO commandstats before and after each phase (commands run
+  inside Lua scripts included), divided by the job count;
+- raw limits: redis-py PING/GET round trips and a minimal LPUSH + BLMOVE + reply loop;
+  for files, the cost of create+write+fsync+rename and of a directory fsync on the same disk.
+
+Runs are interleaved (run 1 of every system, then run 2...) so that a change in
+background load hits every system alike; the table shows medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pstats
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools.*
+
+import redis
+
+from tools.bench_common import Driver, DriverError
+from tools.bench_node import ROOT, driver_command, missing, setup
+from tools.bench_report import Results, render
+from tools.servers import ServerProcess
+
+SYSTEMS = ("raw", "jobqueue", "original", "arq", "saq", "file")
+REDIS_SYSTEMS = ("raw", "jobqueue", "original", "arq", "saq")
+_READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    jobs: int  # enqueue + drain
+    latency: int  # sequential request/response
+    waiters: int  # jobs over the 50 concurrent waiters
+    file_jobs: int
+    file_latency: int
+    file_waiters: int
+    concurrency: int = 50
+    inflight: int = 50
+
+
+FULL = Sizes(jobs=20_000, latency=1_000, waiters=2_000, file_jobs=5_000, file_latency=300, file_waiters=1_000)
+QUICK = Sizes(jobs=3_000, latency=200, waiters=400, file_jobs=1_000, file_latency=100, file_waiters=300)
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, results: Results, server: ServerProcess | None) -> None:
+        self.sizes = sizes
+        self.results = results
+        self.server = server
+        self.redis = redis.Redis(port=server.port) if server is not None else None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def driver(self, system: str, mode: str, url: str, jobs: int, prefix: str, queue: str) -> Driver:
+        argv, env = driver_command(system, mode)
+        s = self.sizes
+        argv += ["--url", url, "--jobs", str(jobs), "--concurrency", str(s.concurrency)]
+        argv += ["--inflight", str(s.inflight), "--prefix", prefix, "--queue", queue]
+        return Driver(f"{system} {mode}", argv, env=env)
+
+    def run_once(
+        self, system: str, mode: str, url: str, jobs: int, prefix: str, queue: str
+    ) -> dict[str, Any]:
+        """Start a driver, wait until it is ready, say go, return its result."""
+        with self.driver(system, mode, url, jobs, prefix, queue) as driver:
+            driver.expect("ready", _READY_TIMEOUT)
+            driver.send("go")
+            result: dict[str, Any] = driver.expect("result", max(120.0, jobs / 50))
+            return result
+
+    def flush(self) -> None:
+        if self.redis is not None:
+            self.redis.flushall()
+            self.redis.config_resetstat()
+
+    def commands(self) -> int:
+        """Commands the server ran so far (Lua's included), not counting the bench's own."""
+        assert self.redis is not None
+        stats: dict[str, Any] = self.redis.info("commandstats")
+        ignored = ("cmdstat_info", "cmdstat_config", "cmdstat_flushall")
+        return sum(int(v["calls"]) for k, v in stats.items() if not k.startswith(ignored))
+
+    # --------------------------------------------------------------- workloads
+
+    def redis_system(self, system: str, run: int) -> None:
+        assert self.server is not None
+        url, s, queue = self.server.url, self.sizes, f"bench-{system}"
+        self.flush()
+        if system == "raw":
+            ping = self.run_once("raw", "ping", url, 2_000, "p", queue)
+            self.results.add("raw", "ping_p50", ping["ping_p50"])
+            self.results.add("raw", "get_p50", ping["get_p50"])
+        before = self.commands()
+        produced = self.run_once(system, "produce", url, s.jobs, f"d{run}-", queue)
+        middle = self.commands()
+        drained = self.run_once(system, "drain", url, s.jobs, f"d{run}-", queue)
+        after = self.commands()
+        self.results.add(system, "enqueue", produced["rate"])
+        self.results.add(system, "drain", drained["rate"])
+        self.results.add(system, "cmds_enqueue", (middle - before) / s.jobs)
+        self.results.add(system, "cmds_drain", (after - middle) / s.jobs)
+        self.flush()
+        self.requests(system, url, run, queue, s.latency, s.waiters)
+
+    def requests(self, system: str, url: str, run: int, queue: str, latency: int, waiters: int) -> None:
+        with self.driver(system, "serve", url, 0, "s", queue) as worker:
+            worker.expect("ready", _READY_TIMEOUT)
+            sequential = self.run_once(system, "latency", url, latency, f"l{run}-", queue)
+            for q in ("p50", "p95", "p99"):
+                self.results.add(system, f"rr_{q}", sequential[q])
+            crowd = self.run_once(system, "waiters", url, waiters, f"w{run}-", queue)
+            self.results.add(system, "waiters", crowd["rate"])
+            self.results.add(system, "waiters_p50", crowd["p50"])
+            worker.send("stop")
+
+    def file_systems(self, run: int, base: Path) -> None:
+        s = self.sizes
+        raw = self.run_once("file-raw", "fsync", str(base / f"raw-{run}"), 300, "f", "q")
+        for key in ("write_ms", "dirsync_ms", "nosync_ms"):
+            self.results.add("file-raw", key, raw[key])
+        for system, durable in (("file-durable", "true"), ("file-fast", "false")):
+            directory = base / f"{system}-{run}"
+            shutil.rmtree(directory, ignore_errors=True)
+            url = f"file://{directory}?durable={durable}"
+            produced = self.run_once(system, "produce", url, s.file_jobs, f"d{run}-", "bench")
+            drained = self.run_once(system, "drain", url, s.file_jobs, f"d{run}-", "bench")
+            self.results.add(system, "enqueue", produced["rate"])
+            self.results.add(system, "drain", drained["rate"])
+            self.requests(system, url, run, "bench", s.file_latency, s.file_waiters)
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def profile(self, path: Path) -> str:
+        """One jobqueue drain with cProfile in the worker; the top of the profile."""
+        assert self.server is not None
+        url, jobs = self.server.url, self.sizes.jobs
+        self.flush()
+        self.run_once("jobqueue", "produce", url, jobs, "prof-", "bench-prof")
+        argv, env = driver_command("jobqueue", "drain")
+        argv += ["--url", url, "--jobs", str(jobs), "--queue", "bench-prof", "--profile", str(path)]
+        with Driver("jobqueue drain (profiled)", argv, env=env) as driver:
+            driver.expect("ready", _READY_TIMEOUT)
+            driver.send("go")
+            result = driver.expect("result", 300.0)
+        stats = pstats.Stats(str(path))
+        text = [f"profiled drain: {result['rate']:.0f} jobs/s under cProfile (slower than unprofiled)"]
+        for order in ("tottime", "cumulative"):
+            text.append(f"\n--- top 25 by {order} ---")
+            text.append(_print_stats(stats, order))
+        return "\n".join(text)
+
+
+def _print_stats(stats: pstats.Stats, order: str) -> str:
+    import io
+
+    buffer = io.StringIO()
+    stats.stream = buffer  # type: ignore[attr-defined]  # pstats prints to its stream attribute
+    stats.sort_stats(order).print_stats(25)
+    return buffer.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one run with smaller workloads (1-2 minutes)")
+    parser.add_argument(
+        "--only", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}"
+    )
+    parser.add_argument("--runs", type=int, help="runs per system (default 3, 1 with --quick)")
+    parser.add_argument(
+        "--setup", action="store_true", help="install arq, saq and the original into .bench/ and exit"
+    )
+    parser.add_argument("--profile", action="store_true", help="also profile one jobqueue drain (cProfile)")
+    args = parser.parse_args()
+    if args.setup:
+        setup()
+        return 0
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if unknown := sorted(set(only) - set(SYSTEMS)):
+        parser.error(f"--only: unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    sizes = QUICK if args.quick else FULL
+    runs = args.runs or (1 if args.quick else 3)
+    results = Results()
+    redis_systems = [s for s in REDIS_SYSTEMS if s in only]
+    for system in list(redis_systems):
+        if (why := missing(system)) is not None:
+            results.notes.append(f"skipped {why}")
+            redis_systems.remove(system)
+    base = ROOT / ".bench" / "files"
+    base.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    server = ServerProcess.start_new("redis") if redis_systems or args.profile else None
+    try:
+        bench = Bench(sizes, results, server)
+        for run in range(runs):
+            for system in redis_systems:
+                _attempt(results, f"{system} run {run + 1}", lambda s=system, r=run: bench.redis_system(s, r))
+            if "file" in only:
+                _attempt(results, f"file run {run + 1}", lambda r=run: bench.file_systems(r, base))
+            print(f"run {run + 1}/{runs} done after {time.monotonic() - started:.0f}s", file=sys.stderr)
+        profile_text = None
+        if args.profile:
+            profile_text = bench.profile(ROOT / ".bench" / "drain.prof")
+    finally:
+        if server is not None:
+            server.close()
+    command = "uv run python tools/bench.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
+    print(render(results, runs=runs, command=command))
+    print(f"\n(total {time.monotonic() - started:.0f}s)")
+    if profile_text is not None:
+        print("\n" + profile_text)
+    return 0
+
+
+def _attempt(results: Results, what: str, work: Any) -> None:
+    """Run one system's workloads; a failure becomes a note, the others still run."""
+    try:
+        work()
+    except DriverError as exc:
+        results.notes.append(f"{what} failed: {exc}")
+        print(f"{what} failed: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The benchmark's table: medians of the runs, ratios to the raw limit, the original and the peers."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["FILE_WRITES", "Results", "render"]
+
+REDIS_SYSTEMS = ("raw", "jobqueue", "original", "arq", "saq")
+LABELS = {
+    "raw": "raw loop",
+    "jobqueue": "jobqueue",
+    "original": "original",
+    "arq": "arq",
+    "saq": "saq",
+}
+
+# Durable file operations one job costs in FileStorage (jobqueue_file/_space.py): enqueue writes the
+# record and fsyncs the queue and jobs directories; claim rewrites the record; finish rewrites it and
+# fsyncs the jobs directory. (atomic writes, directory fsyncs) per phase:
+FILE_WRITES = {"enqueue": (1, 2), "drain": (2, 1)}
+
+
+@dataclass
+class Results:
+    """Every figure of every run: ``values[system][metric]`` is one value per run."""
+
+    values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, system: str, metric: str, value: float) -> None:
+        self.values.setdefault(system, {}).setdefault(metric, []).append(value)
+
+    def get(self, system: str, metric: str) -> float | None:
+        """The median over runs, or None when never measured."""
+        runs = self.values.get(system, {}).get(metric)
+        return statistics.median(runs) if runs else None
+
+    def spread(self, system: str, metric: str) -> tuple[float, float] | None:
+        runs = self.values.get(system, {}).get(metric)
+        return (min(runs), max(runs)) if runs and len(runs) > 1 else None
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    metric: str
+    digits: int
+    higher_is_better: bool
+
+
+REDIS_ROWS = (
+    Row("enqueue, jobs/s (50 in flight)", "enqueue", 0, True),
+    Row("drain, jobs/s (1 worker, concurrency 50)", "drain", 0, True),
+    Row("request/response p50, ms (sequential)", "rr_p50", 2, False),
+    Row("request/response p95, ms", "rr_p95", 2, False),
+    Row("request/response p99, ms", "rr_p99", 2, False),
+    Row("50 waiters, req/s", "waiters", 0, True),
+    Row("50 waiters p50, ms", "waiters_p50", 1, False),
+    Row("Redis commands per job: enqueue", "cmds_enqueue", 1, False),
+    Row("Redis commands per job: drain", "cmds_drain", 1, False),
+)
+
+FILE_ROWS = (
+    Row("enqueue, jobs/s (50 in flight)", "enqueue", 0, True),
+    Row("drain, jobs/s (1 worker, concurrency 50)", "drain", 0, True),
+    Row("request/response p50, ms (sequential)", "rr_p50", 2, False),
+    Row("request/response p95, ms", "rr_p95", 2, False),
+    Row("request/response p99, ms", "rr_p99", 2, False),
+    Row("50 waiters, req/s", "waiters", 0, True),
+)
+
+
+def fmt(value: float | None, digits: int) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0 or math.isnan(ours) or math.isnan(theirs):
+        return "—"
+    return f"{ours / theirs:.2f}x"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table (readable as plain text too)."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|" + "|".join("-" * (w + 1) + ":" if i else ":" + "-" * (w + 1) for i, w in enumerate(widths)) + "|"
+    )
+    return [line(header), rule, *(line(row) for row in rows)]
+
+
+def redis_table(results: Results) -> list[str]:
+    systems = [s for s in REDIS_SYSTEMS if s in results.values]
+    others = [s for s in systems if s != "jobqueue"]
+    header = ["metric", *(LABELS[s] for s in systems), *(f"jq / {LABELS[s]}" for s in others)]
+    rows = []
+    for row in REDIS_ROWS:
+        values = {s: results.get(s, row.metric) for s in systems}
+        if all(v is None for v in values.values()):
+            continue
+        cells = [row.label, *(fmt(values[s], row.digits) for s in systems)]
+        cells += [ratio(values.get("jobqueue"), values[s]) for s in others]
+        rows.append(cells)
+    lines = table(header, rows)
+    ping, get = results.get("raw", "ping_p50"), results.get("raw", "get_p50")
+    if ping is not None and get is not None:
+        lines.append("")
+        lines.append(f"One redis-py round trip on this server: PING p50 {ping:.3f} ms, GET p50 {get:.3f} ms.")
+    return lines
+
+
+def file_table(results: Results) -> list[str]:
+    write = results.get("file-raw", "write_ms")
+    dirsync = results.get("file-raw", "dirsync_ms")
+    nosync = results.get("file-raw", "nosync_ms")
+
+    def limit(metric: str, durable: bool) -> float | None:
+        if write is None or dirsync is None or nosync is None:
+            return None
+        per_write = write if durable else nosync
+        syncs = dirsync if durable else 0.0
+        phases: dict[str, float] = {
+            phase: writes * per_write + dirs * syncs for phase, (writes, dirs) in FILE_WRITES.items()
+        }
+        whole = phases["enqueue"] + phases["drain"]
+        by_metric: dict[str, Callable[[], float]] = {
+            "enqueue": lambda: 1000 / phases["enqueue"],
+            "drain": lambda: 1000 / phases["drain"],
+            "rr_p50": lambda: whole,
+        }
+        return by_metric[metric]() if metric in by_metric else None
+
+    header = ["metric", "durable", "raw fsync limit", "ratio", "durable=False", "raw, no fsync", "ratio"]
+    rows = []
+    for row in FILE_ROWS:
+        cells = [row.label]
+        for system, durable in (("file-durable", True), ("file-fast", False)):
+            ours, raw = results.get(system, row.metric), limit(row.metric, durable)
+            cells += [fmt(ours, row.digits), fmt(raw, row.digits), ratio(ours, raw)]
+        rows.append(cells)
+    lines = table(header, rows)
+    if write is not None and dirsync is not None and nosync is not None:
+        lines += [
+            "",
+            f"Same disk, same run: one create+write+fsync+rename {write:.3f} ms, one directory fsync "
+            f"{dirsync:.3f} ms, create+write+rename without fsync {nosync:.3f} ms. A job costs "
+            "3 atomic record writes (enqueue, claim, finish) and 3 directory fsyncs "
+            "(queue and jobs dirs at enqueue, jobs dir at finish); the limit rows are those costs, "
+            "done one after the other (enqueue: 1 write + 2 dir fsyncs; drain: 2 writes + 1 dir fsync; "
+            "request/response: all six).",
+        ]
+    return lines
+
+
+def goals(results: Results) -> list[str]:
+    def get(system: str, metric: str) -> float | None:
+        return results.get(system, metric)
+
+    checks: list[tuple[str, float | None, float | None, Callable[[float, float], bool], str]] = [
+        ("drain >= 1.5x the original", get("jobqueue", "drain"), get("original", "drain"),
+         lambda a, b: a >= 1.5 * b, "x"),
+        ("request/response p50 <= 0.5x the original", get("jobqueue", "rr_p50"), get("original", "rr_p50"),
+         lambda a, b: a <= 0.5 * b, "x"),
+        ("request/response p50 <= 1.5x the minimal loop", get("jobqueue", "rr_p50"), get("raw", "rr_p50"),
+         lambda a, b: a <= 1.5 * b, "x"),
+        ("50 waiters >= 1.5x the original", get("jobqueue", "waiters"), get("original", "waiters"),
+         lambda a, b: a >= 1.5 * b, "x"),
+        ("file drain (durable) >= 1,000 jobs/s", get("file-durable", "drain"), 1000.0,
+         lambda a, b: a >= b, "of 1,000/s: "),
+    ]  # fmt: skip
+    lines = []
+    for label, ours, theirs, ok, _ in checks:
+        if ours is None or theirs is None:
+            lines.append(f"- {label}: not measured")
+            continue
+        verdict = "met" if ok(ours, theirs) else "MISSED"
+        lines.append(f"- {label}: {ours / theirs:.2f}x — {verdict}")
+    return lines
+
+
+def render(results: Results, *, runs: int, command: str) -> str:
+    out = [f"Command: `{command}` — medians of {runs} run(s).", ""]
+    if any(s in results.values for s in REDIS_SYSTEMS):
+        out += ["Redis (one redis-server started by the bench, loopback):", "", *redis_table(results), ""]
+    if "file-durable" in results.values or "file-fast" in results.values:
+        out += ["FileStorage (same machine, same disk):", "", *file_table(results), ""]
+    out += [
+        "Ratios are jobqueue ÷ other (above 1 is better for rates, below 1 for latencies and "
+        "command counts).",
+        "",
+        "Goals:",
+        *goals(results),
+    ]
+    if results.notes:
+        out += ["", "Notes:", *(f"- {note}" for note in results.notes)]
+    return "\n".join(out)
