@@ -217,7 +217,9 @@ def _recovery(fault: Fault, done: dict[str, float], evidence: Evidence) -> tuple
     held_done = [done.get(job_id) for job_id in fault.held]
     if any(t is None for t in held_done):
         return None, f"{len(fault.held)} jobs in flight, not all completed"
-    ends = [t for t in held_done if t is not None]
+    # a job can look in flight though it had completed: its worker died between storing the
+    # result and logging it, or the server applied a completion whose reply the kill cut off
+    ends = [t for t in held_done if t is not None and t >= fault.t]
     what = f"{len(fault.held)} jobs in flight completed"
     if fault.kind == "restart-server":
         assert fault.end is not None
@@ -282,6 +284,8 @@ def build_report(evidence: Evidence) -> Report:
     for completion in evidence.completions:
         done.setdefault(completion.job_id, completion.t)
         done_by.setdefault(completion.job_id, completion.pid)
+    for job_id, seen in observer.completed.items():  # completions no worker could log
+        done[job_id] = min(done.get(job_id, seen), seen)
     lost = sorted(job_id for job_id in accepted - completed if job_id not in done)
     unverified = sorted(job_id for job_id in accepted - completed if job_id in done)
     report.add("backend", config.backend)

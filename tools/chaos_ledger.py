@@ -8,6 +8,7 @@ injector knows which jobs a worker holds at the moment it kills it; the
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,6 +155,11 @@ def read_producers(files: RunFiles) -> ProducerLog:
     return log
 
 
+# An execution with no logged completion after this long has ended unlogged: its worker died after
+# storing the result, or the server applied a completion whose reply a server kill cut off.
+_STALE = 30.0
+
+
 class LedgerTail:
     """Follows the ledger and the completions file: which jobs each worker pid is running now."""
 
@@ -190,9 +196,10 @@ class LedgerTail:
     def held_by(self, pid: int) -> list[str]:
         """Jobs ``pid`` started and nobody completed yet."""
         self.update()
-        return sorted(self.open.get(pid, {}))
+        return sorted(job_id for job_id, t in self.open.get(pid, {}).items() if t > time.time() - _STALE)
 
     def held_by_all(self) -> list[str]:
         """Jobs running anywhere now."""
         self.update()
-        return sorted({job_id for jobs in self.open.values() for job_id in jobs})
+        horizon = time.time() - _STALE
+        return sorted({job_id for jobs in self.open.values() for job_id, t in jobs.items() if t > horizon})
