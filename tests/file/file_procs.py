@@ -12,7 +12,9 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
+from jobqueue import Job, Queue
 from jobqueue_file import FileStorage
 
 
@@ -84,17 +86,47 @@ async def work(storage: FileStorage, worker: str) -> None:
                 say(claim.id)
 
 
-COMMANDS = {
+async def queue_produce(storage: FileStorage, prefix: str, count: str) -> None:
+    """Enqueue COUNT jobs through a Queue after the go line; print "done"."""
+    queue: Queue[dict[str, int], int] = Queue(storage)
+    say("ready")
+    await asyncio.to_thread(sys.stdin.readline)
+    async with queue:
+        for i in range(int(count)):
+            result = await queue.enqueue(f"{prefix}-{i}", {"n": i})
+            assert result.status == "queued", result
+    say("done")
+
+
+async def queue_work(storage: FileStorage, concurrency: str) -> None:
+    """Run a Queue worker until a line arrives on stdin; print each job id it executes."""
+    queue: Queue[dict[str, int], int] = Queue(storage, concurrency=int(concurrency), block_timeout=0.5)
+
+    @queue.execute
+    async def handle(job: Job[dict[str, int]]) -> int:
+        say(job.id)
+        return job.payload["n"]
+
+    async with queue:
+        say("ready")
+        await asyncio.to_thread(sys.stdin.readline)
+
+
+COMMANDS: dict[str, Callable[..., Awaitable[None]]] = {
     "enqueue_same": enqueue_same,
     "claim_all": claim_all,
     "wait_one": wait_one,
     "produce": produce,
     "work": work,
+    "queue_produce": queue_produce,
+    "queue_work": queue_work,
 }
 
 
 async def main(command: str, root: str, *args: str) -> None:
-    async with FileStorage(root) as storage:
+    """ROOT is a directory, or a file:// URL to pass options."""
+    storage = FileStorage.from_url(root) if root.startswith("file:") else FileStorage(root)
+    async with storage:
         await COMMANDS[command](storage, *args)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from jobqueue import JobState
+from jobqueue_conformance import wait_until
 from jobqueue_file import FileStorage
 
 pytestmark = pytest.mark.file
@@ -27,7 +28,7 @@ class Child:
         self.proc = proc
 
     @classmethod
-    async def start(cls, command: str, root: Path, *args: str) -> Child:
+    async def start(cls, command: str, root: Path | str, *args: str) -> Child:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(PROCS),
@@ -56,7 +57,7 @@ class Child:
         assert await asyncio.wait_for(self.proc.wait(), 30) == 0
 
 
-async def start_all(command: str, root: Path, args: list[tuple[str, ...]]) -> list[Child]:
+async def start_all(command: str, root: Path | str, args: list[tuple[str, ...]]) -> list[Child]:
     children = [await Child.start(command, root, *arg) for arg in args]
     for child in children:
         await child.ready()
@@ -131,3 +132,50 @@ async def test_a_blocked_dequeue_uses_almost_no_cpu(tmp_path: Path) -> None:
     assert report["ids"] == []
     assert report["wall"] >= 0.9, "the dequeue returned before its timeout"
     assert report["cpu"] < 0.05 * report["wall"], f"a waiting dequeue burns CPU: {report}"
+
+
+@pytest.mark.slow
+async def test_queues_in_many_processes_run_every_job_exactly_once(tmp_path: Path) -> None:
+    """4 producer and 4 worker processes share one directory: 10,000 jobs, none lost, none run twice."""
+    url = f"file://{tmp_path}?durable=false"  # fsync is not what this checks; renames and locks are
+    producers, per_producer = 4, 2_500
+    total = producers * per_producer
+    workers = [await Child.start("queue_work", url, "8") for _ in range(4)]
+    for worker in workers:
+        await worker.ready()
+    executed: Counter[str] = Counter()
+    all_ran = asyncio.Event()
+
+    async def collect(worker: Child) -> None:
+        assert worker.proc.stdout is not None
+        while line := await worker.proc.stdout.readline():
+            executed[json.loads(line)] += 1
+            if executed.total() >= total:
+                all_ran.set()
+
+    collectors = [asyncio.create_task(collect(worker)) for worker in workers]
+    started = time.monotonic()
+    feeders = await start_all("queue_produce", url, [(f"p{n}", str(per_producer)) for n in range(producers)])
+    for feeder in feeders:
+        assert await feeder.read(timeout=120) == "done"
+        await feeder.finish()
+    await asyncio.wait_for(all_ran.wait(), 120)
+    async with FileStorage(tmp_path) as storage:
+
+        async def all_completed() -> bool:
+            return (await storage.counts())[JobState.COMPLETED] == total
+
+        await wait_until(all_completed, message="not every job completed", timeout=30, interval=0.2)
+    elapsed = time.monotonic() - started
+    for worker in workers:
+        worker.go()
+    await asyncio.gather(*collectors)
+    for worker in workers:
+        await worker.finish()
+    print(
+        f"{total} jobs through 4 producer and 4 worker processes in {elapsed:.1f}s ({total / elapsed:.0f}/s)"
+    )
+    expected = {f"p{n}-{i}" for n in range(producers) for i in range(per_producer)}
+    assert set(executed) == expected, "a job was lost"
+    twice = [job_id for job_id, runs in executed.items() if runs > 1]
+    assert not twice, f"jobs ran twice without any crash: {twice[:10]}"

@@ -378,3 +378,25 @@ def test_the_constructor_rejects_bad_arguments() -> None:
 async def test_calls_before_connect_raise_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="not connected"):
         await FileStorage(tmp_path).get("x")
+
+
+async def test_a_worker_that_leaves_leaves_no_directory(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path) as storage:
+        for worker in ("stops", "lapses"):
+            await storage.register_worker(worker, 10 if worker == "lapses" else 60_000)
+            await storage.enqueue(f"job-{worker}", b"x")
+            assert await storage.dequeue(worker, lease_ms=30_000, timeout_ms=0)
+            assert await storage.complete(f"job-{worker}", worker, b"r", 60_000)
+        await storage.unregister_worker("stops")
+
+        async def only_lapsed_pruned() -> bool:
+            return await storage.list_workers() == []
+
+        await wait_until(only_lapsed_pruned, message="a lapsed worker holding nothing is still listed")
+        assert worker_dirs(tmp_path) == [], "processing/<worker>/ directories were left behind"
+        await storage.enqueue("again", b"x")
+        assert await storage.dequeue("stops", lease_ms=30_000, timeout_ms=0), "a returning worker can claim"
+
+
+def worker_dirs(root: Path) -> list[Path]:
+    return sorted((root / "default" / "processing").iterdir())

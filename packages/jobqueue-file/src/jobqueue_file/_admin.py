@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -226,7 +227,7 @@ class Space(SpaceCore):
         return removed
 
     def sweep(self) -> int:
-        """Delete expired records and stale temp files; return how many records went."""
+        """Delete expired records, stale temp files and lapsed workers; return how many records went."""
         removed = 0
         for key, record in list(self.records()):
             if record.is_live(now_ms()):
@@ -237,6 +238,7 @@ class Space(SpaceCore):
                     self.remove(key, current)
                     removed += 1
         self.clean_temp_files()
+        self.list_workers()  # prunes lapsed workers that hold nothing, and their directories
         return removed
 
     def clean_temp_files(self) -> None:
@@ -283,6 +285,12 @@ class Space(SpaceCore):
                 write_atomic(self.layout.worker_file(key), data, durable=False)
             else:
                 unlink_if_exists(self.layout.worker_file(key))
+                self._drop_worker_dir(key)
+
+    def _drop_worker_dir(self, key: str) -> None:
+        """Remove an empty ``processing/<worker>/`` (a later claim by that worker creates it again)."""
+        with contextlib.suppress(OSError):  # gone already, or not empty: jobs or strays still there
+            os.rmdir(self.layout.worker_dir(key))
 
     def _registration(self, key: str) -> tuple[str, int, int] | None:
         path = self.layout.worker_file(key)
@@ -331,13 +339,12 @@ class Space(SpaceCore):
                 continue
             held = self._held(key)
             registration = self._registration(key)
-            if registration is None and not held:
-                continue
-            if registration is not None and registration[2] <= now and not held:
-                with self.locks.hold("worker:" + key):
+            if not held and (registration is None or registration[2] <= now):
+                with self.locks.hold("worker:" + key):  # a lapsed worker that holds nothing: forget it
                     current = self._registration(key)
-                    if current is not None and current[2] <= now_ms() and not self._held(key):
+                    if (current is None or current[2] <= now_ms()) and not self._held(key):
                         unlink_if_exists(self.layout.worker_file(key))
+                        self._drop_worker_dir(key)
                 continue
             worker_id = registration[0] if registration is not None else held[0].worker_id or ""
             last_seen, expires_at = (registration[1], registration[2]) if registration is not None else (0, 0)
