@@ -234,7 +234,8 @@ async def test_theme_toggle_and_help(storage: Storage) -> None:
 
 async def test_everything_fits_80_by_24(storage: Storage) -> None:
     await put(storage, *[f"job-{i}" for i in range(40)])
-    app = DashboardApp(storage)
+    long_url = "redis://:hunter2@queue-cache.internal.example.com:6379/0?prefix=production-jobs"
+    app = DashboardApp(storage, url=long_url)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: len(table_ids(app)) == 40, "a page of jobs")
         for selector in ("#header", "#counts", "#throughput", "#workers", "#search", "#pager", "#jobs"):
@@ -246,6 +247,9 @@ async def test_everything_fits_80_by_24(storage: Storage) -> None:
         assert app.screen.query_one("#jobs").region.height >= 10
         await wait_until(pilot, lambda: "Help" in screen_text(app).splitlines()[-1], "the footer")
         lines = screen_text(app).splitlines()
+        assert lines[0].startswith(" jobqueue  queue default  redis://:****@queue-cache")
+        assert lines[0].rstrip().endswith("…")  # the URL is cut at the edge, not wrapped away
+        assert "hunter2" not in screen_text(app)
         assert "failed 0" in lines[1]  # every count visible on the counts line
         footer = lines[-1]
         for key in ("Search", "Filter", "Cancel", "Retry", "Purge", "Quit", "Help"):

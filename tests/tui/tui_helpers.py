@@ -118,7 +118,11 @@ def table_ids(app: DashboardApp) -> list[str]:
 
 def screen_text(app: DashboardApp) -> str:
     """Everything visible, as plain text lines (from the SVG screenshot)."""
-    svg = app.export_screenshot()
+    return svg_text(app.export_screenshot())
+
+
+def svg_text(svg: str) -> str:
+    """The text of a Textual SVG screenshot, one line per terminal row."""
     rows: dict[float, list[tuple[float, str]]] = {}
     pattern = r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>'
     for match in re.finditer(pattern, svg):

@@ -34,14 +34,14 @@ class HeaderBar(Static):
             self._render_text()
 
     def _render_text(self) -> None:
-        text = Text.assemble(
-            ("jobqueue ", "bold"),
-            (self._url, ""),
-            ("  queue ", "dim"),
-            (self._queue, "bold"),
-        )
+        # The queue comes first: a long URL is what gets cut at the edge.
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("jobqueue", "bold")
+        text.append("  queue ", "dim")
+        text.append(self._queue, "bold")
         if self._read_only:
             text.append("  read-only", "italic")
         if self._problem is not None:
             text.append(f"  ⚠ {self._problem}", "bold")
+        text.append(f"  {self._url}")
         self.update(text)

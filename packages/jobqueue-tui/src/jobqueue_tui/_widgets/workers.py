@@ -46,7 +46,9 @@ class WorkersPanel(DataTable[Text]):
             lapsed = worker.expires_at < now
             style = "bold red" if lapsed else ""
             name = Text(("✗ " if lapsed else "") + worker.id, style=style)
-            beat = Text(format_age(max(0, now - worker.last_seen)), style=style, justify="right")
+            # A lapsed worker whose registration is gone still shows with the jobs it holds.
+            age = format_age(max(0, now - worker.last_seen)) if worker.last_seen > 0 else "-"
+            beat = Text(age, style=style, justify="right")
             jobs = Text(str(len(worker.jobs)) + (f" {', '.join(worker.jobs)}" if worker.jobs else ""))
             if lapsed:
                 jobs.append(" lapsed", "bold red")

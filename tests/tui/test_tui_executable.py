@@ -1,0 +1,176 @@
+"""The real ``jobqueue-tui`` executable in a pseudo-terminal (tmux), on a storage shared with the test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from jobqueue import JobState, Storage, storage_from_url
+
+from .tui_helpers import complete, put
+
+EXECUTABLE = str(Path(sys.executable).with_name("jobqueue-tui"))
+
+
+class Terminal:
+    """One tmux server on a private socket, running one command in a 100x30 pane."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.socket = f"jobqueue-tui-test-{uuid.uuid4().hex[:8]}"
+        self.exit_file = tmp / "exit-code"
+
+    async def tmux(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "tmux", "-L", self.socket, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, f"tmux {' '.join(args)}: {err.decode()}"
+        return out.decode()
+
+    async def start(self, *argv: str) -> None:
+        # The pane is sized first, then the command replaces its placeholder: a command started
+        # with the session can read the terminal size before tmux applies -x/-y.
+        await self.tmux(
+            "-f", "/dev/null", "new-session", "-d", "-s", "dash", "-x", "100", "-y", "30", "sleep 600"
+        )
+        size = await self.tmux("display-message", "-p", "-t", "dash", "#{pane_width}x#{pane_height}")
+        assert size.strip() == "100x30", size
+        # shutil.get_terminal_size() prefers $COLUMNS/$LINES to the pty: drop any inherited ones.
+        command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", EXECUTABLE, *argv])
+        command += f"; echo $? > {self.exit_file}"
+        await self.tmux("respawn-pane", "-k", "-t", "dash", "-e", "TERM=xterm-256color", command)
+        self.pid = int((await self.tmux("display-message", "-p", "-t", "dash", "#{pane_pid}")).strip())
+
+    async def screen(self) -> str:
+        return await self.tmux("capture-pane", "-p", "-t", "dash")
+
+    async def wait_for(self, *texts: str, timeout: float = 15.0) -> str:
+        """Poll the pane until every text is on it at once (a capture can catch a half-drawn frame)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = await self.screen()
+            if all(text in screen for text in texts):
+                return screen
+            if time.monotonic() > deadline:
+                size = await self.tmux("display-message", "-p", "-t", "dash", "#{pane_width}x#{pane_height}")
+                raise AssertionError(f"{texts!r} never appeared together on {size.strip()}:\n{screen}")
+            await asyncio.sleep(0.05)
+
+    async def press(self, *keys: str) -> None:
+        await self.tmux("send-keys", "-t", "dash", *keys)
+
+    async def exit_code(self, timeout: float = 15.0) -> int:
+        deadline = time.monotonic() + timeout
+        while not self.exit_file.exists() or not self.exit_file.read_text().strip():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jobqueue-tui did not exit; the screen is:\n{await self.screen()}")
+            await asyncio.sleep(0.05)
+        return int(self.exit_file.read_text())
+
+    def kill(self) -> None:
+        with_pid = getattr(self, "pid", None)
+        if with_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(with_pid, signal.SIGKILL)
+
+
+@pytest.fixture
+async def terminal(tmp_path: Path) -> AsyncIterator[Terminal]:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (apt-get install tmux)")
+    term = Terminal(tmp_path)
+    try:
+        yield term
+    finally:
+        term.kill()
+        proc = await asyncio.create_subprocess_exec(
+            "tmux", "-L", term.socket, "kill-server", stderr=asyncio.subprocess.DEVNULL
+        )
+        await proc.wait()
+
+
+@pytest.mark.file
+async def test_dashboard_in_a_terminal_watches_and_acts_on_a_file_storage(
+    terminal: Terminal, tmp_path: Path
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    storage: Storage = storage_from_url(url)
+    async with storage:
+        await put(storage, "email-1", "email-2", "email-3")
+        await terminal.start(url, "--refresh", "30")
+        await terminal.wait_for("queued 3", f"jobqueue  queue default  {url[:60]}", "email-3", "Quit")
+
+        # Another process (this test) finishes a job: the dashboard hears it.
+        await complete(storage, "email-1")
+        await terminal.wait_for("completed 1", "queued 2")
+
+        await terminal.press("?")
+        await terminal.wait_for("jobqueue dashboard")
+        await terminal.press("Escape")
+        await terminal.wait_for("/ search id prefix")
+
+        # The cursor is on the newest job: cancel it, confirming with y.
+        await terminal.press("c")
+        await terminal.wait_for("Cancel job email-3?")
+        await terminal.press("y")
+        await terminal.wait_for("queued 1")
+        assert await storage.get("email-3") is None
+        remaining = await storage.get("email-2")
+        assert remaining is not None
+        assert remaining.state is JobState.QUEUED
+
+        await terminal.press("q")
+        assert await terminal.exit_code() == 0
+
+
+@pytest.mark.memory
+async def test_read_only_dashboard_in_a_terminal(terminal: Terminal) -> None:
+    await terminal.start("memory://", "--read-only", "--queue", "mail")
+    screen = await terminal.wait_for("read-only", "queue mail", "Quit")
+    footer = screen.rstrip().splitlines()[-1]
+    assert "Quit" in footer
+    assert "Cancel" not in footer
+    assert "Purge" not in footer
+    await terminal.press("p", "c")
+    await terminal.press("q")
+    assert await terminal.exit_code() == 0
+
+
+async def run_cli(*argv: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        EXECUTABLE, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.memory
+async def test_bad_arguments_fail_with_one_clear_line() -> None:
+    code, err = await run_cli("nosuch://x")
+    assert code == 2
+    assert err.startswith("jobqueue-tui: no storage backend handles nosuch://")
+    assert "Traceback" not in err
+
+    code, err = await run_cli("memory://", "--refresh", "0")
+    assert code == 2
+    assert "--refresh must be > 0 seconds" in err
+
+
+@pytest.mark.redis
+async def test_unreachable_server_fails_with_the_password_masked(unused_tcp_port: int) -> None:
+    code, err = await run_cli(f"redis://:hunter2@127.0.0.1:{unused_tcp_port}/0")
+    assert code == 1
+    assert err.startswith(f"jobqueue-tui: cannot connect to redis://:****@127.0.0.1:{unused_tcp_port}/0")
+    assert "hunter2" not in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
