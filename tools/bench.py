@@ -27,7 +27,6 @@ background load hits every system alike; the table shows medians.
 from __future__ import annotations
 
 import argparse
-import pstats
 import shlex
 import shutil
 import sys
@@ -42,6 +41,7 @@ import redis
 
 from tools.bench_common import Driver, DriverError
 from tools.bench_node import ROOT, driver_command, missing, setup
+from tools.bench_profile import cprofile_summary, pyspy_binary, pyspy_start, pyspy_summary
 from tools.bench_report import Results, render
 from tools.servers import ServerProcess
 
@@ -153,33 +153,30 @@ class Bench:
             self.requests(system, url, run, "bench", s.file_latency, s.file_waiters)
             shutil.rmtree(directory, ignore_errors=True)
 
-    def profile(self, path: Path) -> str:
-        """One jobqueue drain with cProfile in the worker; the top of the profile."""
+    def profile(self, directory: Path) -> str:
+        """One more jobqueue drain, profiled: py-spy from outside when installed, else cProfile inside."""
         assert self.server is not None
-        url, jobs = self.server.url, self.sizes.jobs
+        url, jobs = self.server.url, max(self.sizes.jobs, 10_000)
         self.flush()
         self.run_once("jobqueue", "produce", url, jobs, "prof-", "bench-prof")
         argv, env = driver_command("jobqueue", "drain")
-        argv += ["--url", url, "--jobs", str(jobs), "--queue", "bench-prof", "--profile", str(path)]
+        argv += ["--url", url, "--jobs", str(jobs), "--queue", "bench-prof"]
+        spy = pyspy_binary(ROOT)
+        folded, prof = directory / "drain.folded", directory / "drain.prof"
+        if spy is None:
+            argv += ["--profile", str(prof)]
         with Driver("jobqueue drain (profiled)", argv, env=env) as driver:
             driver.expect("ready", _READY_TIMEOUT)
+            sampler = pyspy_start(spy, driver.pid, folded) if spy is not None else None
+            time.sleep(1.0)  # py-spy attaches
             driver.send("go")
             result = driver.expect("result", 300.0)
-        stats = pstats.Stats(str(path))
-        text = [f"profiled drain: {result['rate']:.0f} jobs/s under cProfile (slower than unprofiled)"]
-        for order in ("tottime", "cumulative"):
-            text.append(f"\n--- top 25 by {order} ---")
-            text.append(_print_stats(stats, order))
-        return "\n".join(text)
-
-
-def _print_stats(stats: pstats.Stats, order: str) -> str:
-    import io
-
-    buffer = io.StringIO()
-    stats.stream = buffer  # type: ignore[attr-defined]  # pstats prints to its stream attribute
-    stats.sort_stats(order).print_stats(25)
-    return buffer.getvalue()
+        if sampler is not None:
+            sampler.wait(timeout=30)
+            head = f"profiled drain (py-spy, 250 Hz): {result['rate']:.0f} jobs/s; folded stacks in {folded}"
+            return head + "\n" + pyspy_summary(folded)
+        head = f"profiled drain (cProfile, slows it down): {result['rate']:.0f} jobs/s; stats in {prof}"
+        return head + "\n" + cprofile_summary(prof)
 
 
 def main() -> int:
@@ -194,7 +191,9 @@ def main() -> int:
     parser.add_argument(
         "--setup", action="store_true", help="install arq, saq and the original into .bench/ and exit"
     )
-    parser.add_argument("--profile", action="store_true", help="also profile one jobqueue drain (cProfile)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one jobqueue drain (py-spy, else cProfile)"
+    )
     args = parser.parse_args()
     if args.setup:
         setup()
@@ -219,20 +218,22 @@ def main() -> int:
         for run in range(runs):
             for system in redis_systems:
                 _attempt(results, f"{system} run {run + 1}", lambda s=system, r=run: bench.redis_system(s, r))
+                print(f"  {system} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
             if "file" in only:
                 _attempt(results, f"file run {run + 1}", lambda r=run: bench.file_systems(r, base))
+                print(f"  file done at {time.monotonic() - started:.0f}s", file=sys.stderr)
             print(f"run {run + 1}/{runs} done after {time.monotonic() - started:.0f}s", file=sys.stderr)
-        profile_text = None
+        command = "uv run python tools/bench.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
+        print(render(results, runs=runs, command=command))
+        print(f"\n(total {time.monotonic() - started:.0f}s)", flush=True)
         if args.profile:
-            profile_text = bench.profile(ROOT / ".bench" / "drain.prof")
+            try:
+                print("\n" + bench.profile(ROOT / ".bench"))
+            except DriverError as exc:
+                print(f"profiling failed: {exc}", file=sys.stderr)
     finally:
         if server is not None:
             server.close()
-    command = "uv run python tools/bench.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
-    print(render(results, runs=runs, command=command))
-    print(f"\n(total {time.monotonic() - started:.0f}s)")
-    if profile_text is not None:
-        print("\n" + profile_text)
     return 0
 
 

@@ -44,9 +44,8 @@ def missing(system: str) -> str | None:
         probe = subprocess.run([str(VENV_PYTHON), "-c", f"import {system}"], capture_output=True, text=True)
         if probe.returncode != 0:
             return f"{system}: not importable in .bench/venv ({probe.stderr.strip().splitlines()[-1:]}); {_SETUP_HINT}"
-    if system == "original":
-        if not NODE_BINARY.exists() or not ORIGINAL.exists():
-            return f"original: node 22 or @platformatic/job-queue missing in .bench/node; {_SETUP_HINT}"
+    if system == "original" and (not NODE_BINARY.exists() or not ORIGINAL.exists()):
+        return f"original: node 22 or @platformatic/job-queue missing in .bench/node; {_SETUP_HINT}"
     return None
 
 
