@@ -122,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--storage",
         metavar="URL",
-        help="storage to run on (default: files in ./.jobqueue when jobqueue-file is installed, else memory)",
+        help=(
+            "storage to run on (default: files in ./.jobqueue when jobqueue-file is installed, else "
+            "memory; JOBQUEUE_STORAGE is not used). The demo works in its own queue, 'demo'."
+        ),
     )
     demo.add_argument("--jobs", type=positive_int, default=200, metavar="N", help="jobs to run (default 200)")
     return parser
