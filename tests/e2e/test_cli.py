@@ -25,6 +25,9 @@ def test_demo_runs_in_seconds_and_prints_the_summary(tmp_path: Path) -> None:
     for metric in ("jobs/s", "retries", "p50 latency"):
         assert metric in out
     assert "cleaned up: 102 finished jobs" in out
+    # jobqueue-file is installed in the workspace, so the default storage is files in ./.jobqueue
+    assert f"on {(tmp_path / '.jobqueue').as_uri()}" in out.splitlines()[0]
+    assert (tmp_path / ".jobqueue" / "demo").is_dir()
     assert "Traceback" not in result.stderr
     assert took < 20, f"the demo took {took:.1f}s"
 
