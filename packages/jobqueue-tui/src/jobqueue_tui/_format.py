@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import msgpack
-from jobqueue import CorruptDataError, JobRecord
+from jobqueue import CorruptDataError, JobRecord, MsgpackSerde, SerializationError
 from jobqueue._wire import Envelope, decode_envelope
 
 __all__ = [
@@ -27,6 +26,7 @@ __all__ = [
 _SECRET_PARAMS = frozenset({"password", "pass", "pwd", "token", "secret", "auth"})
 _MASK = "****"
 _HEX_LIMIT = 4096
+_MSGPACK: MsgpackSerde[Any] = MsgpackSerde()
 
 
 def mask_url(url: str) -> str:
@@ -73,8 +73,8 @@ def decode_bytes(data: bytes | None) -> DecodedBytes:
     else:
         return DecodedBytes("json", json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
     try:
-        value = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except Exception:  # msgpack raises many unrelated types for arbitrary bytes
+        value = _MSGPACK.deserialize(data)
+    except SerializationError:
         pass
     else:
         text = json.dumps(value, indent=2, ensure_ascii=False, default=_msgpack_default)
