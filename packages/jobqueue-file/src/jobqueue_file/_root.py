@@ -8,8 +8,9 @@ import os
 import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from jobqueue import Claim, JobState, now_ms
+from jobqueue import DEFAULT_NAMESPACE, Claim, JobState, now_ms, parse_query
 
 from . import _names as names
 from ._admin import Space
@@ -19,6 +20,7 @@ from ._watch import DirWatcher
 
 __all__ = [
     "Root",
+    "parse_url",
     "abort",
     "acquire",
     "close_all",
@@ -30,6 +32,26 @@ __all__ = [
 ]
 
 CLEANER_LOCK = "cleaner.lock"
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def parse_url(url: str) -> tuple[str, str, bool]:
+    """``file:///path?durable=false`` -> (path, namespace, durable); ``ValueError`` naming the problem."""
+    if not isinstance(url, str):
+        raise TypeError(f"storage url must be a str, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "file":
+        raise ValueError(f"not a file:// url: {url!r}")
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(f"file:// urls take no host (use file:///absolute/path), got {url!r}")
+    path = unquote(parts.path)
+    if not path or path == "/":
+        raise ValueError(f"file:// url needs a directory path, got {url!r}")
+    options = parse_query(url, {"durable"})
+    durable = options.get("durable", "true").lower()
+    if durable not in _TRUE | _FALSE:
+        raise ValueError(f"durable must be true or false in {url!r}, got {options['durable']!r}")
+    return path, DEFAULT_NAMESPACE, durable in _TRUE
 
 
 class Root:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from collections import deque
 from dataclasses import replace
 
 from jobqueue import INLINE_RESULT_LIMIT as _INLINE
@@ -21,7 +18,6 @@ from . import _names as names
 from ._atomic import (
     create_empty,
     fsync_dir,
-    named,
     read_bytes,
     rename_if_exists,
     unlink_if_exists,
@@ -29,57 +25,13 @@ from ._atomic import (
 )
 from ._events import EventLog
 from ._layout import Layout
+from ._listing import Listing
 from ._locks import StripeLocks
 from ._records import Record, pack_record, unpack_record
 
 __all__ = ["SpaceCore"]
 
 _log = logging.getLogger("jobqueue.file")
-
-_RELIST_SECONDS = 0.25  # how stale a cached listing may get before entries from other processes show
-
-
-class _Listing:
-    """A cached, sorted listing of one entry directory, consumed from the front.
-
-    Names in ``skip`` (entries whose record is unreadable) are left out, so
-    one bad file never hides the entries behind it.
-    """
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self.skip: set[str] = set()
-        self._names: deque[str] = deque()
-        self._at = 0.0
-        self._lock = threading.Lock()
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._at = 0.0
-
-    def names(self) -> list[str]:
-        """The whole listing, refreshed when stale (for the schedule, read but not consumed)."""
-        with self._lock:
-            if time.monotonic() - self._at > _RELIST_SECONDS:
-                self._refresh()
-            return list(self._names)
-
-    def pop(self, *, refresh: bool) -> str | None:
-        """The next name to try (``refresh``: list the directory again when none is left)."""
-        with self._lock:
-            if (refresh and not self._names) or time.monotonic() - self._at > _RELIST_SECONDS:
-                self._refresh()
-            return self._names.popleft() if self._names else None
-
-    def _refresh(self) -> None:
-        try:
-            listed = os.listdir(self.directory)
-        except OSError as exc:
-            raise named(exc, self.directory) from exc
-        self._names = deque(
-            sorted(name for name in listed if not name.startswith(".") and name not in self.skip)
-        )
-        self._at = time.monotonic()
 
 
 class SpaceCore:
@@ -90,8 +42,8 @@ class SpaceCore:
         self.durable = durable
         self.locks = StripeLocks(layout.locks)
         self.log = EventLog(layout.events, os.path.join(layout.locks, "events"))
-        self._queue = _Listing(layout.queue)
-        self._scheduled = _Listing(layout.scheduled)
+        self._queue = Listing(layout.queue)
+        self._scheduled = Listing(layout.scheduled)
         self._bad: set[str] = set()
 
     def refresh_listings(self) -> None:
@@ -187,7 +139,11 @@ class SpaceCore:
             )
             # Entry first: a crash in between leaves an entry no record claims, dropped on sight.
             create_empty(self.layout.path(entry))
-            self.write(key, record)
+            try:
+                self.write(key, record)
+            except OSError:
+                unlink_if_exists(self.layout.path(entry))  # a full disk, say: leave no stray behind
+                raise
             if self.durable:
                 fsync_dir(os.path.dirname(self.layout.path(entry)))
                 fsync_dir(self.layout.jobs)
@@ -257,19 +213,21 @@ class SpaceCore:
                 if not self.move(found, entry):
                     continue
                 attempt = record.attempts + 1
-                self.write(
-                    parsed.key,
-                    replace(
-                        record,
-                        state=JobState.PROCESSING,
-                        worker_id=worker_id,
-                        attempts=attempt,
-                        lease_until=now + lease_ms,
-                        entry=entry,
-                        abort=False,
-                        updated_at=now,
-                    ),
+                claimed = replace(
+                    record,
+                    state=JobState.PROCESSING,
+                    worker_id=worker_id,
+                    attempts=attempt,
+                    lease_until=now + lease_ms,
+                    entry=entry,
+                    abort=False,
+                    updated_at=now,
                 )
+                try:
+                    self.write(parsed.key, claimed)
+                except OSError:
+                    self.move(entry, found)  # the job stays queued, as its record says
+                    raise
             claims.append(Claim(record.id, record.message, attempt))
             events.append(StorageEvent(EventKind.PROCESSING, record.id, now, worker_id))
         self.log.publish(events)

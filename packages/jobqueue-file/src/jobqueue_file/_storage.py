@@ -35,11 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from jobqueue import (
     DEFAULT_NAMESPACE,
@@ -57,7 +57,6 @@ from jobqueue import (
     WorkerRecord,
     map_exceptions,
     now_ms,
-    parse_query,
     validate_job_id,
 )
 from jobqueue._storage import TtlOutcome
@@ -65,14 +64,14 @@ from jobqueue._storage import TtlOutcome
 from . import _root as threaded
 from ._admin import Space
 from ._feed import FALLBACK_POLL_SECONDS, subscription
-from ._root import Root
+from ._root import Root, parse_url
 from ._watch import DirWatcher
 
 __all__ = ["FileStorage"]
 
-T = TypeVar("T")
+_log = logging.getLogger("jobqueue.file")
 
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+T = TypeVar("T")
 
 
 class FileStorage(Storage, LeaderLock):
@@ -118,21 +117,8 @@ class FileStorage(Storage, LeaderLock):
             ValueError: not a ``file://`` URL, a host other than ``localhost``,
                 no path, or an unknown option or value.
         """
-        if not isinstance(url, str):
-            raise TypeError(f"storage url must be a str, not {type(url).__name__}")
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "file":
-            raise ValueError(f"not a file:// url: {url!r}")
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"file:// urls take no host (use file:///absolute/path), got {url!r}")
-        path = unquote(parts.path)
-        if not path or path == "/":
-            raise ValueError(f"file:// url needs a directory path, got {url!r}")
-        options = parse_query(url, {"durable"})
-        durable = options.get("durable", "true").lower()
-        if durable not in _TRUE | _FALSE:
-            raise ValueError(f"durable must be true or false in {url!r}, got {options['durable']!r}")
-        return cls(path, durable=durable in _TRUE)
+        path, name, durable = parse_url(url)
+        return cls(path, name, durable=durable)
 
     def __repr__(self) -> str:
         return f"FileStorage({self._root.path!r}, namespace={self._name!r}, durable={self._root.durable})"
@@ -198,7 +184,10 @@ class FileStorage(Storage, LeaderLock):
         if space is None:
             with map_exceptions({OSError: StorageError}, f"file storage: opening {root.path}"):
                 space = await asyncio.to_thread(root.open_space, self._name)
-            space = root.spaces.setdefault(self._name, space)
+            kept = root.spaces.setdefault(self._name, space)
+            if kept is not space:  # opened twice concurrently: keep one
+                space.locks.close()
+            space = kept
         return space
 
     async def _watcher(self, space: Space) -> DirWatcher:
@@ -229,8 +218,8 @@ class FileStorage(Storage, LeaderLock):
             await asyncio.sleep(root.cleanup_interval)
             try:
                 await asyncio.to_thread(threaded.sweep_root, root)
-            except OSError:
-                continue  # the next round tries again; a dead directory fails the next call loudly
+            except Exception:  # the next round tries again; the calls that hit the same problem raise it
+                _log.exception("file storage cleaner failed at %s", root.path)
 
     # -------------------------------------------------------------------- queue
 

@@ -26,6 +26,7 @@ __all__ = ["DirWatcher"]
 
 STEP_MS = 10
 DEBOUNCE_MS = 30
+POLL_FALLBACK_MS = 50
 _RUST_TIMEOUT_MS = 5_000
 _log = logging.getLogger("jobqueue.file")
 
@@ -55,7 +56,11 @@ class DirWatcher:
         with self._lock:
             if self._thread is not None:
                 return
-            self._notify = RustNotify(self._dirs, False, False, 300, False, False)
+            try:
+                self._notify = RustNotify(self._dirs, False, False, 300, False, False)
+            except (OSError, RuntimeError) as exc:  # e.g. out of inotify instances: poll instead
+                _log.warning("inotify unavailable (%s); watching %s by polling", exc, self._dirs[0])
+                self._notify = RustNotify(self._dirs, False, True, POLL_FALLBACK_MS, False, False)
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="jobqueue-file-watch", daemon=True)
             self._thread.start()
