@@ -31,6 +31,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,17 @@ class Sizes:
     inflight: int = 50
 
 
-FULL = Sizes(jobs=20_000, latency=1_000, waiters=2_000, file_jobs=5_000, file_latency=300, file_waiters=1_000)
+FULL = Sizes(jobs=20_000, latency=1_000, waiters=2_000, file_jobs=2_000, file_latency=200, file_waiters=500)
 QUICK = Sizes(jobs=3_000, latency=200, waiters=400, file_jobs=1_000, file_latency=100, file_waiters=300)
+# arq and saq drain at a few hundred jobs/s here: smaller workloads keep the run bounded (rates stay rates)
+PEERS = Sizes(jobs=5_000, latency=300, waiters=500, file_jobs=0, file_latency=0, file_waiters=0)
+PEERS_QUICK = Sizes(jobs=2_000, latency=100, waiters=200, file_jobs=0, file_latency=0, file_waiters=0)
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, results: Results, server: ServerProcess | None) -> None:
+    def __init__(self, sizes: Sizes, peers: Sizes, results: Results, server: ServerProcess | None) -> None:
         self.sizes = sizes
+        self.peers = peers
         self.results = results
         self.server = server
         self.redis = redis.Redis(port=server.port) if server is not None else None
@@ -97,18 +102,20 @@ class Bench:
             self.redis.flushall()
             self.redis.config_resetstat()
 
-    def commands(self) -> int:
-        """Commands the server ran so far (Lua's included), not counting the bench's own."""
+    def commands(self) -> Counter[str]:
+        """Calls per command the server ran so far (Lua's included), not counting the bench's own."""
         assert self.redis is not None
         stats: dict[str, Any] = self.redis.info("commandstats")
-        ignored = ("cmdstat_info", "cmdstat_config", "cmdstat_flushall")
-        return sum(int(v["calls"]) for k, v in stats.items() if not k.startswith(ignored))
+        ignored = ("info", "config", "flushall")
+        calls = Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
+        return Counter({k: n for k, n in calls.items() if not k.startswith(ignored)})
 
     # --------------------------------------------------------------- workloads
 
     def redis_system(self, system: str, run: int) -> None:
         assert self.server is not None
-        url, s, queue = self.server.url, self.sizes, f"bench-{system}"
+        url, queue = self.server.url, f"bench-{system}"
+        s = self.peers if system in ("arq", "saq") else self.sizes
         self.flush()
         if system == "raw":
             ping = self.run_once("raw", "ping", url, 2_000, "p", queue)
@@ -121,8 +128,9 @@ class Bench:
         after = self.commands()
         self.results.add(system, "enqueue", produced["rate"])
         self.results.add(system, "drain", drained["rate"])
-        self.results.add(system, "cmds_enqueue", (middle - before) / s.jobs)
-        self.results.add(system, "cmds_drain", (after - middle) / s.jobs)
+        for phase, delta in (("enqueue", middle - before), ("drain", after - middle)):
+            self.results.add(system, f"cmds_{phase}", delta.total() / s.jobs)
+            self.results.commands[f"{system} {phase}"] = {k: n / s.jobs for k, n in delta.items()}
         self.flush()
         self.requests(system, url, run, queue, s.latency, s.waiters)
 
@@ -153,19 +161,17 @@ class Bench:
             self.requests(system, url, run, "bench", s.file_latency, s.file_waiters)
             shutil.rmtree(directory, ignore_errors=True)
 
-    def profile(self, directory: Path) -> str:
-        """One more jobqueue drain, profiled: py-spy from outside when installed, else cProfile inside."""
-        assert self.server is not None
-        url, jobs = self.server.url, max(self.sizes.jobs, 10_000)
+    def profile(self, directory: Path, url: str, jobs: int, tag: str) -> str:
+        """One more jobqueue drain on ``url``, profiled: py-spy from outside when installed, else cProfile."""
         self.flush()
         self.run_once("jobqueue", "produce", url, jobs, "prof-", "bench-prof")
         argv, env = driver_command("jobqueue", "drain")
         argv += ["--url", url, "--jobs", str(jobs), "--queue", "bench-prof"]
         spy = pyspy_binary(ROOT)
-        folded, prof = directory / "drain.folded", directory / "drain.prof"
+        folded, prof = directory / f"drain-{tag}.folded", directory / f"drain-{tag}.prof"
         if spy is None:
             argv += ["--profile", str(prof)]
-        with Driver("jobqueue drain (profiled)", argv, env=env) as driver:
+        with Driver(f"jobqueue drain on {tag} (profiled)", argv, env=env) as driver:
             driver.expect("ready", _READY_TIMEOUT)
             sampler = pyspy_start(spy, driver.pid, folded) if spy is not None else None
             time.sleep(1.0)  # py-spy attaches
@@ -173,10 +179,10 @@ class Bench:
             result = driver.expect("result", 300.0)
         if sampler is not None:
             sampler.wait(timeout=30)
-            head = f"profiled drain (py-spy, 250 Hz): {result['rate']:.0f} jobs/s; folded stacks in {folded}"
-            return head + "\n" + pyspy_summary(folded)
-        head = f"profiled drain (cProfile, slows it down): {result['rate']:.0f} jobs/s; stats in {prof}"
-        return head + "\n" + cprofile_summary(prof)
+            head = f"drain on {tag}, {jobs} jobs, sampled by py-spy at 250 Hz: {result['rate']:.0f} jobs/s"
+            return f"{head}; folded stacks in {folded}\n{pyspy_summary(folded)}"
+        head = f"drain on {tag}, {jobs} jobs, under cProfile (slows it down): {result['rate']:.0f} jobs/s"
+        return f"{head}; stats in {prof}\n{cprofile_summary(prof)}"
 
 
 def main() -> int:
@@ -212,9 +218,15 @@ def main() -> int:
     base = ROOT / ".bench" / "files"
     base.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    server = ServerProcess.start_new("redis") if redis_systems or args.profile else None
+    server = ServerProcess.start_new("redis") if redis_systems else None
     try:
-        bench = Bench(sizes, results, server)
+        peers = PEERS_QUICK if args.quick else PEERS
+        bench = Bench(sizes, peers, results, server)
+        results.notes.append(
+            f"workloads: {sizes.jobs:,} jobs enqueued then drained, {sizes.latency:,} sequential requests, "
+            f"{sizes.waiters:,} requests over 50 waiters; arq and saq {peers.jobs:,} / {peers.latency:,} / "
+            f"{peers.waiters:,}; FileStorage {sizes.file_jobs:,} / {sizes.file_latency:,} / {sizes.file_waiters:,}"
+        )
         for run in range(runs):
             for system in redis_systems:
                 _attempt(results, f"{system} run {run + 1}", lambda s=system, r=run: bench.redis_system(s, r))
@@ -227,10 +239,18 @@ def main() -> int:
         print(render(results, runs=runs, command=command))
         print(f"\n(total {time.monotonic() - started:.0f}s)", flush=True)
         if args.profile:
-            try:
-                print("\n" + bench.profile(ROOT / ".bench"))
-            except DriverError as exc:
-                print(f"profiling failed: {exc}", file=sys.stderr)
+            targets = []
+            if server is not None:
+                targets.append((server.url, max(sizes.jobs, 10_000), "redis"))
+            if "file" in only:
+                fast = base / "profile"
+                shutil.rmtree(fast, ignore_errors=True)
+                targets.append((f"file://{fast}?durable=false", sizes.file_jobs, "file-nodurable"))
+            for url, jobs, tag in targets:
+                try:
+                    print("\n" + bench.profile(ROOT / ".bench", url, jobs, tag), flush=True)
+                except DriverError as exc:
+                    print(f"profiling {tag} failed: {exc}", file=sys.stderr)
     finally:
         if server is not None:
             server.close()

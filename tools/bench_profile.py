@@ -60,34 +60,40 @@ def _short(frame: str) -> str:
 
 
 def pyspy_summary(folded: Path, top: int = 20) -> str:
-    """Self and total shares of the sampled stacks."""
-    own: Counter[str] = Counter()
+    """Self and total shares of the sampled stacks, for the event loop's thread and the others."""
+    own: dict[str, Counter[str]] = {"loop": Counter(), "threads": Counter()}
     total: Counter[str] = Counter()
-    samples = idle = 0
+    samples: Counter[str] = Counter()
     for line in folded.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = [_short(frame) for frame in stack.split(";")]
-        if not any(frame.endswith("run_forever") for frame in frames):
-            continue  # not the event loop's thread (the driver's stdin reader)
-        if frames[-1].endswith("select"):
-            idle += count  # waiting in epoll: the worker had nothing to do
+        if any(frame.endswith("wait_line.<locals>.read") for frame in frames):
+            continue  # the driver's stdin reader
+        where = "loop" if any(frame.endswith("run_forever") for frame in frames) else "threads"
+        if frames[-1].endswith(("select", "_worker", "Condition.wait", "SimpleQueue.get")):
+            samples[f"{where} idle"] += count  # waiting for work
             continue
-        samples += count
-        own[frames[-1]] += count
+        samples[where] += count
+        own[where][frames[-1]] += count
         for name in set(frames):
             if name.startswith("jobqueue"):
                 total[name] += count
-    if not samples:
+    busy = samples["loop"] + samples["threads"]
+    if not busy:
         return "py-spy recorded no samples"
-    busy = 100 * samples / max(1, samples + idle)
-    lines = [f"{samples} samples of the event loop's thread busy, {idle} idle in epoll ({busy:.0f}% busy)"]
-    lines += ["", "self (on CPU):"]
-    lines += [f"  {100 * n / samples:5.1f}%  {name}" for name, n in own.most_common(top)]
+    lines = [
+        f"samples: event loop thread {samples['loop']} busy, {samples['loop idle']} idle in epoll; "
+        f"other threads (to_thread) {samples['threads']} busy. Shares below are of all busy samples."
+    ]
+    for where, title in (("loop", "event loop thread"), ("threads", "other threads")):
+        if own[where]:
+            lines += ["", f"self (on CPU), {title}:"]
+            lines += [f"  {100 * n / busy:5.1f}%  {name}" for name, n in own[where].most_common(top)]
     lines += ["", "total, jobqueue functions (with what they call):"]
-    lines += [f"  {100 * n / samples:5.1f}%  {name}" for name, n in total.most_common(top)]
+    lines += [f"  {100 * n / busy:5.1f}%  {name}" for name, n in total.most_common(top)]
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ class Results:
 
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    commands: dict[str, dict[str, float]] = field(default_factory=dict)  # "system phase" -> per job, last run
 
     def add(self, system: str, metric: str, value: float) -> None:
         self.values.setdefault(system, {}).setdefault(metric, []).append(value)
@@ -196,6 +197,14 @@ def render(results: Results, *, runs: int, command: str) -> str:
     out = [f"Command: `{command}` — medians of {runs} run(s).", ""]
     if any(s in results.values for s in REDIS_SYSTEMS):
         out += ["Redis (one redis-server started by the bench, loopback):", "", *redis_table(results), ""]
+    if results.commands:
+        out += ["Redis commands per job by command (last run; Lua's included):", ""]
+        for what, calls in results.commands.items():
+            listed = ", ".join(
+                f"{k} {v:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]) if v >= 0.01
+            )
+            out.append(f"- {what}: {listed}")
+        out.append("")
     if "file-durable" in results.values or "file-fast" in results.values:
         out += ["FileStorage (same machine, same disk):", "", *file_table(results), ""]
     out += [
