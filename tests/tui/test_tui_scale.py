@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import pytest
@@ -63,3 +65,40 @@ async def test_a_hundred_thousand_jobs_are_paged_not_loaded() -> None:
         assert storage.limits
         assert set(storage.limits) == {40}
         assert first_page < 10, f"the first page took {first_page:.1f}s"
+
+
+class SlowStorage(MemoryStorage):
+    """A real MemoryStorage whose listing takes as long as a big remote one."""
+
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        prefix: str = "",
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        await asyncio.sleep(0.6)  # latency of the simulated storage, not a wait of the test
+        return await super().list_jobs(state=state, prefix=prefix, cursor=cursor, limit=limit)
+
+
+async def test_a_steady_stream_of_events_does_not_starve_a_slow_storage() -> None:
+    async with SlowStorage() as storage:
+        app = DashboardApp(storage)
+        async with app.run_test(size=(100, 30)) as pilot:
+
+            async def produce() -> None:
+                for i in range(1000):
+                    await storage.enqueue(f"stream-{i:04d}", envelope())
+                    await asyncio.sleep(0.05)  # an event every 50 ms: faster than one load
+
+            producer = asyncio.create_task(produce())
+            try:
+                await wait_until(
+                    pilot, lambda: len(table_ids(app)) >= 10, "the table to catch up", timeout=15
+                )
+                assert not producer.done()  # caught up while the stream still flows
+            finally:
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer

@@ -108,7 +108,10 @@ class DashboardApp(App[None]):
             await _finished(worker)
         if self._connected:
             self._connected = False
-            await self._storage.disconnect()
+            try:
+                await self._storage.disconnect()
+            except JobQueueError as exc:  # the storage went away first: nothing left to release
+                self.log.warning(f"disconnect failed: {exc}")
 
     # ---------------------------------------------------------------- events
 

@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label
+from textual.worker import Worker
 
 from .. import _actions
 from .._messages import DataChanged, QueueSwitched, StateFilterChosen
@@ -61,6 +62,8 @@ class MainScreen(Screen[None]):
         self.prefix = ""
         self._cursors: list[str | None] = [None]
         self._next_cursor: str | None = None
+        self._loader: Worker[None] | None = None
+        self._follow_up = False
 
     @property
     def dashboard(self) -> DashboardApp:
@@ -89,16 +92,39 @@ class MainScreen(Screen[None]):
         self._header.set_queue(self.dashboard.storage.name)
         self._counts.mark_filter(None)
         self._table.focus()
-        self.refresh_data()
+        self.reload()
 
     def on_screen_resume(self) -> None:
-        self.refresh_data()
+        self._storage_changed()
 
     # ------------------------------------------------------------------ data
+
+    def reload(self) -> None:
+        """Load again now, dropping a load in flight (what to show has changed)."""
+        self._follow_up = False
+        self._loader = self.refresh_data()
+
+    def _storage_changed(self) -> None:
+        # A load in flight is not cancelled for an event: under a steady stream of events
+        # a slow storage would never finish one. One more load runs after it instead.
+        if self._loader is not None and not self._loader.is_finished:
+            self._follow_up = True
+        else:
+            self.reload()
+
+    def _after_load(self) -> None:
+        if self._follow_up:
+            self.reload()
 
     @work(exclusive=True, group="refresh")
     async def refresh_data(self) -> None:
         """Load counts, workers, namespaces and the current page of jobs (never more than a page)."""
+        try:
+            await self._load()
+        finally:
+            self.call_later(self._after_load)
+
+    async def _load(self) -> None:
         app = self.dashboard
         storage = app.storage
         try:
@@ -117,7 +143,7 @@ class MainScreen(Screen[None]):
             return
         if not page.records and len(self._cursors) > 1:  # the page emptied (purge, expiry): start over
             self._reset_paging()
-            self.refresh_data()
+            self._follow_up = True
             return
         self._header.set_problem(None)
         app.set_namespaces(namespaces)
@@ -145,13 +171,13 @@ class MainScreen(Screen[None]):
     def _data_changed(self, _: DataChanged) -> None:
         # Still visible under a dialog; hidden under the detail screen (refreshed on resume).
         if self.is_current or isinstance(self.app.screen, ModalScreen):
-            self.refresh_data()
+            self._storage_changed()
 
     @on(QueueSwitched)
     def _queue_switched(self, event: QueueSwitched) -> None:
         self._header.set_queue(event.name)
         self._reset_paging()
-        self.refresh_data()
+        self.reload()
 
     # --------------------------------------------------------------- filters
 
@@ -165,7 +191,7 @@ class MainScreen(Screen[None]):
         self.state_filter = state
         self._counts.mark_filter(state)
         self._reset_paging()
-        self.refresh_data()
+        self.reload()
 
     def action_cycle_filter(self) -> None:
         """Filter by the next state."""
@@ -198,7 +224,7 @@ class MainScreen(Screen[None]):
     def _search_changed(self, event: Input.Changed) -> None:
         self.prefix = event.value
         self._reset_paging()
-        self.refresh_data()
+        self.reload()
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:
@@ -213,7 +239,7 @@ class MainScreen(Screen[None]):
             return
         self._cursors.append(self._next_cursor)
         self._next_cursor = None
-        self.refresh_data()
+        self.reload()
 
     def action_previous_page(self) -> None:
         """Go back one page."""
@@ -221,7 +247,7 @@ class MainScreen(Screen[None]):
             self.notify("this is the first page", severity="warning")
             return
         self._cursors.pop()
-        self.refresh_data()
+        self.reload()
 
     # --------------------------------------------------------------- actions
 
