@@ -87,6 +87,7 @@ async def run(
             log(f"producers killed after the timeout: {[proc.pid for proc in killed]}")
 
         async def drained() -> bool:
+            cluster.replace_crashed()
             await observer.poll()
             return not observer.pending
 
@@ -122,6 +123,7 @@ async def run(
             elapsed=elapsed,
             size=(baseline, raw, final, leftovers),
             producer_exits=cluster.exit_codes("producer"),
+            crashed=[f"{proc.role}-{proc.index} (exit {proc.popen.poll()})" for proc in cluster.crashed()],
             empty_worker_dirs=await asyncio.to_thread(empty_worker_dirs, config),
         )
         return build_report(evidence)

@@ -202,6 +202,7 @@ class Evidence:
     size: tuple[int, int, int, list[str]]  # baseline, before counts(), final, leftover names
     producer_exits: list[int | None]
     empty_worker_dirs: int = 0
+    crashed: list[str] = field(default_factory=list)
 
 
 def _recovery(fault: Fault, done: dict[str, float], evidence: Evidence) -> tuple[float | None, str]:
@@ -314,6 +315,9 @@ def build_report(evidence: Evidence) -> Report:
     ended = producers.ended == len(evidence.producer_exits) and all(
         code == 0 for code in evidence.producer_exits
     )
+    report.add("role processes that died by themselves", len(evidence.crashed), not evidence.crashed)
+    if evidence.crashed:
+        report.details.append("  died by themselves (see their logs): " + ", ".join(evidence.crashed))
     report.add("producers ended cleanly", f"{producers.ended}/{len(evidence.producer_exits)}", ended)
     if producers.given_up:
         report.add("ids the producers gave up enqueueing", len(producers.given_up))

@@ -40,6 +40,8 @@ class Proc:
     index: int
     popen: subprocess.Popen[bytes]
     stopped: bool = False
+    killed: bool = False  # by the injector
+    replaced: bool = False
 
     @property
     def pid(self) -> int:
@@ -81,6 +83,7 @@ class Cluster:
 
     async def kill(self, proc: Proc) -> None:
         """SIGKILL and reap."""
+        proc.killed = True
         if proc.alive:
             os.kill(proc.pid, signal.SIGKILL)
         await asyncio.to_thread(proc.popen.wait)
@@ -103,6 +106,18 @@ class Cluster:
                 killed.append(proc)
                 await self.kill(proc)
         return killed
+
+    def crashed(self) -> list[Proc]:
+        """Processes that died by themselves (neither SIGKILLed by the injector nor ended cleanly)."""
+        return [proc for proc in self.procs if not proc.killed and proc.popen.poll() not in (None, 0)]
+
+    def replace_crashed(self) -> list[Proc]:
+        """Start a replacement for every crashed worker or reaper (a process manager would)."""
+        crashed = [proc for proc in self.crashed() if proc.role != "producer" and not proc.replaced]
+        for proc in crashed:
+            proc.replaced = True
+            self.spawn(proc.role)
+        return crashed
 
     def kill_everything(self) -> None:
         """Last resort on the way out: no process of the run survives it."""
@@ -147,6 +162,7 @@ class FaultInjector:
             if not plan:
                 plan = self.kinds()
                 self.rng.shuffle(plan)
+            self.cluster.replace_crashed()
             await getattr(self, plan.pop().replace("-", "_"))()
             await asyncio.sleep(self.rng.uniform(*self.config.fault_interval))
 

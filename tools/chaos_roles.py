@@ -16,6 +16,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools.*
@@ -39,6 +40,23 @@ PID = os.getpid()
 
 def _now() -> str:
     return f"{time.time():.6f}"
+
+
+async def _start(start: Callable[[], Awaitable[None]], role: str) -> None:
+    """Start, retrying while the storage is unreachable, as a process manager would restart us.
+
+    A replacement can start while the server is down (a restart fault); ``start()``
+    then fails fast with a ``StorageError``.
+    """
+    delay = 0.1
+    while True:
+        try:
+            await start()
+            return
+        except JobQueueError as exc:
+            logging.getLogger("chaos").warning("%s could not start (%s); retrying", role, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _stop_event() -> asyncio.Event:
@@ -70,8 +88,11 @@ async def run_worker(config: ChaosConfig, files: RunFiles) -> None:
 
     queue.on("completed", lambda job_id, _result: append_line(files.completions, f"{job_id} {PID} {_now()}"))
     stop = _stop_event()
-    async with queue:
+    await _start(queue.start, "worker")
+    try:
         await stop.wait()
+    finally:
+        await queue.stop()
 
 
 async def run_reaper(config: ChaosConfig, files: RunFiles) -> None:
@@ -89,8 +110,11 @@ async def run_reaper(config: ChaosConfig, files: RunFiles) -> None:
     reaper.on("leadership_lost", lambda: append_line(log, f"{_now()} {PID} lost"))
     reaper.on("stalled", lambda job_id, worker: append_line(log, f"{_now()} {PID} stalled {job_id}"))
     stop = _stop_event()
-    async with reaper:
+    await _start(reaper.start, "reaper")
+    try:
         await stop.wait()
+    finally:
+        await reaper.stop()
 
 
 class Producer:
@@ -149,26 +173,33 @@ class Producer:
         config = self.config
         stop = _stop_event()
         rng = random.Random(config.seed * 1000 + self.index)
-        async with self.queue:
-            number = 0
-            while not stop.is_set():
-                job_id = f"p{self.index}-{number:07d}"
-                number += 1
-                if rng.random() < config.wait_share and len(self.waits) < config.max_waits:
-                    task = asyncio.create_task(self.wait_one(job_id))
-                    self.waits.add(task)
-                    task.add_done_callback(self.waits.discard)
-                else:
-                    await self.accept(job_id)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), rng.expovariate(config.producer_rate))
-            if self.waits:
-                # a wait still pending after its own timeout plus a margin is stuck: leave it unrecorded
-                _, pending = await asyncio.wait(self.waits, timeout=config.wait_timeout + 15)
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-            self.record("END")
+        await _start(self.queue.start, "producer")
+        try:
+            await self._produce(stop, rng)
+        finally:
+            await self.queue.stop()
+
+    async def _produce(self, stop: asyncio.Event, rng: random.Random) -> None:
+        config = self.config
+        number = 0
+        while not stop.is_set():
+            job_id = f"p{self.index}-{number:07d}"
+            number += 1
+            if rng.random() < config.wait_share and len(self.waits) < config.max_waits:
+                task = asyncio.create_task(self.wait_one(job_id))
+                self.waits.add(task)
+                task.add_done_callback(self.waits.discard)
+            else:
+                await self.accept(job_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), rng.expovariate(config.producer_rate))
+        if self.waits:
+            # a wait still pending after its own timeout plus a margin is stuck: leave it unrecorded
+            _, pending = await asyncio.wait(self.waits, timeout=config.wait_timeout + 15)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self.record("END")
 
 
 async def run_producer(config: ChaosConfig, files: RunFiles, index: int) -> None:
