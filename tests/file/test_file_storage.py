@@ -188,10 +188,10 @@ async def test_only_one_process_runs_the_cleaner(tmp_path: Path) -> None:
 
 
 async def test_the_event_log_rotates_without_losing_events(tmp_path: Path) -> None:
-    log = EventLog(str(tmp_path), str(tmp_path / "lock"), rotate_bytes=2_000)
+    log = EventLog(str(tmp_path), str(tmp_path / "lock"), rotate_bytes=20_000)
     tail = EventTail(log)
     tail.open()
-    sent = [StorageEvent(EventKind.ENQUEUED, f"job-{i}", i) for i in range(600)]
+    sent = [StorageEvent(EventKind.ENQUEUED, f"job-{i}", i) for i in range(3_000)]
     received: list[StorageEvent] = []
 
     def publish() -> None:
@@ -205,10 +205,26 @@ async def test_the_event_log_rotates_without_losing_events(tmp_path: Path) -> No
     publisher.join()
     received += tail.read()
     tail.close()
+    log.close()
     assert received == sent
     logs = files(tmp_path, "*.log")
     assert len(logs) <= 3, f"old generations are not deleted: {logs}"
-    assert sum(path.stat().st_size for path in logs) <= 3 * (2_000 + 100)
+    assert sum(path.stat().st_size for path in logs) <= 3 * (20_000 + 100)
+
+
+def test_a_reader_far_behind_skips_ahead_and_keeps_reading(tmp_path: Path) -> None:
+    log = EventLog(str(tmp_path), str(tmp_path / "lock"), rotate_bytes=1_000)
+    tail = EventTail(log)
+    tail.open()
+    for i in range(1_000):  # many generations while the reader sleeps: the oldest are deleted
+        log.publish([StorageEvent(EventKind.ENQUEUED, f"old-{i}", i)])
+    caught_up = tail.read()
+    assert 0 < len(caught_up) < 1_000 and caught_up[-1].job_id == "old-999"
+    fresh = [StorageEvent(EventKind.ENQUEUED, f"new-{i}", i) for i in range(5)]
+    log.publish(fresh)
+    assert tail.read() == fresh
+    tail.close()
+    log.close()
 
 
 async def test_subscribers_in_this_process_hear_only_their_channels(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,9 @@ class EventLog:
         self.lock_path = lock_path
         self.rotate_bytes = rotate_bytes
         self._generation = 0
+        self._mutex = threading.Lock()
+        self._lock_fd: int | None = None
+        self._log_fd: int | None = None
 
     def path(self, generation: int) -> str:
         """The file of one generation."""
@@ -91,20 +95,46 @@ class EventLog:
             body = encode_event(event)
             frames.append(_HEADER.pack(len(body), zlib.crc32(body)) + body)
         data = b"".join(frames)
-        with self.locked(fcntl.LOCK_SH):
-            generation = self.current()
-            path = self.path(generation)
+        # The descriptors are cached; the mutex keeps this process's threads from sharing a flock.
+        with self._mutex:
+            if self._lock_fd is None:
+                self._lock_fd = self._open(self.lock_path, os.O_RDWR | os.O_CREAT)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                if self._log_fd is None or os.path.exists(self.path(self._generation + 1)):
+                    self._close_log()
+                    generation = self.current()
+                    self._log_fd = self._open(self.path(generation), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                generation = self._generation
                 try:
-                    os.write(fd, data)
-                    size = os.fstat(fd).st_size
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise named(exc, path) from exc
+                    os.write(self._log_fd, data)
+                    size = os.fstat(self._log_fd).st_size
+                except OSError as exc:
+                    raise named(exc, self.path(generation)) from exc
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         if size > self.rotate_bytes:
             self._rotate(generation)
+
+    @staticmethod
+    def _open(path: str, flags: int) -> int:
+        try:
+            return os.open(path, flags | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise named(exc, path) from exc
+
+    def _close_log(self) -> None:
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+
+    def close(self) -> None:
+        """Close the cached descriptors."""
+        with self._mutex:
+            self._close_log()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def _rotate(self, generation: int) -> None:
         with self.locked(fcntl.LOCK_EX):
@@ -155,19 +185,36 @@ class EventTail:
         if self._fd is None:
             return []
         events = self._drain()
-        while os.path.exists(self._log.path(self._generation + 1)):
-            events += self._drain()  # complete: the next generation exists
-            os.close(self._fd)
-            self._fd = None
-            self._buffer = b""
-            self._generation += 1
-            try:
-                self._fd = self._open(self._generation)
-            except FileNotFoundError:
-                self._generation = self._log.newest()  # too far behind: what was deleted is lost
-                self._fd = self._open(self._generation, create=True)
+        while True:
+            if os.path.exists(self._log.path(self._generation + 1)):
+                events += self._drain()  # complete: the next generation exists
+                self._switch(self._generation + 1)
+            elif not os.path.exists(self._log.path(self._generation)):
+                self._switch(self._oldest_after(self._generation))  # too far behind: skip what was deleted
+            else:
+                return events
             events += self._drain()
-        return events
+
+    def _switch(self, generation: int) -> None:
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        self._buffer = b""
+        self._generation = generation
+        try:
+            self._fd = self._open(generation)
+        except FileNotFoundError:
+            self._generation = self._oldest_after(generation)
+            self._fd = self._open(self._generation, create=True)
+
+    def _oldest_after(self, generation: int) -> int:
+        try:
+            names = os.listdir(self._log.directory)
+        except OSError as exc:
+            raise named(exc, self._log.directory) from exc
+        later = [int(name[:-4]) for name in names if name.endswith(".log") and name[:-4].isdigit()]
+        later = [number for number in later if number > generation]
+        return min(later, default=self._log.newest())
 
     def _drain(self) -> list[StorageEvent]:
         assert self._fd is not None

@@ -138,7 +138,7 @@ def _space_of(root: Root, name: str) -> Iterator[Space]:
     try:
         yield space
     finally:
-        space.locks.close()
+        space.close()
 
 
 def sweep_root(root: Root) -> None:
@@ -155,6 +155,6 @@ def close_all(root: Root, watchers: list[DirWatcher], spaces: list[Space]) -> No
     for watcher in watchers:
         watcher.stop()
     for space in spaces:
-        space.locks.close()
+        space.close()
     with contextlib.suppress(OSError):
         release_leader(os.path.join(root.path, CLEANER_LOCK), root.owner, now_ms())

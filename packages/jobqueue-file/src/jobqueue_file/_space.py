@@ -46,6 +46,11 @@ class SpaceCore:
         self._scheduled = Listing(layout.scheduled)
         self._bad: set[str] = set()
 
+    def close(self) -> None:
+        """Close the lock and log files this namespace keeps open."""
+        self.locks.close()
+        self.log.close()
+
     def refresh_listings(self) -> None:
         """Forget the cached listings: another process changed the queue or the schedule."""
         self._queue.invalidate()

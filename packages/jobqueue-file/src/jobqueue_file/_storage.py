@@ -186,7 +186,7 @@ class FileStorage(Storage, LeaderLock):
                 space = await asyncio.to_thread(root.open_space, self._name)
             kept = root.spaces.setdefault(self._name, space)
             if kept is not space:  # opened twice concurrently: keep one
-                space.locks.close()
+                space.close()
             space = kept
         return space
 
