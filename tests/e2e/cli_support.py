@@ -41,7 +41,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 30
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(JOBQUEUE), *args],
@@ -78,7 +78,7 @@ class LineReader:
         for line in stream:  # type: ignore[attr-defined]  # a text stream
             self._queue.put(line)
 
-    def wait_for(self, fragment: str, timeout: float = 15) -> str:
+    def wait_for(self, fragment: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         for line in self.lines:
             if fragment in line:

@@ -29,7 +29,7 @@ def test_demo_runs_in_seconds_and_prints_the_summary(tmp_path: Path) -> None:
     assert f"on {(tmp_path / '.jobqueue').as_uri()}" in out.splitlines()[0]
     assert (tmp_path / ".jobqueue" / "demo").is_dir()
     assert "Traceback" not in result.stderr
-    assert took < 20, f"the demo took {took:.1f}s"
+    assert took < 30, f"the demo took {took:.1f}s"
 
 
 def test_demo_without_rich_prints_plain_text(tmp_path: Path) -> None:

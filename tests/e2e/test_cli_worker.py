@@ -19,7 +19,7 @@ def test_idle_worker_stops_on_sigterm_with_exit_code_0(app_dir: Path) -> None:
         started = reader.wait_for("handler app:handle")
         assert "concurrency 4, with a reaper" in started
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0
         assert "stopped" in reader.rest()
 
 
@@ -31,7 +31,7 @@ def test_worker_round_trip_status_and_stats(app_dir: Path, store_url: str) -> No
     with spawn("worker", "app:handle", *target, "--concurrency", "2", cwd=app_dir) as (proc, reader):
         worker_id = reader.wait_for("handler app:handle").split("worker ", 1)[1].split(":", 1)[0]
 
-        done = run_cli("enqueue", *target, "job-1", '{"x": 1}', "--wait", "--timeout", "10", cwd=app_dir)
+        done = run_cli("enqueue", *target, "job-1", '{"x": 1}', "--wait", "--timeout", "30", cwd=app_dir)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"echo": {"x": 1}, "attempt": 1}
 
@@ -59,7 +59,7 @@ def test_worker_round_trip_status_and_stats(app_dir: Path, store_url: str) -> No
         assert count_of(stats.stdout, "queued") == 0
 
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0
     log = reader.rest()
     assert "job 'job-1' completed" in log
     assert "job 'bad' failed: ValueError: boom" in log
@@ -86,7 +86,7 @@ def test_sigterm_lets_the_running_job_finish_then_exits_0(app_dir: Path, store_u
         reader.wait_for("job 'slow' started")
         proc.send_signal(signal.SIGTERM)
         assert "1 running job(s)" in reader.wait_for("SIGTERM received")
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0
     assert "job 'slow' completed" in reader.rest()
     status = run_cli("status", *target, "slow", cwd=app_dir)
     assert "state:     completed" in status.stdout, status.stderr
@@ -101,7 +101,7 @@ def test_sigterm_requeues_a_job_that_outlives_the_drain_time(app_dir: Path) -> N
         assert run_cli("enqueue", *target, "stuck", '{"sleep": 60}', cwd=app_dir).returncode == 0
         reader.wait_for("job 'stuck' started")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0
     assert "job 'stuck' requeued (worker stopping)" in reader.rest()
     status = run_cli("status", *target, "stuck", cwd=app_dir)
     assert "state:     queued" in status.stdout, status.stderr
@@ -138,8 +138,8 @@ def test_a_reaper_worker_runs_the_job_of_a_sigkilled_worker_again(app_dir: Path)
         _,
     ):
         # --wait joins the job already in storage; its lease runs out a second after the crash
-        done = run_cli("enqueue", *target, "orphan", "{}", "--wait", "--timeout", "20", cwd=app_dir)
+        done = run_cli("enqueue", *target, "orphan", "{}", "--wait", "--timeout", "30", cwd=app_dir)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"echo": {"sleep_first": 60}, "attempt": 2}
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=30) == 0
