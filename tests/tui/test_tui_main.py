@@ -28,7 +28,7 @@ async def test_counts_and_throughput_follow_a_real_worker(storage: Storage, stor
     app = DashboardApp(storage, refresh_interval=3600)
     producer: Queue[dict[str, Any], dict[str, Any]] = Queue(storage, max_attempts=1)
     async with app.run_test(size=SIZE) as pilot, producer:
-        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen")
+        await wait_until(pilot, lambda: app.live, "the event stream subscribed")
         for i in range(5):
             await producer.enqueue(f"job-{i}", {"x": i, "fail": i == 4})
         await wait_until(pilot, lambda: count_of(app, JobState.QUEUED) == 5, "5 queued jobs counted")
@@ -254,3 +254,18 @@ async def test_everything_fits_80_by_24(storage: Storage) -> None:
         footer = lines[-1]
         for key in ("Search", "Filter", "Cancel", "Retry", "Purge", "Quit", "Help"):
             assert key in footer, (key, footer)
+
+
+async def test_live_event_log(storage: Storage) -> None:
+    app = DashboardApp(storage, refresh_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.live, "the event stream subscribed")
+        await put(storage, "logged-1")
+        await wait_until(pilot, lambda: app.events_total == 1, "the enqueued event heard")
+        await pilot.press("e")
+        await wait_until(pilot, lambda: "enqueued    logged-1" in screen_text(app), "the event in the log")
+        await complete(storage, "logged-1")  # processing, then completed, while the log is open
+        await wait_until(pilot, lambda: "completed   logged-1  by worker-test" in screen_text(app), "live")
+        assert "processing  logged-1  by worker-test" in screen_text(app)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 
-from jobqueue import Channel, JobQueueError, Storage, now_ms
+from jobqueue import Channel, JobQueueError, Storage, StorageEvent, now_ms
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -20,7 +21,13 @@ from ._screens.main import MainScreen
 from ._screens.queues import QueueScreen
 from ._throughput import Throughput
 
-__all__ = ["DashboardApp"]
+__all__ = ["DashboardApp", "LoggedEvent"]
+
+LoggedEvent = tuple[int, StorageEvent]
+"""An event and when (dashboard clock, ms) it arrived."""
+
+_EVENT_LOG_SIZE = 1000
+"""Events kept for the event log screen."""
 
 _MAX_TRACKED_IDS = 500
 """Past this many changed jobs in one flush, screens are told that anything may have changed."""
@@ -42,12 +49,18 @@ class DashboardApp(App[None]):
 
     TITLE = "jobqueue"
     ENABLE_COMMAND_PALETTE = False  # its footer entry would not fit 80 columns; the help screen lists keys
-    CSS_PATH = ["styles/app.tcss", "styles/main.tcss", "styles/detail.tcss", "styles/dialogs.tcss"]  # noqa: RUF012 (Textual reads this class attribute)
+    CSS_PATH = [  # noqa: RUF012 (Textual reads this class attribute)
+        "styles/app.tcss",
+        "styles/main.tcss",
+        "styles/detail.tcss",
+        "styles/events.tcss",
+        "styles/dialogs.tcss",
+    ]
     BINDINGS = [  # noqa: RUF012 (Textual reads this class attribute)
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
         Binding("g", "switch_queue", "Queue"),
-        Binding("t", "toggle_theme", "Theme"),
+        Binding("t", "toggle_theme", "Theme", show=False),
     ]
     DEBOUNCE_S = 0.2
     """Events are coalesced into at most one refresh per this many seconds."""
@@ -77,6 +90,10 @@ class DashboardApp(App[None]):
         self.refresh_interval = refresh_interval
         self.clock = clock
         self.throughput = Throughput()
+        self.event_log: deque[LoggedEvent] = deque(maxlen=_EVENT_LOG_SIZE)
+        self.events_total = 0
+        self.live = False
+        """True while the storage's event stream is subscribed."""
         self.namespaces: list[str] = [self._storage.name]
         self._changed: set[str] | None = set()
         self._flush_timer: Timer | None = None
@@ -122,12 +139,18 @@ class DashboardApp(App[None]):
         while True:
             try:
                 async with storage.subscribe(Channel.EVENTS) as events:
+                    self.live = True
                     self.data_changed(None)  # events published before subscribing are not delivered
                     async for event in events:
-                        self.throughput.record(event.kind, self.clock())
+                        received = self.clock()
+                        self.throughput.record(event.kind, received)
+                        self.event_log.append((received, event))
+                        self.events_total += 1
                         self.data_changed(frozenset({event.job_id}))
             except JobQueueError as exc:
                 self.notify(f"event stream lost ({exc}); retrying", severity="warning", timeout=3)
+            finally:
+                self.live = False
             await asyncio.sleep(self.refresh_interval)  # the fallback refresh keeps screens current meanwhile
 
     def data_changed(self, job_ids: frozenset[str] | None) -> None:
@@ -185,6 +208,7 @@ class DashboardApp(App[None]):
             await _finished(self._listener)
         await old.disconnect()
         self.throughput.clear()
+        self.event_log.clear()
         self._listener = self._listen()
         for screen in self.screen_stack:
             screen.post_message(QueueSwitched(name))

@@ -24,6 +24,7 @@ _KEYS = [
     ("f", "filter by state (cycles; or click a count)"),
     ("s", "sort the page by created / updated time"),
     ("] [", "next / previous page"),
+    ("e", "live event log"),
     ("g", "switch queue (when the storage has several)"),
     ("t", "light / dark theme"),
     ("?", "this help"),

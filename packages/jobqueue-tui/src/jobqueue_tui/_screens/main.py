@@ -22,6 +22,7 @@ from .._widgets.jobs import JobsTable, SortOrder
 from .._widgets.throughput import ThroughputPanel
 from .._widgets.workers import WorkersPanel
 from .detail import DetailScreen
+from .events import EventsScreen
 
 if TYPE_CHECKING:
     from .._app import DashboardApp
@@ -44,6 +45,7 @@ class MainScreen(Screen[None]):
         Binding("c", "cancel_job", "Cancel"),
         Binding("r", "retry_job", "Retry"),
         Binding("p", "purge", "Purge"),
+        Binding("e", "events", "Events"),
         Binding("escape", "leave_search", "Back", show=False),
     ]
 
@@ -248,6 +250,10 @@ class MainScreen(Screen[None]):
             return
         self._cursors.pop()
         self.reload()
+
+    def action_events(self) -> None:
+        """Show the live event log."""
+        self.app.push_screen(EventsScreen())
 
     # --------------------------------------------------------------- actions
 
