@@ -8,30 +8,16 @@ Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-from servers import ServerKind, ServerProcess, find_binary
+from redis_support import server_or_skip
+from servers import ServerKind, ServerProcess
 
 _ENV = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
-
-
-def server_or_skip(kind: ServerKind) -> None:
-    """Skip (or fail, with JOBQUEUE_REQUIRE_SERVERS=1) when the server binary is missing."""
-    if find_binary(kind) is not None:
-        return
-    message = f"{kind}-server is not installed (tools/install-servers.sh)"
-    if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _server_url(kind: ServerKind) -> Iterator[str]:
@@ -76,6 +62,16 @@ async def storage(server_url: str, prefix: str) -> AsyncIterator[RedisStorage]:
     """A connected storage on a fresh prefix."""
     async with RedisStorage(server_url, prefix=prefix) as storage:
         yield storage
+
+
+@pytest.fixture
+async def raw_redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A plain redis-py client on the session's Redis server."""
+    client = Redis.from_url(redis_url, protocol=2)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ release closes the connections and stops the background tasks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._errors import redis_errors
-from ._pubsub import PubSubHub
+from ._pubsub import PubSubHub, stop_task
 from ._scripts import scripts
 
 __all__ = ["CommandConnection", "ServerConnections", "acquire", "release"]
@@ -35,16 +34,19 @@ __all__ = ["CommandConnection", "ServerConnections", "acquire", "release"]
 _MAX_BATCH = 512
 
 
-def make_client(url: str) -> Redis:
+def make_client(url: str, *, blocking: bool = False) -> Redis:
     """A client with exactly one connection and no hidden retries.
 
     A retried script could run twice (an enqueue or a claim), so a
     connection error is reported to the caller instead; redis-py reconnects
     on the next call. RESP2 keeps replies (and pub/sub messages) in one shape.
+    The blocking connection has no read timeout: BLMOVE carries its own.
     """
     pool = BlockingConnectionPool.from_url(
         url, max_connections=1, timeout=None, protocol=2, retry=Retry(NoBackoff(), 0)
     )
+    if blocking:
+        pool.connection_kwargs["socket_timeout"] = None
     return Redis(connection_pool=pool)
 
 
@@ -54,6 +56,7 @@ class CommandConnection:
     def __init__(self, client: Redis) -> None:
         self._client = client
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._inflight: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -63,13 +66,12 @@ class CommandConnection:
 
     async def close(self) -> None:
         """Stop sending, fail what is still pending and close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._fail(self._pending, StorageError("redis connection closed"))
-        self._pending = []
+        await stop_task(self._task)
+        self._task = None
+        closed = StorageError("redis connection closed")
+        self._fail(self._inflight, closed)
+        self._fail(self._pending, closed)
+        self._inflight, self._pending = [], []
         await self._client.aclose()
         await self._client.connection_pool.disconnect()
 
@@ -95,7 +97,9 @@ class CommandConnection:
                 batch = [item for item in self._pending[:_MAX_BATCH] if not item[1].done()]
                 del self._pending[:_MAX_BATCH]
                 if batch:
+                    self._inflight = batch
                     await self._send(batch)
+                    self._inflight = []
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
@@ -134,7 +138,7 @@ class ServerConnections:
         self.url = url
         self.refs = 0
         self.commands = CommandConnection(make_client(url))
-        self.blocking = make_client(url)
+        self.blocking = make_client(url, blocking=True)
         self.blocking_lock = asyncio.Lock()
         self.pubsub = PubSubHub(make_client(url))
 

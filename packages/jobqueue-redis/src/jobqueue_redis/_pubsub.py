@@ -12,7 +12,6 @@ contract's best effort).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -23,12 +22,25 @@ from redis.exceptions import RedisError
 
 from ._errors import redis_errors
 
-__all__ = ["PubSubHub", "Subscription"]
+__all__ = ["PubSubHub", "Subscription", "stop_task"]
 
 _log = logging.getLogger("jobqueue.redis")
 
 _SUBSCRIBE_TIMEOUT = 10.0
 _RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait for it to end.
+
+    Cancelled again until it ends: redis-py can drop a cancellation that
+    arrives together with a reply.
+    """
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if task is not None and not task.cancelled() and task.exception() is not None:
+        _log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 class Subscription:
@@ -114,11 +126,8 @@ class PubSubHub:
             for subscription in routes:
                 subscription.close()
         self._routes.clear()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await stop_task(self._reader)
+        self._reader = None
         self._fail_waiters(StorageError("redis pub/sub connection closed"))
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: unannotated
         await self._client.aclose()

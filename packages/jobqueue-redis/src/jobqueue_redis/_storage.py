@@ -235,6 +235,8 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
         next_due: int | None,
     ) -> list[Claim]:
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         queue, landing = self._keys.fixed("Q_READY"), self._keys.landing(worker_id)
         while True:
             remaining = deadline - loop.time()
@@ -255,6 +257,10 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
                 landed = await conns.blocking.execute_command(  # type: ignore[no-untyped-call]  # redis-py
                     "BLMOVE", queue, landing, "LEFT", "RIGHT", f"{max(remaining, 0.001):.3f}"
                 )
+            if task is not None and task.cancelling() > cancelling:
+                # redis-py can return a reply that arrived together with a cancellation and
+                # drop the cancellation; honour it (an id that landed is recovered by the reaper).
+                raise asyncio.CancelledError
             landing_ms = max(int((deadline - loop.time()) * 1000), 0) + lease_ms
             script = "claim_landed" if landed is not None else "dequeue"
             claims, next_due = await self._claim(script, worker_id, lease_ms, limit, landing_ms)

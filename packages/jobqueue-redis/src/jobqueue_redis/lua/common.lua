@@ -51,17 +51,17 @@ end
 
 -- Finished jobs whose record expired leave the indexes (the record itself expired natively).
 -- A key lives while now <= expires_at, so only scores strictly before now are gone.
-local function prune(now, max)
-  local total = 0
-  for _, index in ipairs({Z_COMPLETED, Z_FAILED}) do
-    local gone = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. now, 'LIMIT', 0, max)
-    if #gone > 0 then
-      redis.call('ZREM', Z_JOBS, unpack(gone))
-      redis.call('ZREM', index, unpack(gone))
-    end
-    total = total + #gone
+local function prune_index(index, now, max)
+  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. now, 'LIMIT', 0, max)
+  if #gone > 0 then
+    redis.call('ZREM', Z_JOBS, unpack(gone))
+    redis.call('ZREM', index, unpack(gone))
   end
-  return total
+  return #gone
+end
+
+local function prune(now, max)
+  return prune_index(Z_COMPLETED, now, max) + prune_index(Z_FAILED, now, max)
 end
 
 -- Milliseconds until the earliest scheduled job or retry is due (-1: none).
@@ -83,12 +83,13 @@ end
 -- decides: an id whose record is gone (cancelled), not queued, or scheduled is dropped.
 local function claim(id, worker, now, lease, out)
   local key = job_key(id)
-  local fields = redis.call('HMGET', key, 'state', 'run_at', 'message')
+  local fields = redis.call('HMGET', key, 'state', 'run_at', 'message', 'attempts')
   if fields[1] ~= 'queued' or fields[2] then
     return false
   end
-  local attempt = redis.call('HINCRBY', key, 'attempts', 1)
-  redis.call('HSET', key, 'state', 'processing', 'worker', worker, 'lease_until', now + lease, 'updated', now)
+  local attempt = tonumber(fields[4] or '0') + 1
+  redis.call('HSET', key, 'state', 'processing', 'attempts', attempt, 'worker', worker,
+    'lease_until', now + lease, 'updated', now)
   redis.call('ZADD', Z_LEASES, now + lease, id)
   redis.call('SADD', P_PROCESSING .. worker, id)
   publish('processing', id, now, worker, nil)
@@ -120,13 +121,11 @@ local function owned(id, worker)
   return fields[1] == 'processing' and fields[2] == worker
 end
 
--- Take a job out of its worker's processing set and the lease index.
+-- Take a job out of its worker's processing set and the lease index. The worker stays in
+-- S_HOLDERS (list_workers and unregister_worker drop it once its set is empty): one command
+-- less per job.
 local function unhold(id, worker)
-  local held = P_PROCESSING .. worker
-  redis.call('SREM', held, id)
-  if redis.call('SCARD', held) == 0 then
-    redis.call('SREM', S_HOLDERS, worker)
-  end
+  redis.call('SREM', P_PROCESSING .. worker, id)
   redis.call('ZREM', Z_LEASES, id)
 end
 
@@ -140,7 +139,7 @@ local function finish(id, worker, state, index, field, other, data, ttl, inline)
   redis.call('PEXPIREAT', key, expires)
   unhold(id, worker)
   redis.call('ZADD', index, expires, id)
-  prune(now, 100)
+  prune_index(index, now, 100)
   if inline then
     publish(state, id, now, worker, data)
   else

@@ -5,6 +5,9 @@ local seen = {}
 local out = {}
 local function add(worker, expires)
   local jobs = redis.call('SMEMBERS', P_PROCESSING .. worker)
+  if #jobs == 0 then
+    redis.call('SREM', S_HOLDERS, worker)
+  end
   if expires <= now and #jobs == 0 then
     redis.call('ZREM', Z_WORKERS, worker)
     redis.call('HDEL', H_HEARTBEATS, worker)

@@ -5,6 +5,7 @@ if redis.call('SCARD', P_PROCESSING .. worker) > 0 then
   local expires = tonumber(redis.call('ZSCORE', Z_WORKERS, worker) or now)
   redis.call('ZADD', Z_WORKERS, math.min(expires, now), worker)
 else
+  redis.call('SREM', S_HOLDERS, worker)
   redis.call('ZREM', Z_WORKERS, worker)
   redis.call('HDEL', H_HEARTBEATS, worker)
 end

@@ -1,4 +1,4 @@
-"""RedisStorage on Redis 7 and on Valkey 8 against the shared storage conformance suite."""
+"""RedisStorage on Redis 7 and on Valkey 8 against the shared storage and queue conformance suites."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from jobqueue_conformance import StorageSuite
+from jobqueue_conformance import QueueSuite, StorageSuite
 from jobqueue_redis import RedisStorage
 
 
@@ -25,6 +25,22 @@ class TestRedisStorage(StorageSuite):
 
 @pytest.mark.valkey
 class TestValkeyStorage(StorageSuite):
+    @pytest.fixture
+    async def storage(self, valkey_url: str) -> AsyncIterator[RedisStorage]:
+        async with _fresh(valkey_url) as storage:
+            yield storage
+
+
+@pytest.mark.redis
+class TestRedisQueue(QueueSuite):
+    @pytest.fixture
+    async def storage(self, redis_url: str) -> AsyncIterator[RedisStorage]:
+        async with _fresh(redis_url) as storage:
+            yield storage
+
+
+@pytest.mark.valkey
+class TestValkeyQueue(QueueSuite):
     @pytest.fixture
     async def storage(self, valkey_url: str) -> AsyncIterator[RedisStorage]:
         async with _fresh(valkey_url) as storage:

@@ -1,0 +1,190 @@
+"""Real failures: a server killed and restarted (AOF on), SCRIPT FLUSH, workers killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from jobqueue import Channel, JobState, StorageError, StorageEvent
+from jobqueue_conformance import wait_until
+from jobqueue_redis import RedisStorage
+from redis.asyncio import Redis
+from redis_support import server_or_skip
+from servers import ServerKind, ServerProcess
+
+SERVERS = [pytest.param("redis", marks=pytest.mark.redis), pytest.param("valkey", marks=pytest.mark.valkey)]
+
+# A worker process: claims jobs, prints their ids, then hangs until it is killed.
+WORKER = """
+import asyncio, sys
+from jobqueue_redis import RedisStorage
+
+async def main(url, prefix, limit, lease_ms, timeout_ms):
+    async with RedisStorage(url, prefix=prefix) as storage:
+        print("ready", flush=True)
+        claims = await storage.dequeue("doomed", lease_ms=lease_ms, timeout_ms=timeout_ms, limit=limit)
+        print(" ".join(claim.id for claim in claims), flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])))
+"""
+
+
+@pytest.fixture(params=SERVERS)
+def aof_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    kind: ServerKind = request.param
+    server_or_skip(kind)
+    with ServerProcess(kind, aof=True) as server:
+        server.start()
+        yield server
+
+
+@pytest.fixture
+async def aof_raw(aof_server: ServerProcess) -> AsyncIterator[Redis]:
+    client = Redis.from_url(aof_server.url, protocol=2)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def _next(events: AsyncIterator[StorageEvent], timeout: float) -> StorageEvent | None:
+    try:
+        return await asyncio.wait_for(anext(events), timeout)
+    except TimeoutError:
+        return None
+
+
+@pytest.mark.slow
+async def test_a_server_restart_loses_nothing_acknowledged_and_the_storage_recovers(
+    aof_server: ServerProcess,
+) -> None:
+    async with RedisStorage(aof_server.url, prefix="r") as storage:
+        for i in range(10):
+            await storage.enqueue(f"job-{i}", b"m")
+        claims = await storage.dequeue("w", lease_ms=60_000, timeout_ms=0, limit=4)
+        for claim in claims:
+            assert await storage.complete(claim.id, "w", b"result", 600_000)
+        async with storage.subscribe(Channel.EVENTS) as events:
+            await asyncio.to_thread(aof_server.kill)
+            with pytest.raises(StorageError):
+                await storage.enqueue("while-down", b"m")
+            with pytest.raises(StorageError):
+                await storage.dequeue("w", lease_ms=60_000, timeout_ms=100)
+            await asyncio.to_thread(aof_server.start)
+
+            # the same storage works again: reconnects, reloads its scripts (NOSCRIPT)
+            counts = await storage.counts()
+            assert counts[JobState.COMPLETED] == 4 and counts[JobState.QUEUED] == 6, counts
+            record = await storage.get("job-0")
+            assert record is not None and record.result == b"result"
+
+            # and the shared pub/sub connection subscribed again by itself
+            async def heard_a_probe() -> bool:
+                probe = f"probe-{uuid.uuid4().hex[:6]}"
+                await storage.enqueue(probe, b"m")
+                while (event := await _next(events, 0.2)) is not None:
+                    if event.job_id == probe:
+                        return True
+                return False
+
+            await wait_until(heard_a_probe, message="pub/sub resubscribes after the restart", timeout=10)
+            claims = await storage.dequeue("w", lease_ms=60_000, timeout_ms=1000, limit=100)
+            assert {claim.id for claim in claims} >= {f"job-{i}" for i in range(4, 10)}
+
+
+async def test_scripts_are_loaded_again_after_script_flush(storage: RedisStorage, raw: Redis) -> None:
+    await storage.enqueue("before", b"m")
+    await raw.script_flush()
+    assert (await storage.enqueue("after", b"m")).accepted
+    assert [c.id for c in await storage.dequeue("w", lease_ms=5000, timeout_ms=0, limit=5)] == [
+        "before",
+        "after",
+    ]
+
+
+def _spawn_worker(
+    url: str, prefix: str, *, limit: int, lease_ms: int, timeout_ms: int
+) -> subprocess.Popen[str]:
+    args = [sys.executable, "-c", WORKER, url, prefix, str(limit), str(lease_ms), str(timeout_ms)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@pytest.mark.slow
+async def test_jobs_of_a_killed_worker_are_recovered_and_completed(aof_server: ServerProcess) -> None:
+    prefix = f"k{uuid.uuid4().hex[:6]}"
+    async with RedisStorage(aof_server.url, prefix=prefix) as storage:
+        for i in range(10):
+            await storage.enqueue(f"job:{i}", b"m")
+        proc = _spawn_worker(aof_server.url, prefix, limit=6, lease_ms=500, timeout_ms=0)
+        try:
+            assert proc.stdout is not None
+            held = (await asyncio.to_thread(proc.stdout.readline)).split()
+            assert len(held) == 6
+        finally:
+            _kill(proc)
+        assert (await storage.counts())[JobState.PROCESSING] == 6
+
+        async def all_recovered() -> bool:
+            await storage.recover_stalled()
+            return (await storage.counts())[JobState.PROCESSING] == 0
+
+        await wait_until(all_recovered, message="the dead worker's jobs are requeued", timeout=10)
+        done: set[str] = set()
+        while claims := await storage.dequeue("survivor", lease_ms=5000, timeout_ms=200, limit=10):
+            for claim in claims:
+                assert await storage.complete(claim.id, "survivor", b"ok", 60_000)
+                done.add(claim.id)
+        assert done == {f"job:{i}" for i in range(10)}, "every job completed, none lost"
+        assert (await storage.counts())[JobState.COMPLETED] == 10
+
+
+@pytest.mark.slow
+async def test_a_job_moved_by_blmove_to_a_dead_worker_is_recovered(
+    aof_server: ServerProcess, aof_raw: Redis
+) -> None:
+    prefix = f"l{uuid.uuid4().hex[:6]}"
+    async with RedisStorage(aof_server.url, prefix=prefix) as storage:
+        proc = _spawn_worker(aof_server.url, prefix, limit=1, lease_ms=300, timeout_ms=2000)
+        try:
+
+            async def blocked_in_blmove() -> bool:
+                clients = await aof_raw.client_list()
+                return any(client.get("cmd") == "blmove" for client in clients)
+
+            await wait_until(blocked_in_blmove, message="the worker blocks in BLMOVE")
+            os.kill(proc.pid, signal.SIGSTOP)  # frozen: BLMOVE moves the job, the claim never runs
+            await storage.enqueue("orphan", b"m")
+
+            async def landed() -> bool:
+                return await aof_raw.lrange(storage.keys.landing("doomed"), 0, -1) == [b"orphan"]
+
+            await wait_until(landed, message="BLMOVE moved the job into the worker's landing list")
+        finally:
+            _kill(proc)
+        record = await storage.get("orphan")
+        assert record is not None and record.state is JobState.QUEUED
+
+        async def requeued() -> bool:
+            await storage.recover_stalled()
+            return await aof_raw.llen(storage.keys.fixed("Q_READY")) == 1
+
+        await wait_until(requeued, message="recover_stalled returns a landed job to the queue", timeout=10)
+        claims = await storage.dequeue("survivor", lease_ms=5000, timeout_ms=0)
+        assert [(c.id, c.attempt) for c in claims] == [("orphan", 1)]
