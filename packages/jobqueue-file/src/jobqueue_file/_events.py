@@ -23,7 +23,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from jobqueue import StorageEvent, decode_event, encode_event
@@ -48,6 +48,8 @@ class EventLog:
         self._mutex = threading.Lock()
         self._lock_fd: int | None = None
         self._log_fd: int | None = None
+        self.on_publish: Callable[[], None] | None = None
+        """Called after every publish: wakes this process's subscribers without waiting for inotify."""
 
     def path(self, generation: int) -> str:
         """The file of one generation."""
@@ -113,6 +115,8 @@ class EventLog:
                     raise named(exc, self.path(generation)) from exc
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        if self.on_publish is not None:
+            self.on_publish()
         if size > self.rotate_bytes:
             self._rotate(generation)
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -196,6 +197,7 @@ class FileStorage(Storage, LeaderLock):
             layout = space.layout
             watcher = DirWatcher([layout.queue, layout.scheduled, layout.events])
             watcher = self._root.watchers.setdefault(self._name, watcher)
+            space.log.on_publish = functools.partial(watcher.bump, layout.events)
         if not watcher.running:
             with map_exceptions({OSError: StorageError}, f"file storage: watching {space.layout.dir}"):
                 await asyncio.to_thread(watcher.start)
