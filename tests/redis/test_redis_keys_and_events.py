@@ -7,7 +7,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from jobqueue import INLINE_RESULT_LIMIT, Channel, EventKind, JobState, StorageEvent, storage_from_url
+from jobqueue import (
+    INLINE_RESULT_LIMIT,
+    Channel,
+    EventKind,
+    JobState,
+    StorageError,
+    StorageEvent,
+    storage_from_url,
+)
 from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
@@ -159,3 +167,15 @@ def test_bad_urls_and_names_are_rejected_with_a_clear_message() -> None:
         RedisStorage("redis://h:1/0").namespace("x}")
     with pytest.raises(ValueError, match="must not be empty"):
         RedisStorage("redis://h:1/0", name="")
+
+
+async def test_concurrent_first_connects_share_one_set_of_connections(server_url: str, prefix: str) -> None:
+    storages = [RedisStorage(server_url, prefix=f"{prefix}{i}") for i in range(5)]
+    await asyncio.gather(*(storage.connect() for storage in storages))
+    try:
+        outcomes = await asyncio.gather(*(storage.enqueue("x", b"m") for storage in storages))
+        assert all(outcome.accepted for outcome in outcomes)
+    finally:
+        await asyncio.gather(*(storage.disconnect() for storage in storages))
+    with pytest.raises(StorageError, match="not connected"):
+        await storages[0].counts()

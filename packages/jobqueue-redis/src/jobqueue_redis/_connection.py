@@ -141,6 +141,7 @@ class ServerConnections:
         self.blocking = make_client(url, blocking=True)
         self.blocking_lock = asyncio.Lock()
         self.pubsub = PubSubHub(make_client(url))
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def open(self) -> None:
         """Start the command pipeline and register every script (one round trip)."""
@@ -170,10 +171,15 @@ async def acquire(url: str) -> ServerConnections:
         pools[url] = conns
         try:
             await conns.open()
-        except BaseException:
+        except BaseException as exc:
             del pools[url]
+            conns.opened.set_exception(StorageError(f"redis connect failed: {exc}"))
+            conns.opened.exception()  # retrieved: concurrent acquirers raise their own copy
             await conns.close()
             raise
+        conns.opened.set_result(None)
+    else:
+        await asyncio.shield(conns.opened)  # a concurrent first acquire may still be opening
     conns.refs += 1
     return conns
 
