@@ -8,14 +8,19 @@ Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
-from redis_support import server_or_skip
-from servers import ServerKind, ServerProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tools/ and tests/
+
+from tests.redis.redis_support import server_or_skip
+from tools.servers import ServerKind, ServerProcess
 
 _ENV = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
 
@@ -62,16 +67,6 @@ async def storage(server_url: str, prefix: str) -> AsyncIterator[RedisStorage]:
     """A connected storage on a fresh prefix."""
     async with RedisStorage(server_url, prefix=prefix) as storage:
         yield storage
-
-
-@pytest.fixture
-async def raw_redis(redis_url: str) -> AsyncIterator[Redis]:
-    """A plain redis-py client on the session's Redis server."""
-    client = Redis.from_url(redis_url, protocol=2)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -1,16 +1,12 @@
-"""Helpers for the Redis tests: the server tools on the path, skip-or-fail for missing binaries."""
+"""Helpers for the Redis tests: skip, or fail when servers are required, without a server binary."""
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-
-from servers import ServerKind, find_binary
+from tools.servers import ServerKind, find_binary
 
 __all__ = ["server_or_skip"]
 

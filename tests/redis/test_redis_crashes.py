@@ -15,8 +15,9 @@ from jobqueue import Channel, JobState, StorageError, StorageEvent
 from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
-from redis_support import server_or_skip
-from servers import ServerKind, ServerProcess
+
+from tests.redis.redis_support import server_or_skip
+from tools.servers import ServerKind, ServerProcess
 
 SERVERS = [pytest.param("redis", marks=pytest.mark.redis), pytest.param("valkey", marks=pytest.mark.valkey)]
 

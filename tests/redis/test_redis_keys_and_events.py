@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 from jobqueue import (
@@ -141,17 +142,21 @@ async def test_unregistering_a_worker_keeps_its_processing_set(storage: RedisSto
 
 
 @pytest.mark.redis
-async def test_urls_choose_scheme_prefix_and_redis_options(redis_url: str, raw_redis: Redis) -> None:
-    port = redis_url.split(":")[2].split("/")[0]
+async def test_urls_choose_scheme_prefix_and_redis_options(redis_url: str) -> None:
+    netloc = urlsplit(redis_url).netloc
     prefix = f"u{uuid.uuid4().hex[:8]}"
     for scheme in ("redis", "valkey"):
-        storage = storage_from_url(f"{scheme}://127.0.0.1:{port}/3?prefix={prefix}&socket_timeout=5")
+        storage = storage_from_url(f"{scheme}://{netloc}/3?prefix={prefix}&socket_timeout=5")
         assert isinstance(storage, RedisStorage) and storage.keys.prefix == prefix
         async with storage:
             await storage.enqueue(f"in-db-3-{scheme}", b"m")
-    await raw_redis.select(3)  # type: ignore[no-untyped-call]
-    assert await raw_redis.exists(f"{prefix}:{{default}}:job:in-db-3-valkey") == 1
-    await raw_redis.flushdb()
+    db3 = Redis.from_url(f"redis://{netloc}/3", protocol=2)
+    try:
+        keys = sorted([key async for key in db3.scan_iter(match=f"{prefix}:*:job:*")])
+        assert keys == [f"{prefix}:{{default}}:job:in-db-3-{s}".encode() for s in ("redis", "valkey")]
+        await db3.delete(*[key async for key in db3.scan_iter(match=f"{prefix}:*")])
+    finally:
+        await db3.aclose()
     assert RedisStorage.from_url("rediss://h:1/0").keys.prefix == "jq"
     assert RedisStorage.from_url("valkeys://h:1/0?prefix=p").keys.base == "p:{default}:"
 
