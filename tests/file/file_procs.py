@@ -98,9 +98,23 @@ async def queue_produce(storage: FileStorage, prefix: str, count: str) -> None:
     say("done")
 
 
-async def queue_work(storage: FileStorage, concurrency: str) -> None:
+async def queue_feed(storage: FileStorage, prefix: str) -> None:
+    """Enqueue through a Queue until killed; print each id once it was accepted."""
+    queue: Queue[dict[str, int], int] = Queue(storage)
+    async with queue:
+        say("ready")
+        i = 0
+        while True:
+            if (await queue.enqueue(f"{prefix}-{i}", {"n": i})).status == "queued":
+                say(f"{prefix}-{i}")
+            i += 1
+
+
+async def queue_work(storage: FileStorage, concurrency: str, visibility: str = "30") -> None:
     """Run a Queue worker until a line arrives on stdin; print each job id it executes."""
-    queue: Queue[dict[str, int], int] = Queue(storage, concurrency=int(concurrency), block_timeout=0.5)
+    queue: Queue[dict[str, int], int] = Queue(
+        storage, concurrency=int(concurrency), block_timeout=0.5, visibility_timeout=float(visibility)
+    )
 
     @queue.execute
     async def handle(job: Job[dict[str, int]]) -> int:
@@ -119,6 +133,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[None]]] = {
     "produce": produce,
     "work": work,
     "queue_produce": queue_produce,
+    "queue_feed": queue_feed,
     "queue_work": queue_work,
 }
 

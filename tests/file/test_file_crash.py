@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from jobqueue import JobState
+from jobqueue import Job, JobState, Queue, Reaper
 from jobqueue_conformance import wait_until
 from jobqueue_file import FileStorage
 from jobqueue_file._names import PROCESSING_PREFIX, QUEUE_PREFIX, SCHEDULED_PREFIX, parse_entry
@@ -24,9 +24,15 @@ PROCS = Path(__file__).with_name("file_procs.py")
 ROUNDS = 20
 
 
-async def spawn(command: str, root: Path, arg: str) -> asyncio.subprocess.Process:
+async def spawn(command: str, root: Path, *args: str) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(PROCS), command, str(root), arg, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        str(PROCS),
+        command,
+        str(root),
+        *args,
+        stdin=asyncio.subprocess.PIPE,  # a worker runs until its stdin says otherwise
+        stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     assert json.loads(await asyncio.wait_for(proc.stdout.readline(), 30)) == "ready"
@@ -96,35 +102,38 @@ def check_invariants(root: Path) -> int:
 async def test_sigkill_at_random_points_loses_nothing_and_leaves_a_consistent_directory(
     tmp_path: Path,
 ) -> None:
+    """Kill a producer mid-enqueue and a worker holding jobs, 20 times; a reaper then finishes everything."""
     rng = random.Random(os.getpid())
     accepted: set[str] = set()
-    completed: set[str] = set()
+    started: set[str] = set()
     for round_ in range(ROUNDS):
         producer, worker = await asyncio.gather(
-            spawn("produce", tmp_path, f"r{round_}"), spawn("work", tmp_path, f"w{round_}")
+            spawn("queue_feed", tmp_path, f"r{round_}"), spawn("queue_work", tmp_path, "4", "0.3")
         )
-        await asyncio.sleep(rng.uniform(0.01, 0.3))  # the random point to kill at
+        await asyncio.sleep(rng.uniform(0.01, 0.25))  # the random point to kill at
         accepted.update(await kill_and_collect(producer))
-        completed.update(await kill_and_collect(worker))
+        started.update(await kill_and_collect(worker))
     assert len(accepted) > ROUNDS, "the producers were killed before doing anything"
-    print(f"{ROUNDS} rounds: {len(accepted)} jobs accepted, {len(completed)} completed before the kills")
+    print(f"{ROUNDS} rounds: {len(accepted)} jobs accepted, {len(started)} started before the kills")
 
     async with FileStorage(tmp_path) as storage:  # connect() repairs what the kills left half-done
         strays = check_invariants(tmp_path)
         assert strays <= ROUNDS, f"{strays} stray entries for {ROUNDS} killed producers"
+        queue: Queue[dict[str, int], int] = Queue(storage, concurrency=8, block_timeout=0.2)
 
-        async def leases_expired() -> bool:
-            await storage.recover_stalled()
-            return await storage.next_lease_expiry() is None
+        @queue.execute
+        async def handle(job: Job[dict[str, int]]) -> int:
+            return job.payload["n"]
 
-        await wait_until(leases_expired, message="the killed workers' jobs were not recovered")
-        while claims := await storage.dequeue("survivor", lease_ms=30_000, timeout_ms=0, limit=50):
-            for claim in claims:
-                assert await storage.complete(claim.id, "survivor", b"result", 600_000)
-        records = await storage.get_many(sorted(accepted))
-        lost = [job_id for job_id, record in zip(sorted(accepted), records, strict=True) if record is None]
-        assert not lost, f"accepted jobs lost: {lost[:10]}"
-        unfinished = [r.id for r in records if r is not None and r.state is not JobState.COMPLETED]
-        assert not unfinished, f"jobs not completed after recovery: {unfinished[:10]}"
-        assert all(r is not None and r.result == b"result" for r in await storage.get_many(sorted(completed)))
+        reaper = Reaper(storage, visibility_timeout=0.3, leader_election=None)
+        ids = sorted(accepted)
+        async with queue, reaper:
+
+            async def all_completed() -> bool:
+                records = await storage.get_many(ids)
+                return all(r is not None and r.state is JobState.COMPLETED for r in records)
+
+            await wait_until(all_completed, message="accepted jobs did not all complete", timeout=60)
+        records = await storage.get_many(ids)
+        assert all(r is not None and r.result is not None for r in records)
     check_invariants(tmp_path)
