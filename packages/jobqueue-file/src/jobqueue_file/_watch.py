@@ -37,9 +37,9 @@ class DirWatcher:
     """Generation counters for directories, moved by file-system events and by ``bump``."""
 
     def __init__(self, directories: Sequence[str]) -> None:
-        self._dirs = [os.path.realpath(path) for path in directories]
+        self._dirs = list(directories)
         self._generations = dict.fromkeys(self._dirs, 0)
-        self._aliases = dict(zip(directories, self._dirs, strict=True))
+        self._aliases = {path: path for path in self._dirs}  # reported path -> watched path
         self._waiters: dict[str, list[Waiter]] = {path: [] for path in self._dirs}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -56,6 +56,7 @@ class DirWatcher:
         with self._lock:
             if self._thread is not None:
                 return
+            self._aliases.update((os.path.realpath(path), path) for path in self._dirs)
             try:
                 self._notify = RustNotify(self._dirs, False, False, 300, False, False)
             except (OSError, RuntimeError) as exc:  # e.g. out of inotify instances: poll instead
@@ -75,7 +76,7 @@ class DirWatcher:
         if self._notify is not None:
             self._notify.close()
             self._notify = None
-        self.bump(*self._aliases)  # waiters re-check and see that the storage closed
+        self.bump(*self._dirs)  # waiters re-check and see that the storage closed
 
     def _run(self) -> None:
         notify = self._notify
@@ -87,16 +88,16 @@ class DirWatcher:
                 _log.exception("file watcher failed; waiters fall back to slow polling")
                 return
             if isinstance(changes, set):
-                self._changed({os.path.dirname(path) for _, path in changes})
+                self._changed({self._aliases.get(os.path.dirname(path), "") for _, path in changes})
 
     def snapshot(self, *directories: str) -> tuple[int, ...]:
         """The current generations of ``directories``."""
         with self._lock:
-            return tuple(self._generations[self._aliases[path]] for path in directories)
+            return tuple(self._generations[path] for path in directories)
 
     def bump(self, *directories: str) -> None:
         """Announce a change made by this process (wakes local waiters at once)."""
-        self._changed({self._aliases[path] for path in directories})
+        self._changed(set(directories))
 
     def _changed(self, directories: set[str]) -> None:
         woken: list[Waiter] = []
@@ -114,7 +115,7 @@ class DirWatcher:
         """Return when a generation moved past ``since`` or after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        paths = [self._aliases[path] for path in directories]
+        paths = list(directories)
         with self._lock:
             if any(self._generations[path] != seen for path, seen in zip(paths, since, strict=True)):
                 return
