@@ -6,24 +6,14 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from jobqueue import Storage, storage_from_url
 
-_TOOLS = Path(__file__).resolve().parents[2] / "tools"
-
-
-def _servers() -> Any:
-    if str(_TOOLS) not in sys.path:
-        sys.path.insert(0, str(_TOOLS))
-    return importlib.import_module("servers")
+from .tui_helpers import servers_module
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +23,7 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
-    servers = _servers()
+    servers = servers_module()
     if servers.find_binary("redis") is None:
         message = "redis-server is not installed (tools/install-servers.sh)"
         if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from jobqueue import JobState, StorageError, storage_from_url
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._widgets.counts import StateCount
 from textual.worker import WorkerState
 
-from .tui_helpers import put, wait_until
+from .tui_helpers import put, screen_text, servers_module, wait_until
 
 SIZE = (100, 30)
 
@@ -48,3 +50,32 @@ async def test_counts_start_from_what_is_already_stored(storage_url: str) -> Non
                 pilot, lambda: app.screen.query_one("#count-all", StateCount).count == 3, "3 jobs"
             )
             assert app.screen.query_one(f"#count-{JobState.QUEUED.value}", StateCount).count == 3
+
+
+@pytest.mark.redis
+@pytest.mark.usefixtures("redis_url")  # skips or fails, as configured, without redis-server
+async def test_a_lost_server_is_shown_and_the_dashboard_recovers() -> None:
+    servers = servers_module()
+    server = await asyncio.to_thread(servers.ServerProcess.start_new, "redis")
+    try:
+        storage = storage_from_url(f"{server.url}?prefix=lost")
+        app = DashboardApp(storage, url=server.url, refresh_interval=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            await put(app.storage, "before")
+            await wait_until(pilot, lambda: count(app, "all") == 1, "the job counted")
+            await asyncio.to_thread(server.kill)  # SIGKILL: the server is gone at once
+            await wait_until(pilot, lambda: "storage error" in header(app), "the problem in the header")
+            await asyncio.to_thread(server.start)  # same port, no data kept
+            await wait_until(pilot, lambda: "storage error" not in header(app), "the problem cleared")
+            await put(app.storage, "after-1", "after-2")
+            await wait_until(pilot, lambda: count(app, "all") == 2, "the new jobs counted")
+    finally:
+        await asyncio.to_thread(server.close)
+
+
+def count(app: DashboardApp, name: str) -> int:
+    return app.screen.query_one(f"#count-{name}", StateCount).count
+
+
+def header(app: DashboardApp) -> str:
+    return screen_text(app).splitlines()[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import importlib
 import inspect
 import json
 import re
@@ -13,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import msgpack
 from jobqueue import Claim, Queue, Storage, now_ms
@@ -26,6 +28,7 @@ from .tui_worker_app import handle
 HERE = Path(__file__).parent
 JOBQUEUE = str(Path(sys.executable).with_name("jobqueue"))
 WORKER = "worker-test"
+TOOLS = HERE.parents[1] / "tools"
 LEASE_MS = 60_000
 TTL_MS = 600_000
 
@@ -174,3 +177,10 @@ async def running_worker(storage: Storage, url: str) -> AsyncIterator[None]:
         _, err = await proc.communicate()
     if exited is not None:
         raise AssertionError(f"jobqueue worker exited early with {exited}: {err.decode()[-2000:]}")
+
+
+def servers_module() -> Any:
+    """``tools/servers.py`` (throw-away redis-server processes), imported from the tools folder."""
+    if str(TOOLS) not in sys.path:
+        sys.path.insert(0, str(TOOLS))
+    return importlib.import_module("servers")
