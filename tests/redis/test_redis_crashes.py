@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from jobqueue import Channel, JobState, StorageError, StorageEvent
+from jobqueue import Channel, JobState, Queue, Reaper, StorageError, StorageEvent
 from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
@@ -189,3 +189,38 @@ async def test_a_job_moved_by_blmove_to_a_dead_worker_is_recovered(
         await wait_until(requeued, message="recover_stalled returns a landed job to the queue", timeout=10)
         claims = await storage.dequeue("survivor", lease_ms=5000, timeout_ms=0)
         assert [(c.id, c.attempt) for c in claims] == [("orphan", 1)]
+
+
+@pytest.mark.slow
+async def test_a_running_queue_carries_on_across_a_server_restart(aof_server: ServerProcess) -> None:
+    async with RedisStorage(aof_server.url, prefix=f"q{uuid.uuid4().hex[:6]}") as storage:
+        worker: Queue[int, int] = Queue(storage, concurrency=10, block_timeout=0.3, visibility_timeout=2)
+        worker.execute(lambda job: job.payload * 2)
+        reaper = Reaper(storage, visibility_timeout=2, leader_election=None)  # for a finish lost in the crash
+        accepted: list[str] = []
+
+        async def produce(start: int, count: int) -> None:
+            for i in range(start, start + count):
+                try:
+                    await worker.enqueue(f"job-{i}", i)
+                    accepted.append(f"job-{i}")
+                except StorageError:
+                    pass  # the server is down: not acknowledged, so not expected to run
+
+        async with worker, reaper:
+            await produce(0, 50)
+            await asyncio.to_thread(aof_server.kill)
+            with pytest.raises(StorageError):
+                await worker.enqueue("while-down", 0)
+            await asyncio.to_thread(aof_server.start)
+            await produce(50, 50)
+            assert await worker.enqueue_and_wait("after", 21, timeout=10) == 42
+
+            async def all_done() -> bool:
+                statuses = [await worker.get_status(job_id) for job_id in accepted]
+                return all(s is not None and s.state is JobState.COMPLETED for s in statuses)
+
+            await wait_until(
+                all_done, message="every acknowledged job completes after the restart", timeout=30
+            )
+        assert len(accepted) == 100
