@@ -416,3 +416,17 @@ async def test_a_worker_that_leaves_leaves_no_directory(tmp_path: Path) -> None:
 
 def worker_dirs(root: Path) -> list[Path]:
     return sorted((root / "default" / "processing").iterdir())
+
+
+async def test_huge_durations_mean_forever_not_an_overflow(tmp_path: Path) -> None:
+    huge = 2**70
+    async with FileStorage(tmp_path) as storage:
+        assert (await storage.enqueue("later", b"x", delay_ms=huge)).accepted
+        await storage.enqueue("now", b"x")
+        claims = await storage.dequeue("w", lease_ms=huge, timeout_ms=0, limit=5)
+        assert [claim.id for claim in claims] == ["now"], "a job delayed for ever is not due"
+        assert await storage.renew_leases("w", ["now"], huge) == []
+        assert await storage.complete("now", "w", b"r", huge)
+        assert await storage.update_ttl("now", huge) == "updated"
+        record = await storage.get("now")
+        assert record is not None and record.expires_at is not None and record.expires_at > 10**14

@@ -33,7 +33,7 @@ from ._atomic import (
     write_atomic,
 )
 from ._records import Record
-from ._space import SpaceCore
+from ._space import SpaceCore, later
 
 __all__ = ["Space"]
 
@@ -131,7 +131,7 @@ class Space(SpaceCore):
                 return "not_found"
             if not record.state.is_terminal:
                 return "not_terminal"
-            self.write(key, replace(record, expires_at=now + ttl_ms, updated_at=now))
+            self.write(key, replace(record, expires_at=later(now, ttl_ms), updated_at=now))
             return "updated"
 
     def retry_failed(self, job_id: str) -> bool:
@@ -269,7 +269,7 @@ class Space(SpaceCore):
         key = names.encode_key(worker_id)
         with self.locks.hold("worker:" + key):
             now = now_ms()
-            data = msgpack.packb([worker_id, now, now + ttl_ms], use_bin_type=True)
+            data = msgpack.packb([worker_id, now, later(now, ttl_ms)], use_bin_type=True)
             write_atomic(self.layout.worker_file(key), data, durable=False)
 
     def unregister_worker(self, worker_id: str) -> None:

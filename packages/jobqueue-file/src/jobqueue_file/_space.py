@@ -29,9 +29,18 @@ from ._listing import Listing
 from ._locks import StripeLocks
 from ._records import Record, pack_record, unpack_record
 
-__all__ = ["SpaceCore"]
+__all__ = ["MAX_TIMESTAMP_MS", "SpaceCore", "later"]
 
 _log = logging.getLogger("jobqueue.file")
+
+MAX_TIMESTAMP_MS = 10**15 - 1
+"""Deadlines are capped here (year 33658, the widest run_at a scheduled/ name holds): a huge TTL
+means "forever", not an overflow."""
+
+
+def later(now: int, ms: int) -> int:
+    """``now + ms``, capped at ``MAX_TIMESTAMP_MS``."""
+    return min(now + ms, MAX_TIMESTAMP_MS)
 
 
 class SpaceCore:
@@ -129,7 +138,7 @@ class SpaceCore:
                 return False, existing
             uid = names.new_uid()
             if delay_ms > 0:
-                entry = "scheduled/" + names.scheduled_entry(now + delay_ms, uid, key)
+                entry = "scheduled/" + names.scheduled_entry(later(now, delay_ms), uid, key)
             else:
                 entry = "queue/" + names.tail_entry(uid, key)
             record = Record(
@@ -140,7 +149,7 @@ class SpaceCore:
                 updated_at=now,
                 uid=uid,
                 entry=entry,
-                run_at=now + delay_ms if delay_ms > 0 else None,
+                run_at=later(now, delay_ms) if delay_ms > 0 else None,
             )
             # Entry first: a crash in between leaves an entry no record claims, dropped on sight.
             create_empty(self.layout.path(entry))
@@ -223,7 +232,7 @@ class SpaceCore:
                     state=JobState.PROCESSING,
                     worker_id=worker_id,
                     attempts=attempt,
-                    lease_until=now + lease_ms,
+                    lease_until=later(now, lease_ms),
                     entry=entry,
                     abort=False,
                     updated_at=now,
@@ -256,7 +265,7 @@ class SpaceCore:
                 if record is None:
                     stop.append(job_id)
                     continue
-                self.write(key, replace(record, lease_until=now + lease_ms))
+                self.write(key, replace(record, lease_until=later(now, lease_ms)))
                 if record.abort:
                     stop.append(job_id)
         return stop
@@ -311,7 +320,7 @@ class SpaceCore:
                     result=data if completed else None,
                     error=None if completed else data,
                     lease_until=None,
-                    expires_at=now + ttl_ms,
+                    expires_at=later(now, ttl_ms),
                     entry=None,
                     abort=False,
                     updated_at=now,
@@ -332,7 +341,7 @@ class SpaceCore:
             record = self.owned(key, worker_id, now)
             if record is None or record.entry is None:
                 return False
-            run_at = now + max(delay_ms, 0)
+            run_at = later(now, max(delay_ms, 0))
             entry = "scheduled/" + names.scheduled_entry(run_at, record.uid, key)
             self.write(
                 key,
