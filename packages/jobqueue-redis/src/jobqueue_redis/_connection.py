@@ -92,6 +92,8 @@ class CommandConnection:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # One loop turn lets the other ready tasks add their calls to this batch.
+            await asyncio.sleep(0)
             self._wake.clear()
             while self._pending:
                 batch = [item for item in self._pending[:_MAX_BATCH] if not item[1].done()]
