@@ -34,8 +34,9 @@ def test_msgpack_carries_bytes() -> None:
 
 
 def test_serde_errors_are_serialization_errors() -> None:
+    json_serde: JsonSerde[object] = JsonSerde()
     with pytest.raises(SerializationError, match="JSON cannot encode"):
-        JsonSerde().serialize({1, 2})
+        json_serde.serialize({1, 2})
     with pytest.raises(SerializationError, match="invalid JSON"):
         JsonSerde().deserialize(b"{nope")
     with pytest.raises(SerializationError, match="invalid msgpack"):
