@@ -354,7 +354,8 @@ def build_report(evidence: Evidence) -> Report:
     if final != baseline:
         report.details.append("  left in storage: " + ", ".join(leftovers[:20]))
     if config.backend == "file":
-        report.add("empty processing/<worker> dirs left (one per worker process)", evidence.empty_worker_dirs)
+        dirs = evidence.empty_worker_dirs
+        report.add("empty processing/<worker> dirs left after the run", dirs, dirs == 0)
     for job_id in (lost + unverified)[:10]:
         report.details.append(f"  not completed: {job_id} (executions: {counts.get(job_id, 0)})")
     report.details += [f"  {line}" for line in unexplained[:10]]

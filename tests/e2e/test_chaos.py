@@ -73,7 +73,7 @@ def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
     assert result.returncode == (0 if report["passed"] else 1), output
 
 
-# --------------------------------------------------------------- bugs found by the chaos run
+# ------------------------------------------------- regressions of bugs the chaos run found
 
 
 @pytest.mark.redis
@@ -107,14 +107,6 @@ async def test_a_lost_done_event_does_not_strand_enqueue_and_wait(redis_server: 
 
 
 @pytest.mark.file
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "jobqueue bug: FileStorage never removes processing/<worker key>/ (jobqueue_file/_admin.py, "
-        "Space.unregister_worker and the lapsed-worker pruning of Space.list_workers): one empty "
-        "directory is left per worker process ever started"
-    ),
-)
 async def test_a_stopped_worker_leaves_no_directory(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
     queue: Queue[dict[str, int], int] = Queue(storage, block_timeout=0.2)
