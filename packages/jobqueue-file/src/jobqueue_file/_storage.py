@@ -37,6 +37,7 @@ import contextlib
 import copy
 import functools
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -104,8 +105,10 @@ class FileStorage(Storage, LeaderLock):
             raise ValueError(f"namespace name must be a non-empty str, got {name!r}")
         if not isinstance(durable, bool):
             raise TypeError(f"durable must be a bool, not {type(durable).__name__}")
-        if not cleanup_interval > 0:
-            raise ValueError(f"cleanup_interval must be > 0 seconds, got {cleanup_interval!r}")
+        if not (isinstance(cleanup_interval, int | float) and 0 < cleanup_interval < math.inf):
+            raise ValueError(
+                f"cleanup_interval must be a finite number of seconds > 0, got {cleanup_interval!r}"
+            )
         self._root = Root(os.path.abspath(root), durable, float(cleanup_interval))
         self._name = name
 
