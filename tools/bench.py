@@ -63,11 +63,11 @@ class Sizes:
     inflight: int = 50
 
 
-FULL = Sizes(jobs=20_000, latency=1_000, waiters=2_000, file_jobs=2_000, file_latency=200, file_waiters=500)
-QUICK = Sizes(jobs=3_000, latency=200, waiters=400, file_jobs=1_000, file_latency=100, file_waiters=300)
+FULL = Sizes(jobs=20_000, latency=1_000, waiters=2_000, file_jobs=1_000, file_latency=100, file_waiters=300)
+QUICK = Sizes(jobs=3_000, latency=200, waiters=400, file_jobs=500, file_latency=50, file_waiters=200)
 # arq and saq drain at a few hundred jobs/s here: smaller workloads keep the run bounded (rates stay rates)
-PEERS = Sizes(jobs=5_000, latency=300, waiters=500, file_jobs=0, file_latency=0, file_waiters=0)
-PEERS_QUICK = Sizes(jobs=2_000, latency=100, waiters=200, file_jobs=0, file_latency=0, file_waiters=0)
+PEERS = Sizes(jobs=3_000, latency=200, waiters=300, file_jobs=0, file_latency=0, file_waiters=0)
+PEERS_QUICK = Sizes(jobs=1_000, latency=100, waiters=200, file_jobs=0, file_latency=0, file_waiters=0)
 
 
 class Bench:
@@ -184,6 +184,34 @@ class Bench:
         head = f"drain on {tag}, {jobs} jobs, under cProfile (slows it down): {result['rate']:.0f} jobs/s"
         return f"{head}; stats in {prof}\n{cprofile_summary(prof)}"
 
+    def profile_latency(self, directory: Path, url: str, requests: int) -> str:
+        """Sequential request/response with py-spy on the worker and on the client."""
+        spy = pyspy_binary(ROOT)
+        if spy is None:
+            return "request/response profile needs py-spy (uv run python tools/bench.py --setup)"
+        self.flush()
+        out = []
+        with self.driver("jobqueue", "serve", url, 0, "s", "bench-prof") as worker:
+            worker.expect("ready", _READY_TIMEOUT)
+            with self.driver("jobqueue", "latency", url, requests, "lp-", "bench-prof") as client:
+                client.expect("ready", _READY_TIMEOUT)
+                sides = {"worker": worker.pid, "client": client.pid}
+                samplers = {
+                    side: pyspy_start(spy, pid, directory / f"rr-{side}.folded")
+                    for side, pid in sides.items()
+                }
+                time.sleep(1.0)  # py-spy attaches
+                client.send("go")
+                result = client.expect("result", 300.0)
+            worker.send("stop")
+        for side, sampler in samplers.items():
+            sampler.wait(timeout=30)
+            out.append(
+                f"\nrequest/response, {side} process ({requests} sequential requests, p50 {result['p50']:.2f} ms):"
+            )
+            out.append(pyspy_summary(directory / f"rr-{side}.folded", 12))
+        return "\n".join(out)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(
@@ -251,6 +279,11 @@ def main() -> int:
                     print("\n" + bench.profile(ROOT / ".bench", url, jobs, tag), flush=True)
                 except DriverError as exc:
                     print(f"profiling {tag} failed: {exc}", file=sys.stderr)
+            if server is not None:
+                try:
+                    print(bench.profile_latency(ROOT / ".bench", server.url, sizes.latency), flush=True)
+                except DriverError as exc:
+                    print(f"profiling request/response failed: {exc}", file=sys.stderr)
     finally:
         if server is not None:
             server.close()
