@@ -72,8 +72,12 @@ class Root:
         """Create (and repair) a namespace's directory (blocking: runs in a worker thread)."""
         os.makedirs(self.path, exist_ok=True)
         space = Space(Layout(self.path, name), self.durable)
-        space.layout.ensure(durable=self.durable)
-        space.repair()
+        try:
+            space.layout.ensure(durable=self.durable)
+            space.repair()
+        except BaseException:
+            space.close()
+            raise
         return space
 
 
