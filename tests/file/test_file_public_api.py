@@ -1,0 +1,22 @@
+"""The public surface of jobqueue_file is pinned: changing it is a visible decision."""
+
+from __future__ import annotations
+
+import jobqueue
+import jobqueue_file
+import pytest
+
+pytestmark = pytest.mark.file
+
+
+def test_all_is_pinned() -> None:
+    assert jobqueue_file.__all__ == ["FileStorage"]
+
+
+def test_file_storage_declares_the_leader_lock_capability() -> None:
+    assert issubclass(jobqueue_file.FileStorage, jobqueue.Storage)
+    assert issubclass(jobqueue_file.FileStorage, jobqueue.LeaderLock)
+
+
+def test_the_file_scheme_is_registered() -> None:
+    assert "file" in jobqueue.available_schemes()
