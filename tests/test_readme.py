@@ -1,4 +1,7 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written.
+
+Blocks fenced as ``python`` are run; ``py`` marks a fragment that needs code of yours.
+"""
 
 import re
 import subprocess
