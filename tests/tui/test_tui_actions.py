@@ -15,6 +15,7 @@ from jobqueue_tui._widgets.jobs import JobsTable
 from textual.pilot import Pilot
 
 from .tui_helpers import (
+    WORKER_START_S,
     claim,
     complete,
     fail,
@@ -90,7 +91,7 @@ async def test_retry_a_failed_job_and_a_real_worker_runs_it_again(
     app = DashboardApp(storage)
     async with app.run_test(size=SIZE) as pilot, producer, running_worker(storage, storage_url):
         await producer.enqueue("flaky", {"fail_once": str(marker)})
-        await wait_until(pilot, lambda: count(app, "failed") == 1, "flaky failed")
+        await wait_until(pilot, lambda: count(app, "failed") == 1, "flaky failed", WORKER_START_S)
         assert marker.exists()
         await select(pilot, app, "flaky")
         assert await confirm(pilot, app, "r", "y") == "Retry failed job flaky?"

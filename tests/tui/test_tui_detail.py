@@ -12,6 +12,7 @@ from jobqueue_tui._widgets.jobs import JobsTable
 from textual.pilot import Pilot
 
 from .tui_helpers import (
+    WORKER_START_S,
     claim,
     complete,
     fail,
@@ -69,7 +70,9 @@ async def test_error_with_traceback_from_a_real_worker(storage: Storage, storage
     app = DashboardApp(storage)
     async with app.run_test(size=(100, 40)) as pilot, producer, running_worker(storage, storage_url):
         await producer.enqueue("invoice-1", {"customer": 42})
-        await wait_until(pilot, lambda: listed_state(app, "invoice-1") == "failed", "invoice-1 failed")
+        await wait_until(
+            pilot, lambda: listed_state(app, "invoice-1") == "failed", "invoice-1 failed", WORKER_START_S
+        )
         await open_detail(pilot, app, "invoice-1")
         await wait_until(pilot, lambda: "KeyError" in screen_text(app), "the error")
         text = screen_text(app)

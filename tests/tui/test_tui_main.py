@@ -13,7 +13,18 @@ from jobqueue_tui._widgets.jobs import JobsTable, SortOrder
 from jobqueue_tui._widgets.workers import WorkersPanel
 from textual.widgets import Input
 
-from .tui_helpers import claim, complete, fail, put, running_worker, screen_text, table_ids, tick, wait_until
+from .tui_helpers import (
+    WORKER_START_S,
+    claim,
+    complete,
+    fail,
+    put,
+    running_worker,
+    screen_text,
+    table_ids,
+    tick,
+    wait_until,
+)
 
 SIZE = (100, 30)
 
@@ -37,7 +48,10 @@ async def test_counts_and_throughput_follow_a_real_worker(storage: Storage, stor
 
         async with running_worker(storage, storage_url):
             await wait_until(
-                pilot, lambda: count_of(app, JobState.COMPLETED) == 4, "4 completed jobs counted"
+                pilot,
+                lambda: count_of(app, JobState.COMPLETED) == 4,
+                "4 completed jobs counted",
+                WORKER_START_S,
             )
             await wait_until(pilot, lambda: count_of(app, JobState.FAILED) == 1, "1 failed job counted")
             panel = app.screen.query_one(WorkersPanel)

@@ -26,6 +26,9 @@ from textual.pilot import Pilot
 from .tui_worker_app import handle
 
 HERE = Path(__file__).parent
+WORKER_START_S = 40.0
+"""How long a test waits for work done by a ``jobqueue worker`` process it just started
+(importing and connecting takes seconds on a busy machine)."""
 JOBQUEUE = str(Path(sys.executable).with_name("jobqueue"))
 WORKER = "worker-test"
 TOOLS = HERE.parents[1] / "tools"
@@ -93,7 +96,7 @@ async def wait_until(
     pilot: Pilot[None],
     condition: Callable[[], bool | Awaitable[bool]],
     what: str,
-    timeout: float = 10.0,
+    timeout: float = 20.0,
 ) -> None:
     """Let the app run until ``condition`` holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
