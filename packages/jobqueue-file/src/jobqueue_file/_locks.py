@@ -32,24 +32,49 @@ class StripeLocks:
         self._threads = [threading.Lock() for _ in range(_STRIPES)]
         self._fds: list[int | None] = [None] * _STRIPES
 
+    def _fd(self, stripe: int) -> int:
+        fd = self._fds[stripe]
+        if fd is None:
+            path = os.path.join(self._directory, f"job-{stripe:02d}")
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise named(exc, path) from exc
+            self._fds[stripe] = fd
+        return fd
+
     @contextmanager
     def hold(self, key: str) -> Iterator[None]:
         """Hold the lock of ``key`` (blocking: call from a worker thread)."""
         stripe = zlib.crc32(key.encode()) % _STRIPES
         with self._threads[stripe]:
-            fd = self._fds[stripe]
-            if fd is None:
-                path = os.path.join(self._directory, f"job-{stripe:02d}")
-                try:
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                except OSError as exc:
-                    raise named(exc, path) from exc
-                self._fds[stripe] = fd
+            fd = self._fd(stripe)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def try_hold(self, key: str) -> Iterator[bool]:
+        """Hold the lock of ``key`` if it is free; yield whether it is held (never waits)."""
+        stripe = zlib.crc32(key.encode()) % _STRIPES
+        if not self._threads[stripe].acquire(blocking=False):
+            yield False
+            return
+        try:
+            fd = self._fd(stripe)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._threads[stripe].release()
 
     def close(self) -> None:
         """Close the lock files (locks are released by then)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 
 from jobqueue import INLINE_RESULT_LIMIT as _INLINE
@@ -194,9 +196,14 @@ class SpaceCore:
         return None
 
     def claim(self, worker_id: str, lease_ms: int, limit: int) -> list[Claim]:
-        """Claim up to ``limit`` queued jobs for ``worker_id``, oldest first."""
+        """Claim up to ``limit`` queued jobs for ``worker_id``, oldest first.
+
+        An entry whose lock is busy (most likely another process claiming it)
+        is passed over at first and tried again, waiting for the lock, once
+        the others are done, so claimers do not queue up behind each other.
+        """
         claims: list[Claim] = []
-        events: list[StorageEvent] = []
+        busy: list[str] = []
         worker_key = names.encode_key(worker_id)
         refreshed = False
         while len(claims) < limit:
@@ -206,46 +213,66 @@ class SpaceCore:
                     break
                 refreshed = True  # list once more: other processes may have added jobs
                 continue
-            parsed = names.parse_entry(name, names.QUEUE_PREFIX)
-            if parsed is None:
-                continue
-            found = "queue/" + name
-            with self.locks.hold(parsed.key):
-                record, ok = self.read_entry(parsed.key, found)
-                if not ok:
-                    self._queue.skip.add(name)
-                    continue
-                if record is None or record.uid != parsed.uid or record.entry != found:
-                    self.settle(parsed.key, parsed.uid, found)
-                    continue
-                now = now_ms()
-                if not record.is_live(now) or record.state is not JobState.QUEUED:
-                    self.settle(parsed.key, parsed.uid, found)
-                    continue
-                entry = f"processing/{worker_key}/{names.processing_entry(parsed.uid, parsed.key)}"
-                # Entry first: until the record says so, the job is still queued (settle moves it back).
-                if not self.move(found, entry):
-                    continue
-                attempt = record.attempts + 1
-                claimed = replace(
-                    record,
-                    state=JobState.PROCESSING,
-                    worker_id=worker_id,
-                    attempts=attempt,
-                    lease_until=later(now, lease_ms),
-                    entry=entry,
-                    abort=False,
-                    updated_at=now,
-                )
-                try:
-                    self.write(parsed.key, claimed)
-                except OSError:
-                    self.move(entry, found)  # the job stays queued, as its record says
-                    raise
-            claims.append(Claim(record.id, record.message, attempt))
-            events.append(StorageEvent(EventKind.PROCESSING, record.id, now, worker_id))
-        self.log.publish(events)
+            outcome = self._claim_one(name, worker_id, worker_key, lease_ms, wait=False)
+            if outcome == "busy":
+                busy.append(name)
+            elif isinstance(outcome, Claim):
+                claims.append(outcome)
+        for name in busy:
+            if len(claims) >= limit:
+                break
+            outcome = self._claim_one(name, worker_id, worker_key, lease_ms, wait=True)
+            if isinstance(outcome, Claim):
+                claims.append(outcome)
+        now = now_ms()
+        self.log.publish([StorageEvent(EventKind.PROCESSING, claim.id, now, worker_id) for claim in claims])
         return claims
+
+    def _claim_one(
+        self, name: str, worker_id: str, worker_key: str, lease_ms: int, *, wait: bool
+    ) -> Claim | str | None:
+        """Claim the job of ``queue/<name>``: a Claim, ``"busy"`` (lock taken, ``wait`` False) or None."""
+        parsed = names.parse_entry(name, names.QUEUE_PREFIX)
+        if parsed is None:
+            return None
+        found = "queue/" + name
+        with self.locks.try_hold(parsed.key) if not wait else _held(self.locks.hold(parsed.key)) as held:
+            if not held:
+                return "busy"
+            record, ok = self.read_entry(parsed.key, found)
+            if not ok:
+                self._queue.skip.add(name)
+                return None
+            now = now_ms()
+            if (
+                record is None
+                or record.uid != parsed.uid
+                or record.entry != found
+                or not record.is_live(now)
+                or record.state is not JobState.QUEUED
+            ):
+                self.settle(parsed.key, parsed.uid, found)
+                return None
+            entry = f"processing/{worker_key}/{names.processing_entry(parsed.uid, parsed.key)}"
+            # Entry first: until the record says so, the job is still queued (settle moves it back).
+            if not self.move(found, entry):
+                return None
+            claimed = replace(
+                record,
+                state=JobState.PROCESSING,
+                worker_id=worker_id,
+                attempts=record.attempts + 1,
+                lease_until=later(now, lease_ms),
+                entry=entry,
+                abort=False,
+                updated_at=now,
+            )
+            try:
+                self.write(parsed.key, claimed)
+            except OSError:
+                self.move(entry, found)  # the job stays queued, as its record says
+                raise
+        return Claim(record.id, record.message, claimed.attempts)
 
     def owned(self, key: str, worker_id: str, now: int) -> Record | None:
         """The record when the job is processing under ``worker_id`` (caller holds the lock)."""
@@ -389,3 +416,10 @@ class SpaceCore:
         if event is not None:
             self.log.publish([event])
         return record.state
+
+
+@contextmanager
+def _held(lock: AbstractContextManager[None]) -> Iterator[bool]:
+    """A blocking lock shaped like ``StripeLocks.try_hold``: always held."""
+    with lock:
+        yield True
