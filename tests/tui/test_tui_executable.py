@@ -53,7 +53,7 @@ class Terminal:
     async def screen(self) -> str:
         return await self.tmux("capture-pane", "-p", "-t", "dash")
 
-    async def wait_for(self, *texts: str, timeout: float = 15.0) -> str:
+    async def wait_for(self, *texts: str, timeout: float = 40.0) -> str:
         """Poll the pane until every text is on it at once (a capture can catch a half-drawn frame)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -68,7 +68,7 @@ class Terminal:
     async def press(self, *keys: str) -> None:
         await self.tmux("send-keys", "-t", "dash", *keys)
 
-    async def exit_code(self, timeout: float = 15.0) -> int:
+    async def exit_code(self, timeout: float = 40.0) -> int:
         deadline = time.monotonic() + timeout
         while not self.exit_file.exists() or not self.exit_file.read_text().strip():
             if time.monotonic() > deadline:
@@ -149,7 +149,7 @@ async def run_cli(*argv: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         EXECUTABLE, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, err.decode()
 
