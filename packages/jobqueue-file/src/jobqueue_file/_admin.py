@@ -33,14 +33,15 @@ from ._atomic import (
     write_atomic,
 )
 from ._records import Record
-from ._space import SpaceCore, later
+from ._space import later
+from ._worker_ops import WorkerOps
 
 __all__ = ["Space"]
 
 _log = logging.getLogger("jobqueue.file")
 
 
-class Space(SpaceCore):
+class Space(WorkerOps):
     """One namespace's directory: the queue operations plus state, workers and monitoring."""
 
     # ---------------------------------------------------------------- recovery
