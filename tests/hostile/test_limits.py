@@ -18,7 +18,7 @@ TEN_MB = 10 * 1024 * 1024
 
 
 async def test_ten_megabyte_payload_round_trips(storage: Storage) -> None:
-    payload = {"blob": os.urandom(TEN_MB), "name": "big"}
+    payload: dict[str, Any] = {"blob": os.urandom(TEN_MB), "name": "big"}
     serde: MsgpackSerde[Any] = MsgpackSerde()
     async with worker_queue(storage, payload_serde=serde, result_serde=serde) as queue:
         result = await queue.enqueue_and_wait("big", payload, timeout=60)
