@@ -287,13 +287,18 @@ def build_report(evidence: Evidence) -> Report:
         done_by.setdefault(completion.job_id, completion.pid)
     for job_id, seen in observer.completed.items():  # completions no worker could log
         done[job_id] = min(done.get(job_id, seen), seen)
-    lost = sorted(job_id for job_id in accepted - completed if job_id not in done)
-    unverified = sorted(job_id for job_id in accepted - completed if job_id in done)
+    undrained = sorted(job_id for job_id in accepted - completed if job_id in observer.pending)
+    lost = sorted(job_id for job_id in accepted - completed - set(undrained) if job_id not in done)
+    unverified = sorted(job_id for job_id in accepted - completed - set(undrained) if job_id in done)
     report.add("backend", config.backend)
     report.add("run time (s)", f"{evidence.elapsed:.0f}")
     report.add("accepted jobs", len(accepted))
     report.add("completed jobs (read through the storage)", len(completed), completed == accepted)
-    report.add("lost jobs", len(lost), not lost)
+    report.add("lost jobs (record gone, never completed)", len(lost), not lost)
+    if undrained:
+        report.add(
+            f"still queued or running after the {config.drain_timeout:g}s drain", len(undrained), False
+        )
     if unverified or observer.failed:
         report.add(
             "completed but expired before read / failed", f"{len(unverified)} / {len(observer.failed)}", False
@@ -356,7 +361,7 @@ def build_report(evidence: Evidence) -> Report:
     if config.backend == "file":
         dirs = evidence.empty_worker_dirs
         report.add("empty processing/<worker> dirs left after the run", dirs, dirs == 0)
-    for job_id in (lost + unverified)[:10]:
+    for job_id in (lost + unverified + undrained)[:10]:
         report.details.append(f"  not completed: {job_id} (executions: {counts.get(job_id, 0)})")
     report.details += [f"  {line}" for line in unexplained[:10]]
     report.details += [f"  stranded: {line}" for line in stranded[:10]]
