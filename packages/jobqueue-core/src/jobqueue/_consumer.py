@@ -37,6 +37,7 @@ class Consumer:
         self._slot_free = asyncio.Event()
         self._slot_free.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def running_ids(self) -> list[str]:
@@ -55,6 +56,7 @@ class Consumer:
     async def stop(self, drain_timeout: float) -> None:
         """Stop claiming, let running jobs finish for ``drain_timeout`` seconds, then give them back."""
         fetch, *others = self._tasks
+        self._stopping = True  # ends the fetch loop even if a backend swallowed the cancellation
         fetch.cancel()
         await asyncio.gather(fetch, return_exceptions=True)
         tasks = [task for _, task in self._running.values()]
@@ -82,7 +84,7 @@ class Consumer:
     async def _fetch_loop(self) -> None:
         config = self._config
         failures = 0
-        while True:
+        while not self._stopping:
             await self._slot_free.wait()
             free = config.concurrency - len(self._running)
             try:
