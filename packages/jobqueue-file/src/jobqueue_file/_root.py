@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 CLEANER_LOCK = "cleaner.lock"
+CLEANER_LOCK_MIN_MS = 10_000
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -147,7 +148,8 @@ def _space_of(root: Root, name: str) -> Iterator[Space]:
 
 def sweep_root(root: Root) -> None:
     lock = os.path.join(root.path, CLEANER_LOCK)
-    ttl_ms = int(root.cleanup_interval * 3000)
+    # Generous, so a busy leader keeps the role; a dead one is replaced within CLEANER_LOCK_MIN_MS.
+    ttl_ms = max(int(root.cleanup_interval * 3000), CLEANER_LOCK_MIN_MS)
     if not acquire_leader(lock, root.owner, ttl_ms, now_ms()):
         return
     for _, name in _namespace_dirs(root):
