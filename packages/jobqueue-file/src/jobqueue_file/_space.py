@@ -18,7 +18,7 @@ from jobqueue import Claim, CorruptDataError, EventKind, JobState, StorageEvent,
 from . import _names as names
 from ._atomic import (
     create_empty,
-    fsync_dir,
+    named,
     read_bytes,
     rename_if_exists,
     unlink_if_exists,
@@ -55,11 +55,15 @@ class SpaceCore:
         self._queue = Listing(layout.queue)
         self._scheduled = Listing(layout.scheduled)
         self._bad: set[str] = set()
+        self._dir_fds: dict[str, int] = {}
 
     def close(self) -> None:
         """Close the lock and log files this namespace keeps open."""
         self.locks.close()
         self.log.close()
+        for fd in self._dir_fds.values():
+            os.close(fd)
+        self._dir_fds.clear()
 
     def refresh_listings(self) -> None:
         """Forget the cached listings: another process changed the queue or the schedule."""
@@ -102,7 +106,26 @@ class SpaceCore:
 
     def write(self, key: str, record: Record, *, sync_dir: bool = False) -> None:
         """Replace the record of ``key`` atomically (``sync_dir``: the rename survives a power cut too)."""
-        write_atomic(self.layout.job(key), pack_record(record), durable=self.durable, sync_dir=sync_dir)
+        write_atomic(self.layout.job(key), pack_record(record), durable=self.durable)
+        if sync_dir and self.durable:
+            self.sync_dir(self.layout.jobs)
+
+    def sync_dir(self, directory: str) -> None:
+        """Fsync a directory through a descriptor kept open (one open per directory, not per write)."""
+        fd = self._dir_fds.get(directory)
+        if fd is None:
+            try:
+                fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise named(exc, directory) from exc
+            kept = self._dir_fds.setdefault(directory, fd)
+            if kept != fd:  # another thread opened it first
+                os.close(fd)
+                fd = kept
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise named(exc, directory) from exc
 
     def move(self, source: str, target: str) -> bool:
         """Rename an entry (relative paths), creating a worker's directory on first use."""
@@ -160,8 +183,8 @@ class SpaceCore:
                 unlink_if_exists(self.layout.path(entry))  # a full disk, say: leave no stray behind
                 raise
             if self.durable:
-                fsync_dir(os.path.dirname(self.layout.path(entry)))
-                fsync_dir(self.layout.jobs)
+                self.sync_dir(os.path.dirname(self.layout.path(entry)))
+                self.sync_dir(self.layout.jobs)
         if delay_ms > 0:
             self._scheduled.invalidate()
         self.log.publish([StorageEvent(EventKind.ENQUEUED, job_id, now)])
