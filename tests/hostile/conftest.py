@@ -136,6 +136,17 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 
         delay = min(delay * 2, 0.1)
 
 
+async def warm_up(queue: Queue[Any, Any]) -> None:
+    """Run one job through a started queue, so its worker is fully up before the test goes on.
+
+    A stop issued in a later event-loop run than the start can hang on Redis (see
+    test_limits.test_stop_in_a_later_loop_run_than_start); fixtures wait for a
+    first round trip so that their teardown does not meet that bug.
+    """
+    assert await queue.enqueue_and_wait("warm-up", None, timeout=10) is None
+    assert await queue.storage.delete("warm-up")
+
+
 def worker_queue(storage: Storage, **options: Any) -> Queue[Any, Any]:
     """A queue on ``storage`` that runs ``echo``, with short timeouts so stop() is quick."""
     queue: Queue[Any, Any] = Queue(storage, block_timeout=options.pop("block_timeout", 0.5), **options)

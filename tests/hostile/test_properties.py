@@ -18,7 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from jobqueue import JobState, MsgpackSerde, Queue, SerializationError, Storage
 
-from tests.hostile.conftest import Backend, assert_no_trace, wait_until, worker_queue
+from tests.hostile.conftest import Backend, assert_no_trace, wait_until, warm_up, worker_queue
 
 REFUSED = (ValueError, TypeError, SerializationError)
 MAX_ID_BYTES = 1024
@@ -83,6 +83,7 @@ MSGPACK_VALUES = st.recursive(
 async def queue(storage: Storage) -> AsyncIterator[Queue[Any, Any]]:
     """A running queue with an echo worker, shared by every example of a test."""
     async with worker_queue(storage) as running:
+        await warm_up(running)
         yield running
 
 
@@ -90,6 +91,7 @@ async def queue(storage: Storage) -> AsyncIterator[Queue[Any, Any]]:
 async def msgpack_queue(storage: Storage) -> AsyncIterator[Queue[Any, Any]]:
     """Like ``queue``, with msgpack for payloads and results."""
     async with worker_queue(storage, payload_serde=MsgpackSerde(), result_serde=MsgpackSerde()) as running:
+        await warm_up(running)
         yield running
 
 
