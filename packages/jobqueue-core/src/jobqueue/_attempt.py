@@ -62,7 +62,7 @@ class Attempt(Generic[P, R]):
         if self.stop_reason is None:
             self.stop_reason = reason
         if self.job is not None:
-            self.job.aborted.set()
+            self.job._abort()
         if self._handler_task is not None:
             self._handler_task.cancel()
 
@@ -90,7 +90,7 @@ class Attempt(Generic[P, R]):
             _extend=self._extend_lease,
         )
         self.emitter.emit("processing", claim.id, claim.attempt)
-        started = datetime.now(UTC)
+        started = datetime.now(UTC) if config.after_execution is not None else None
         result: Any = None
         error: BaseException | None = None
         try:
@@ -114,6 +114,7 @@ class Attempt(Generic[P, R]):
         if self.is_async:
             self._handler_task = asyncio.ensure_future(self.handler(job))
         else:
+            job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
             self._handler_task = asyncio.ensure_future(asyncio.to_thread(self.handler, job))
         timeout_ms = self.config.job_timeout_ms
         if timeout_ms is None:
@@ -123,64 +124,80 @@ class Attempt(Generic[P, R]):
         except TimeoutError:
             if self.stop_reason is not None:
                 raise asyncio.CancelledError from None
-            job.aborted.set()
+            job._abort()
             raise JobTimeoutError(
                 f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
             ) from None
 
     async def _finish(
-        self, envelope: Envelope, payload: P, started: datetime, result: Any, error: BaseException | None
+        self,
+        envelope: Envelope,
+        payload: P,
+        started: datetime | None,
+        result: Any,
+        error: BaseException | None,
     ) -> None:
         claim, config = self.claim, self.config
         retryable = error is not None and self.stop_reason is not StopReason.ABORT
         status = "completed" if error is None else "failing"
         if error is not None and not (retryable and claim.attempt < envelope.max_attempts):
             status = "failed"
-        finished = datetime.now(UTC)
-        ctx = ExecutionContext(
-            id=claim.id,
-            payload=payload,
-            attempt=claim.attempt,
-            max_attempts=envelope.max_attempts,
-            status=status,  # type: ignore[arg-type]  # one of the three literals above
-            result=result,
-            error=error,
-            ttl=envelope.result_ttl / 1000,
-            worker_id=config.worker_id,
-            started_at=started,
-            finished_at=finished,
-            duration=(finished - started).total_seconds(),
-        )
-        await self._after_execution(ctx)
-        ttl_ms = max(1, round(ctx.ttl * 1000))
-        if ctx.error is None:
+        ttl_ms = envelope.result_ttl
+        if started is not None:
+            ctx = await self._after_execution(envelope, payload, started, status, result, error)
+            if ctx is not None:
+                result, error, ttl_ms = ctx.result, ctx.error, max(1, round(ctx.ttl * 1000))
+        if error is None:
             try:
-                body = dumps(config.result_serde, ctx.result, f"result of job {claim.id!r}")
+                body = dumps(config.result_serde, result, f"result of job {claim.id!r}")
             except SerializationError as exc:
-                ctx.error, ctx.status = exc, "failing" if claim.attempt < envelope.max_attempts else "failed"
+                error, status = exc, "failing" if claim.attempt < envelope.max_attempts else "failed"
             else:
                 if await self._store(self.storage.complete, claim.id, config.worker_id, body, ttl_ms):
-                    self.emitter.emit("completed", claim.id, ctx.result)
+                    self.emitter.emit("completed", claim.id, result)
                 return
-        if ctx.status == "failing":
+        if status == "failing":
             delay = max(0.0, float(config.retry_delay(claim.attempt)))
-            data = encode_error(ctx.error, ErrorCode.HANDLER)
+            data = encode_error(error, ErrorCode.HANDLER)
             if await self._store(self.storage.retry, claim.id, config.worker_id, data, round(delay * 1000)):
-                self.emitter.emit("failing", claim.id, ctx.error, claim.attempt, delay)
+                self.emitter.emit("failing", claim.id, error, claim.attempt, delay)
             return
         code = ErrorCode.HANDLER
         if self.stop_reason is StopReason.ABORT:
             code = ErrorCode.CANCELLED
         elif envelope.max_attempts > 1:
             code = ErrorCode.MAX_RETRIES
-        elif isinstance(ctx.error, JobTimeoutError):
+        elif isinstance(error, JobTimeoutError):
             code = ErrorCode.TIMEOUT
-        await self._store_failed(ctx.error, code, ttl_ms)
+        await self._store_failed(error, code, ttl_ms)
 
-    async def _after_execution(self, ctx: ExecutionContext[P]) -> None:
+    async def _after_execution(
+        self,
+        envelope: Envelope,
+        payload: P,
+        started: datetime,
+        status: str,
+        result: Any,
+        error: BaseException | None,
+    ) -> ExecutionContext[P] | None:
+        """Run the hook; its context, or None when it raised (the outcome is then stored as it was)."""
+        finished = datetime.now(UTC)
+        ctx = ExecutionContext(
+            id=self.claim.id,
+            payload=payload,
+            attempt=self.claim.attempt,
+            max_attempts=envelope.max_attempts,
+            status=status,  # type: ignore[arg-type]  # one of the three literals _finish chose
+            result=result,
+            error=error,
+            ttl=envelope.result_ttl / 1000,
+            worker_id=self.config.worker_id,
+            started_at=started,
+            finished_at=finished,
+            duration=(finished - started).total_seconds(),
+        )
         hook = self.config.after_execution
-        if hook is None:
-            return
+        assert hook is not None
         try:
             outcome = hook(ctx)
             if inspect.isawaitable(outcome):
@@ -188,6 +205,8 @@ class Attempt(Generic[P, R]):
         except Exception as exc:
             self.config.logger.exception("after_execution hook raised for job %r", ctx.id)
             self.emitter.emit("error", exc)
+            return None
+        return ctx
 
     async def _store_failed(self, error: BaseException, code: str, ttl_ms: int) -> None:
         data = encode_error(error, code)

@@ -37,8 +37,24 @@ class Job(Generic[P]):
     max_attempts: int
     created_at: datetime
     worker_id: str
-    aborted: threading.Event = field(default_factory=threading.Event)
     _extend: _LeaseExtender | None = field(default=None, repr=False)
+    # Built on first use: most async handlers never look, and an Event costs a lock per job.
+    _aborted: threading.Event | None = field(default=None, repr=False)
+    _abort_requested: bool = field(default=False, repr=False)
+
+    @property
+    def aborted(self) -> threading.Event:
+        """Set when this attempt is aborted; sync handlers should check it."""
+        if self._aborted is None:
+            self._aborted = threading.Event()
+            if self._abort_requested:
+                self._aborted.set()
+        return self._aborted
+
+    def _abort(self) -> None:
+        self._abort_requested = True
+        if self._aborted is not None:
+            self._aborted.set()
 
     async def extend_lease(self, seconds: float) -> bool:
         """Keep this job leased for ``seconds`` more from now (beyond the automatic renewal).
