@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 
+from ._durations import now_ms
 from ._errors import JobQueueError
 from ._storage import Channel, EventKind, JobRecord, Storage, StorageEvent
 
@@ -31,6 +32,7 @@ class Waiters:
         self._logger = logger
         self._futures: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._armed: set[str] = set()  # ids whose enqueue has returned: a missing record means gone
+        self._since: dict[str, int] = {}  # first registration time per id, to spot stale events
         self._task: asyncio.Task[None] | None = None
         self._recheck_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -61,11 +63,13 @@ class Waiters:
                     future.set_exception(JobQueueError("queue stopped while waiting for the job"))
         self._futures.clear()
         self._armed.clear()
+        self._since.clear()
 
     def register(self, job_id: str) -> asyncio.Future[Outcome]:
         """A future resolved with the job's terminal outcome."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._futures.setdefault(job_id, []).append(future)
+        self._since.setdefault(job_id, now_ms())
         return future
 
     def arm(self, job_id: str) -> None:
@@ -81,6 +85,7 @@ class Waiters:
             if not futures:
                 del self._futures[job_id]
                 self._armed.discard(job_id)
+                self._since.pop(job_id, None)
 
     async def _listen(self) -> None:
         failures = 0
@@ -104,8 +109,19 @@ class Waiters:
 
     async def _pump(self, events: AsyncIterator[StorageEvent]) -> None:
         async for event in events:
-            if event.kind in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED):
+            if event.kind not in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED):
+                continue
+            since = self._since.get(event.job_id)
+            if since is None:
+                continue
+            if event.at >= since:
                 self._resolve(event.job_id, event)
+                continue
+            # An event older than the wait may be about an earlier job with this id (or a
+            # skewed clock): the record decides.
+            record = await self._storage.get(event.job_id)
+            if record is not None and record.state.is_terminal:
+                self._resolve(event.job_id, record)
 
     async def _recheck_periodically(self) -> None:
         # Independent of traffic: a lost event must not wait for a quiet moment to be noticed.
@@ -129,6 +145,7 @@ class Waiters:
 
     def _resolve(self, job_id: str, outcome: Outcome) -> None:
         self._armed.discard(job_id)
+        self._since.pop(job_id, None)
         for future in self._futures.pop(job_id, []):
             if not future.done():
                 future.set_result(outcome)
