@@ -17,7 +17,15 @@ from typing import Any
 
 import msgpack
 import pytest
-from jobqueue import CorruptDataError, JobState, MemoryStorage, Queue, SerializationError, Storage
+from jobqueue import (
+    CorruptDataError,
+    JobFailedError,
+    JobState,
+    MemoryStorage,
+    Queue,
+    SerializationError,
+    Storage,
+)
 from jobqueue._wire import Envelope, encode_envelope
 from jobqueue_file import FileStorage
 from jobqueue_redis import RedisStorage
@@ -33,7 +41,12 @@ BAD_MESSAGES = {
     "wrong-layout": msgpack.packb([1, 2, 3]),
     "bad-payload": encode_envelope(Envelope(b"{not json", 1, 3, 60_000)),
 }
-_FILE_FIELDS = {"state": 2, "message": 3, "result": 10}  # positions in the file storage's record array
+_FILE_FIELDS = {
+    "state": 2,
+    "message": 3,
+    "result": 10,
+    "error": 11,
+}  # positions in the file storage's record array
 
 
 async def tamper(backend: Backend, storage: Storage, job_id: str, field: str, value: bytes | str) -> None:
@@ -113,6 +126,21 @@ async def test_garbage_result_raises_serialization_error_and_the_worker_goes_on(
         assert counts[JobState.COMPLETED] == 2
         page = await within(storage.list_jobs())
         assert sorted(record.id for record in page.records) == ["done", "next"]
+
+
+async def test_garbage_error_is_reported_as_corrupt(backend: Backend, storage: Storage) -> None:
+    producer: Queue[Any, Any] = Queue(storage)
+    await producer.enqueue("broken", {"x": 1})
+    await tamper(backend, storage, "broken", "message", b"\xc1")
+    async with worker_queue(storage) as queue:
+        await wait_until(lambda: _is(queue, "broken", JobState.FAILED))
+        await tamper(backend, storage, "broken", "error", b"\x00 not json")
+        status = await within(queue.get_status("broken"))
+        assert status is not None and status.error is not None
+        assert status.error["code"] == "CORRUPT" and "unreadable stored error" in status.error["message"]
+        with pytest.raises(JobFailedError, match="broken"):
+            await within(queue.enqueue_and_wait("broken", {"x": 1}, timeout=10))
+        assert await within(queue.enqueue_and_wait("next", {"y": 2}, timeout=10)) == {"y": 2}
 
 
 # Memory holds typed records: an unknown state cannot be stored there.
