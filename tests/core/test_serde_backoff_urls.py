@@ -105,3 +105,8 @@ def test_storage_from_url_memory() -> None:
 def test_storage_from_url_errors(url: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         storage_from_url(url)  # type: ignore[arg-type]
+
+
+def test_msgpack_maps_with_int_keys_round_trip() -> None:
+    serde: MsgpackSerde[object] = MsgpackSerde()
+    assert serde.deserialize(serde.serialize({1: "one", 2: [3]})) == {1: "one", 2: [3]}

@@ -138,3 +138,10 @@ def test_unknown_event_name() -> None:
     queue: Queue[object, object] = Queue(MemoryStorage())
     with pytest.raises(ValueError, match="unknown event 'complete'"):
         queue.on("complete", lambda *args: None)
+
+
+@pytest.mark.parametrize("value", [1e14, 1e17, timedelta(days=365 * 101)])
+async def test_durations_over_a_century_are_refused(queue: Queue[object, object], value: object) -> None:
+    with pytest.raises(ValueError, match="result_ttl must be at most"):
+        await queue.enqueue("j", {}, result_ttl=value)  # type: ignore[arg-type]
+    await assert_nothing_stored(queue)

@@ -111,15 +111,6 @@ async def test_a_lost_done_event_does_not_strand_enqueue_and_wait(redis_server: 
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "jobqueue bug: Waiters._recheck (jobqueue/_waiters.py) reads a missing record as a cancel, so a "
-        "job whose done event was lost and whose result expired before the re-check makes "
-        "enqueue_and_wait raise JobCancelledError though the job completed (seen 3 times in a "
-        "10-minute Valkey chaos run: two server restarts 5 s apart, result_ttl 8 s)"
-    ),
-)
 async def test_a_completed_job_whose_result_expired_is_not_reported_cancelled(redis_server: str) -> None:
     prefix = f"bug{uuid.uuid4().hex[:8]}"
     worker = RedisStorage(redis_server, prefix=prefix)  # its own connections: not the producer's

@@ -40,14 +40,6 @@ async def test_ten_megabyte_json_text_round_trips(storage: Storage) -> None:
 
 
 @pytest.mark.parametrize("backend", [p for p in BACKENDS if p.id in ("redis", "valkey")], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="Queue.stop() never returns when it runs in a later event-loop run than Queue.start() "
-    "(as with pytest-asyncio fixtures): Consumer.stop() cancels the control loop once, that cancellation "
-    "is lost while RedisStorage's pub/sub subscribe completes, and the task stays 'cancelling' parked in "
-    "`async for event in events` (Subscription.__anext__); RedisStorage's own stop_task() re-cancels, "
-    "the consumer does not",
-)
 def test_stop_in_a_later_loop_run_than_start(backend: Backend) -> None:
     with asyncio.Runner() as runner:
         storage = backend.make()

@@ -13,6 +13,7 @@ from ._config import QueueConfig
 from ._emitter import Emitter
 from ._errors import StorageError
 from ._storage import Channel, EventKind, Storage
+from ._tasks import cancel_and_wait
 from ._types import JobState
 
 __all__ = ["Consumer"]
@@ -57,8 +58,7 @@ class Consumer:
         """Stop claiming, let running jobs finish for ``drain_timeout`` seconds, then give them back."""
         fetch, *others = self._tasks
         self._stopping = True  # ends the fetch loop even if a backend swallowed the cancellation
-        fetch.cancel()
-        await asyncio.gather(fetch, return_exceptions=True)
+        await cancel_and_wait(fetch)
         tasks = [task for _, task in self._running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=drain_timeout)
@@ -68,9 +68,7 @@ class Consumer:
         if tasks:
             # a sync handler's thread cannot be killed; its attempt is released without waiting for it
             await asyncio.wait(tasks, timeout=max(1.0, self._config.visibility_timeout_ms / 1000))
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        await cancel_and_wait(*others)
         self._tasks = []
         try:
             await self._storage.unregister_worker(self._config.worker_id)

@@ -12,13 +12,16 @@ Duration = float | int | timedelta
 
 MAX_JOB_ID_BYTES = 1024
 
+MAX_SECONDS = 100 * 365 * 24 * 3600
+"""The longest duration accepted (100 years): deadlines stay exact integers in every backend."""
+
 
 def to_ms(value: Duration, name: str, *, allow_zero: bool = False) -> int:
     """Convert seconds (or a timedelta) to whole milliseconds, validating ``name``.
 
     Raises:
         TypeError: not a number or a timedelta.
-        ValueError: negative, NaN, infinite, or zero when ``allow_zero`` is False.
+        ValueError: negative, NaN, infinite, over 100 years, or zero when ``allow_zero`` is False.
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
@@ -31,6 +34,8 @@ def to_ms(value: Duration, name: str, *, allow_zero: bool = False) -> int:
     if seconds < 0 or (seconds == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{name} must be at most {MAX_SECONDS} seconds (100 years), got {value!r}")
     ms = math.ceil(seconds * 1000)
     return ms if ms > 0 or allow_zero else 1
 

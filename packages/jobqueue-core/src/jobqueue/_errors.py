@@ -67,8 +67,8 @@ class MaxRetriesError(JobFailedError):
 class JobNotFoundError(JobQueueError):
     """Raised when an operation needs a job that the storage does not hold."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} not found")
+    def __init__(self, job_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"job {job_id!r} not found")
         self.job_id = job_id
 
 

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 from ._config import QueueConfig, validate_attempts
 from ._durations import Duration, from_ms, now_ms, to_ms, validate_job_id
 from ._emitter import Emitter
-from ._errors import JobCancelledError, JobQueueError, JobTimeoutError
+from ._errors import JobCancelledError, JobNotFoundError, JobQueueError, JobTimeoutError
 from ._failure import decode_error, error_to_exception
 from ._serde import dumps, loads
 from ._storage import EventKind, JobRecord, Storage, StorageEvent
@@ -131,6 +131,12 @@ class Producer(Generic[P, R]):
             self._waiters.unregister(job_id, future)
 
     async def _outcome_value(self, job_id: str, outcome: Outcome) -> R:
+        if outcome is None:
+            raise JobNotFoundError(
+                job_id,
+                f"job {job_id!r} is gone: it was cancelled, or it finished and its result expired "
+                "before it could be read",
+            )
         if isinstance(outcome, StorageEvent):
             if outcome.kind is EventKind.CANCELLED:
                 raise JobCancelledError(job_id)

@@ -16,6 +16,7 @@ from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import StorageError
 from ._storage import LeaderLock, Storage
+from ._tasks import cancel_and_wait
 
 __all__ = ["REAPER_EVENTS", "LeaderElection", "Reaper"]
 
@@ -99,8 +100,7 @@ class Reaper:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
         try:
             if self.is_leader and isinstance(self.storage, LeaderLock):
                 await self.storage.release_lock(_LOCK_KEY, self.reaper_id)

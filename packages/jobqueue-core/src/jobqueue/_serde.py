@@ -60,7 +60,7 @@ class MsgpackSerde(Generic[T]):
     def deserialize(self, data: bytes) -> T:
         """Decode msgpack bytes."""
         try:
-            value: T = msgpack.unpackb(data, raw=False)
+            value: T = msgpack.unpackb(data, raw=False, strict_map_key=False)
         except Exception as exc:
             raise SerializationError(f"invalid msgpack ({len(data)} bytes): {exc}") from exc
         return value

@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Sequence
 from ._durations import now_ms
 from ._errors import JobQueueError
 from ._storage import Channel, EventKind, JobRecord, Storage, StorageEvent
+from ._tasks import cancel_and_wait
 
 __all__ = ["Outcome", "Waiters"]
 
-Outcome = StorageEvent | JobRecord
-"""How a wait ends: the ``done`` event, or the terminal record found by a re-check."""
+Outcome = StorageEvent | JobRecord | None
+"""How a wait ends: the ``done`` event, the terminal record found by a re-check, or None
+when a re-check found no record (cancelled, or finished and expired, with the event lost)."""
 
 _RECHECK_INTERVAL = 5.0  # seconds; the fallback when pub/sub drops an event
 
@@ -52,11 +54,9 @@ class Waiters:
 
     async def stop(self) -> None:
         """Stop listening; pending waits fail with ``JobQueueError``."""
-        tasks = [task for task in (self._task, self._recheck_task) if task is not None]
+        tasks = (self._task, self._recheck_task)
         self._task = self._recheck_task = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
         for futures in self._futures.values():
             for future in futures:
                 if not future.done():
@@ -139,7 +139,7 @@ class Waiters:
         records: Sequence[JobRecord | None] = await self._storage.get_many(ids)
         for job_id, record in zip(ids, records, strict=True):
             if record is None:
-                self._resolve(job_id, _cancelled(job_id))
+                self._resolve(job_id, None)
             elif record.state.is_terminal:
                 self._resolve(job_id, record)
 
@@ -149,7 +149,3 @@ class Waiters:
         for future in self._futures.pop(job_id, []):
             if not future.done():
                 future.set_result(outcome)
-
-
-def _cancelled(job_id: str) -> StorageEvent:
-    return StorageEvent(kind=EventKind.CANCELLED, job_id=job_id, at=0)
