@@ -139,9 +139,8 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 
 async def warm_up(queue: Queue[Any, Any]) -> None:
     """Run one job through a started queue, so its worker is fully up before the test goes on.
 
-    A stop issued in a later event-loop run than the start can hang on Redis (see
-    test_limits.test_stop_in_a_later_loop_run_than_start); fixtures wait for a
-    first round trip so that their teardown does not meet that bug.
+    The stop of a queue still starting is covered on its own, by
+    test_limits.test_stop_in_a_later_loop_run_than_start.
     """
     assert await queue.enqueue_and_wait("warm-up", None, timeout=10) is None
     assert await queue.storage.delete("warm-up")

@@ -234,13 +234,13 @@ async def test_msgpack_maps_with_int_keys_are_refused_or_round_trip(msgpack_queu
 # ------------------------------------------------------------------ durations
 
 # Seconds as the public API takes them: the valid ones (up to ~30 years), and every kind of bad one.
-# Larger values are test_huge_* below.
-MAX_SECONDS = 1e9
+# Larger values: test_hundred_years_* and test_huge_durations_* below.
+LARGEST_GENERATED = 1e9
 DURATIONS = st.one_of(
-    st.floats(max_value=MAX_SECONDS),  # negatives, 0, subnormals, -inf
+    st.floats(max_value=LARGEST_GENERATED),  # negatives, 0, subnormals, -inf
     st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324]),
-    st.integers(min_value=-(2**70), max_value=int(MAX_SECONDS)),
-    st.timedeltas(max_value=timedelta(seconds=MAX_SECONDS)),
+    st.integers(min_value=-(2**70), max_value=int(LARGEST_GENERATED)),
+    st.timedeltas(max_value=timedelta(seconds=LARGEST_GENERATED)),
     st.sampled_from([None, True, "1", b"1", [1]]),
 )
 
