@@ -14,10 +14,10 @@ EXPECTED = {
     "JsonSerde", "MsgpackSerde", "Serde",
     # storage contract
     "DEFAULT_NAMESPACE", "INLINE_RESULT_LIMIT", "Channel", "Claim", "EnqueueOutcome", "EventKind",
-    "JobPage", "JobRecord", "LeaderLock", "Stalled", "Storage", "StorageEvent", "WorkerRecord",
+    "JobPage", "JobRecord", "LeaderLock", "Stalled", "Storage", "StorageEvent", "TtlOutcome", "WorkerRecord",
     # helpers
     "available_schemes", "decode_event", "encode_event", "from_ms", "map_exceptions", "now_ms",
-    "parse_query", "storage_from_url", "to_ms", "validate_job_id",
+    "page_jobs", "parse_query", "storage_from_url", "to_ms", "validate_job_id",
 }  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from ._errors import (
 )
 from ._job import ExecutionContext, Job
 from ._memory import MemoryStorage
+from ._paging import page_jobs
 from ._queue import Queue
 from ._reaper import LeaderElection, Reaper
 from ._serde import JsonSerde, MsgpackSerde, Serde
@@ -31,6 +32,7 @@ from ._storage import (
     Stalled,
     Storage,
     StorageEvent,
+    TtlOutcome,
     WorkerRecord,
 )
 from ._types import CancelResult, EnqueueResult, JobState, JobStatus, UpdateTtlResult
@@ -78,6 +80,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageEvent",
+    "TtlOutcome",
     "UpdateTtlResult",
     "WorkerRecord",
     # helpers
@@ -87,6 +90,7 @@ __all__ = [
     "from_ms",
     "map_exceptions",
     "now_ms",
+    "page_jobs",
     "parse_query",
     "storage_from_url",
     "to_ms",

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from ._durations import now_ms
 from ._memory_state import MemoryStore, NamespaceState
+from ._paging import page_jobs
 from ._storage import EventKind, JobPage
 from ._types import JobState
 
@@ -43,23 +44,7 @@ class MemoryAdminMixin:
         The cursor is the position of the last record returned, so records
         added or removed between pages never shift the next page.
         """
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        after = _parse_cursor(cursor)
-        records = sorted(
-            (
-                record
-                for record in self._state().jobs.values()
-                if (state is None or record.state is state)
-                and record.id.startswith(prefix)
-                and (after is None or (record.created_at, record.id) < after)
-            ),
-            key=lambda record: (record.created_at, record.id),
-            reverse=True,
-        )
-        page = records[:limit]
-        more = len(records) > limit
-        return JobPage(page, f"{page[-1].created_at}:{page[-1].id}" if more else None)
+        return page_jobs(self._state().jobs.values(), state=state, prefix=prefix, cursor=cursor, limit=limit)
 
     async def list_namespaces(self) -> list[str]:
         """Namespaces of this store that hold jobs or workers."""
@@ -119,12 +104,3 @@ class MemoryAdminMixin:
             return False
         del state.locks[key]
         return held[1] > now_ms()
-
-
-def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
-    if cursor is None:
-        return None
-    created_at, sep, job_id = cursor.partition(":")
-    if not sep or not created_at.isdigit():
-        raise ValueError(f"cursor {cursor!r} was not returned by list_jobs")
-    return int(created_at), job_id

@@ -36,6 +36,7 @@ __all__ = [
     "Stalled",
     "Storage",
     "StorageEvent",
+    "TtlOutcome",
     "WorkerRecord",
 ]
 

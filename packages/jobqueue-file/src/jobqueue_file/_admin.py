@@ -13,14 +13,14 @@ from jobqueue import (
     CorruptDataError,
     EventKind,
     JobPage,
-    JobRecord,
     JobState,
     Stalled,
     StorageEvent,
+    TtlOutcome,
     WorkerRecord,
     now_ms,
+    page_jobs,
 )
-from jobqueue._storage import TtlOutcome
 
 from . import _names as names
 from ._atomic import (
@@ -195,23 +195,9 @@ class Space(WorkerOps):
 
     def list_jobs(self, state: JobState | None, prefix: str, cursor: str | None, limit: int) -> JobPage:
         """A page of live jobs, newest first (ties by id, descending)."""
-        after = _parse_cursor(cursor)
         now = now_ms()
-        matching: list[JobRecord] = sorted(
-            (
-                record.public()
-                for _, record in self.records()
-                if record.is_live(now)
-                and (state is None or record.state is state)
-                and record.id.startswith(prefix)
-                and (after is None or (record.created_at, record.id) < after)
-            ),
-            key=lambda record: (record.created_at, record.id),
-            reverse=True,
-        )
-        page = matching[:limit]
-        more = len(matching) > limit
-        return JobPage(page, f"{page[-1].created_at}:{page[-1].id}" if more else None)
+        live = (record.public() for _, record in self.records() if record.is_live(now))
+        return page_jobs(live, state=state, prefix=prefix, cursor=cursor, limit=limit)
 
     def purge(self, states: Sequence[JobState]) -> int:
         """Delete every live job in the given (terminal) states."""
@@ -360,15 +346,6 @@ def _listdir(directory: str) -> list[str]:
         return []
     except OSError as exc:
         raise named(exc, directory) from exc
-
-
-def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
-    if cursor is None:
-        return None
-    created_at, sep, job_id = cursor.partition(":")
-    if not sep or not created_at.isdigit():
-        raise ValueError(f"cursor {cursor!r} was not returned by list_jobs")
-    return int(created_at), job_id
 
 
 def _processing_here(record: Record | None, found: str, now: int) -> bool:
