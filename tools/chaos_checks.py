@@ -237,7 +237,11 @@ STRANDED_AFTER = 7.0  # the waiters re-read waited jobs every 5 s: a done job mu
 
 
 def _stranded(evidence: Evidence, done: dict[str, float]) -> list[str]:
-    """Waits that timed out though their job had completed well before (a lost ``done`` event)."""
+    """Waits that timed out though their job had completed well before (a lost ``done`` event).
+
+    ``JobNotFoundError`` is not counted: it says truly that the result expired
+    before the waiter could read it (the outcomes row shows how often).
+    """
     stranded = []
     for job_id, outcome in evidence.producers.wait_outcomes.items():
         finished = done.get(job_id)

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from jobqueue import (
     Job,
     JobCancelledError,
+    JobNotFoundError,
     JobQueueError,
     JobTimeoutError,
     LeaderElection,
@@ -155,7 +156,11 @@ class Producer:
             value = await self.queue.enqueue_and_wait(
                 job_id, {"p": self.index}, timeout=self.config.wait_timeout
             )
-        except (JobTimeoutError, JobCancelledError) as exc:  # raised only about a job that was enqueued
+        except (
+            JobTimeoutError,
+            JobCancelledError,
+            JobNotFoundError,
+        ) as exc:  # only after the job was enqueued
             self.record("A", job_id, "wait")
             self.record("W-", job_id, type(exc).__name__)
             return
