@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Python: redis-server (Debian main)
-# and valkey-server (bookworm-backports, same mirror and keyring as the
-# system's Debian source). Idempotent; safe to run on every CI start.
+# Installs what the test suite needs beyond Python: redis-server (Debian main),
+# valkey-server (bookworm-backports, same mirror and keyring as the system's
+# Debian source) and tmux (the dashboard's real-terminal test).
+# Idempotent; safe to run on every CI start.
 set -euo pipefail
 
-if command -v redis-server >/dev/null && command -v valkey-server >/dev/null; then
+if command -v redis-server >/dev/null && command -v valkey-server >/dev/null && command -v tmux >/dev/null; then
   exit 0
 fi
 
@@ -25,5 +26,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 command -v redis-server >/dev/null || apt-get install -y -qq redis-server
 command -v valkey-server >/dev/null || apt-get install -y -qq -t bookworm-backports valkey-server
+command -v tmux >/dev/null || apt-get install -y -qq tmux
 # The packages' services are not wanted: tests start their own servers.
 systemctl disable --now valkey-server 2>/dev/null || true
