@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,17 +12,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tools/ and tests/ helpers
 
 from tests.e2e.cli_support import APP
-from tools.servers import ServerProcess, find_binary
+from tests.server_support import server_or_skip
+from tools.servers import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[str]:
     """A throw-away redis-server for this module (skips without the binary, unless servers are required)."""
-    if find_binary("redis") is None:
-        message = "redis-server is not installed (tools/install-servers.sh)"
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    server_or_skip("redis")
     with ServerProcess.start_new("redis") as server:
         yield server.url
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -21,17 +20,9 @@ from jobqueue_file import FileStorage
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
-from tools.servers import find_binary
+from tests.server_support import server_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _require(kind: str) -> None:
-    if find_binary(kind) is None:  # type: ignore[arg-type]  # "redis" or "valkey"
-        message = f"{kind}-server is not installed (tools/install-servers.sh)"
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.mark.slow
@@ -46,7 +37,7 @@ def _require(kind: str) -> None:
 )
 def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
     if backend != "file":
-        _require(backend)
+        server_or_skip(backend)  # type: ignore[arg-type]  # "redis" or "valkey" here
     report_path = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "chaos.py"), "--backend", backend, "--duration", "30",

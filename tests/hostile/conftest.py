@@ -26,7 +26,8 @@ from jobqueue_redis import RedisStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tests/ and tools/
 
-from tools.servers import ServerKind, ServerProcess, find_binary
+from tests.server_support import server_or_skip
+from tools.servers import ServerKind, ServerProcess
 
 _URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
 
@@ -52,11 +53,7 @@ def _server_url(kind: ServerKind) -> Iterator[str]:
     if url:
         yield url
         return
-    if find_binary(kind) is None:
-        message = f"{kind}-server is not installed (tools/install-servers.sh)"
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    server_or_skip(kind)
     with ServerProcess.start_new(kind) as server:
         yield server.url
 

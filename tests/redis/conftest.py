@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tools/ and tests/
 
-from tests.redis.redis_support import server_or_skip
+from tests.server_support import server_or_skip
 from tools.servers import ServerKind, ServerProcess
 
 _ENV = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}

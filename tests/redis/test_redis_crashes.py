@@ -16,7 +16,7 @@ from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
-from tests.redis.redis_support import server_or_skip
+from tests.server_support import server_or_skip
 from tools.servers import ServerKind, ServerProcess
 
 SERVERS = [pytest.param("redis", marks=pytest.mark.redis), pytest.param("valkey", marks=pytest.mark.valkey)]

@@ -13,7 +13,7 @@ from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
-from tests.redis.redis_support import server_or_skip
+from tests.server_support import server_or_skip
 from tools.servers import ServerKind, ServerProcess
 
 JOBS = 2000

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from jobqueue import Storage, storage_from_url
 
+from tests.server_support import server_or_skip
+
 from .tui_helpers import servers_module
 
 
@@ -24,11 +26,7 @@ def redis_url() -> Iterator[str]:
         yield url
         return
     servers = servers_module()
-    if servers.find_binary("redis") is None:
-        message = "redis-server is not installed (tools/install-servers.sh)"
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    server_or_skip("redis")
     with servers.ServerProcess.start_new("redis") as server:
         yield str(server.url)
 

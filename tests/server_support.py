@@ -1,4 +1,4 @@
-"""Helpers for the Redis tests: skip, or fail when servers are required, without a server binary."""
+"""Shared by every test directory: skip, or fail when servers are required, without a server binary."""
 
 from __future__ import annotations
 
