@@ -10,10 +10,9 @@ fresh key prefix or a fresh directory.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,6 @@ from jobqueue_redis import RedisStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tests/ and tools/
 
-from tests.server_support import server_or_skip
-from tools.servers import ServerKind, ServerProcess
-
-_URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
 
 settings.register_profile(
     "hostile",
@@ -46,28 +41,6 @@ BACKENDS = [
     pytest.param("valkey", marks=pytest.mark.valkey, id="valkey"),
     pytest.param("file", marks=pytest.mark.file, id="file"),
 ]
-
-
-def _server_url(kind: ServerKind) -> Iterator[str]:
-    url = os.environ.get(_URL_ENV[kind])
-    if url:
-        yield url
-        return
-    server_or_skip(kind)
-    with ServerProcess.start_new(kind) as server:
-        yield server.url
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A Redis 7 server for the whole session."""
-    yield from _server_url("redis")
-
-
-@pytest.fixture(scope="session")
-def valkey_url() -> Iterator[str]:
-    """A Valkey 8 server for the whole session."""
-    yield from _server_url("valkey")
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,9 @@ Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,33 +17,6 @@ from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tools/ and tests/
-
-from tests.server_support import server_or_skip
-from tools.servers import ServerKind, ServerProcess
-
-_ENV = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
-
-
-def _server_url(kind: ServerKind) -> Iterator[str]:
-    url = os.environ.get(_ENV[kind])
-    if url:
-        yield url
-        return
-    server_or_skip(kind)
-    with ServerProcess.start_new(kind) as server:
-        yield server.url
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A Redis 7 server for the whole session."""
-    yield from _server_url("redis")
-
-
-@pytest.fixture(scope="session")
-def valkey_url() -> Iterator[str]:
-    """A Valkey 8 server for the whole session."""
-    yield from _server_url("valkey")
 
 
 @pytest.fixture(
