@@ -1,7 +1,10 @@
-"""jobqueue: a reliable job queue for Python."""
+"""jobqueue: a reliable job queue for Python.
+
+This module is the application API. Storage authors use ``jobqueue.storage``.
+"""
 
 from ._backoff import Backoff
-from ._durations import from_ms, now_ms, to_ms, validate_job_id
+from ._contract.storage import Storage
 from ._errors import (
     CorruptDataError,
     JobCancelledError,
@@ -12,87 +15,47 @@ from ._errors import (
     MaxRetriesError,
     SerializationError,
     StorageError,
-    map_exceptions,
 )
 from ._job import ExecutionContext, Job
 from ._memory import MemoryStorage
-from ._paging import page_jobs
 from ._queue import Queue
 from ._reaper import LeaderElection, Reaper
 from ._serde import JsonSerde, MsgpackSerde, Serde
-from ._storage import (
-    DEFAULT_NAMESPACE,
-    Channel,
-    Claim,
-    EnqueueOutcome,
-    EventKind,
-    JobPage,
-    JobRecord,
-    LeaderLock,
-    Stalled,
-    Storage,
-    StorageEvent,
-    TtlOutcome,
-    WorkerRecord,
-)
-from ._types import CancelResult, EnqueueResult, JobState, JobStatus, UpdateTtlResult
-from ._urls import available_schemes, parse_query, storage_from_url
-from ._wire import INLINE_RESULT_LIMIT, decode_event, encode_event
+from ._types import CancelResult, EnqueueResult, JobOptions, JobState, JobStatus, UpdateTtlResult
+from ._urls import available_schemes, storage_from_url
 
 __all__ = [
     # queue
     "Backoff",
     "ExecutionContext",
     "Job",
+    "JobOptions",
     "LeaderElection",
-    "MemoryStorage",
     "Queue",
     "Reaper",
-    # storage contract (for backend authors)
-    "DEFAULT_NAMESPACE",
-    "INLINE_RESULT_LIMIT",
-    # types
+    # storages
+    "MemoryStorage",
+    "Storage",
+    "available_schemes",
+    "storage_from_url",
+    # values
     "CancelResult",
-    "Channel",
-    "Claim",
+    "EnqueueResult",
+    "JobState",
+    "JobStatus",
+    "UpdateTtlResult",
+    # serdes
+    "JsonSerde",
+    "MsgpackSerde",
+    "Serde",
     # errors
     "CorruptDataError",
-    "EnqueueOutcome",
-    "EnqueueResult",
-    "EventKind",
     "JobCancelledError",
     "JobFailedError",
     "JobNotFoundError",
-    "JobPage",
     "JobQueueError",
-    "JobRecord",
-    "JobState",
-    "JobStatus",
     "JobTimeoutError",
-    # serdes
-    "JsonSerde",
-    "LeaderLock",
     "MaxRetriesError",
-    "MsgpackSerde",
     "SerializationError",
-    "Serde",
-    "Stalled",
-    "Storage",
     "StorageError",
-    "StorageEvent",
-    "TtlOutcome",
-    "UpdateTtlResult",
-    "WorkerRecord",
-    # helpers
-    "available_schemes",
-    "decode_event",
-    "encode_event",
-    "from_ms",
-    "map_exceptions",
-    "now_ms",
-    "page_jobs",
-    "parse_query",
-    "storage_from_url",
-    "to_ms",
-    "validate_job_id",
 ]

@@ -24,8 +24,8 @@ from ._errors import (
 from ._failure import ErrorCode, encode_error
 from ._job import ExecutionContext, Job
 from ._serde import dumps, loads
-from ._storage import Claim, Storage
-from ._wire import Envelope, decode_envelope
+from ._contract.storage import Claim, Storage
+from ._contract.codecs import Envelope, decode_envelope
 
 __all__ = ["Attempt", "Handler", "StopReason"]
 

@@ -12,7 +12,7 @@ from ._attempt import Attempt, Handler, StopReason
 from ._config import QueueConfig
 from ._emitter import Emitter
 from ._errors import StorageError
-from ._storage import Channel, EventKind, Storage
+from ._contract.storage import Channel, EventKind, Storage
 from ._tasks import cancel_and_wait
 from ._types import JobState
 

@@ -12,10 +12,10 @@ from ._emitter import Emitter
 from ._errors import JobCancelledError, JobNotFoundError, JobQueueError, JobTimeoutError
 from ._failure import decode_error, error_to_exception
 from ._serde import dumps, loads
-from ._storage import EventKind, JobRecord, Storage, StorageEvent
+from ._contract.storage import EventKind, JobRecord, Storage, StorageEvent
 from ._types import CancelResult, EnqueueResult, JobState, JobStatus, UpdateTtlResult
 from ._waiters import Outcome, Waiters
-from ._wire import Envelope, encode_envelope
+from ._contract.codecs import Envelope, encode_envelope
 
 __all__ = ["Producer"]
 

@@ -16,7 +16,7 @@ from ._emitter import Emitter, Unsubscribe
 from ._errors import JobQueueError
 from ._producer import Producer
 from ._serde import JsonSerde, Serde
-from ._storage import Storage
+from ._contract.storage import Storage
 from ._types import CancelResult, EnqueueResult, JobStatus, UpdateTtlResult
 
 __all__ = ["QUEUE_EVENTS", "Queue"]

@@ -15,7 +15,7 @@ from ._config import default_worker_id
 from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import StorageError
-from ._storage import LeaderLock, Storage
+from ._contract.storage import LeaderLock, Storage
 from ._tasks import cancel_and_wait
 
 __all__ = ["REAPER_EVENTS", "LeaderElection", "Reaper"]

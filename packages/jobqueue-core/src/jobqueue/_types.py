@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 __all__ = [
     "CancelResult",
     "EnqueueResult",
+    "JobOptions",
     "JobState",
     "JobStatus",
     "UpdateTtlResult",
@@ -50,6 +52,23 @@ class EnqueueResult(Generic[R]):
     job_id: str
     existing_state: JobState | None = None
     result: R | None = None
+
+
+class JobOptions(TypedDict, total=False):
+    """Per-job options of ``enqueue``, ``enqueue_many`` and ``enqueue_and_wait``; each defaults to the queue's.
+
+    ``max_attempts``: total tries. ``result_ttl``: seconds the result or error
+    (and the dedup entry) live. ``delay`` (seconds) or ``run_at`` (an aware
+    datetime): when the job falls due. ``priority``: -1000..1000, higher is
+    claimed first. ``job_timeout``: seconds one attempt may run.
+    """
+
+    max_attempts: int
+    result_ttl: float | timedelta
+    delay: float | timedelta
+    run_at: datetime
+    priority: int
+    job_timeout: float | timedelta
 
 
 CancelResult = Literal["cancelled", "not_found", "processing", "completed"]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from urllib.parse import parse_qsl, urlsplit
 
-from ._storage import Storage
+from ._contract.storage import Storage
 
 __all__ = ["ENTRY_POINT_GROUP", "available_schemes", "parse_query", "storage_from_url"]
 

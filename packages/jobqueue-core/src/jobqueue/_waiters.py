@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from ._durations import now_ms
 from ._errors import JobQueueError
-from ._storage import Channel, EventKind, JobRecord, Storage, StorageEvent
+from ._contract.storage import Channel, EventKind, JobRecord, Storage, StorageEvent
 from ._tasks import cancel_and_wait
 
 __all__ = ["Outcome", "Waiters"]

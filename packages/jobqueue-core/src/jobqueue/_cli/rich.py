@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_output import Output, Progress, looks_numeric
+from .output import Output, Progress, looks_numeric
 
 __all__ = ["RichOutput"]
 

@@ -11,17 +11,17 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from ._cli_client import to_json
-from ._cli_common import CliError, open_storage, redact, unreachable
-from ._cli_output import Output
-from ._errors import StorageError
-from ._job import Job
-from ._memory import MemoryStorage
-from ._queue import Queue
-from ._reaper import LeaderElection, Reaper
-from ._storage import LeaderLock, Storage
-from ._types import JobState
-from ._urls import storage_from_url
+from .client import to_json
+from .common import CliError, open_storage, redact, unreachable
+from .output import Output
+from .._errors import StorageError
+from .._job import Job
+from .._memory import MemoryStorage
+from .._queue import Queue
+from .._reaper import LeaderElection, Reaper
+from .._contract.storage import LeaderLock, Storage
+from .._types import JobState
+from .._urls import storage_from_url
 
 __all__ = ["DEMO_QUEUE", "run_demo"]
 

@@ -7,16 +7,15 @@ array with ``cmsgpack``: ``[kind, job_id, at_ms, worker_id|nil, data|nil]``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
-from ._errors import CorruptDataError
-from ._storage import EventKind, StorageEvent
+from .._errors import CorruptDataError
+from .records import EventKind, StorageEvent
 
 __all__ = [
-    "INLINE_RESULT_LIMIT",
     "Envelope",
     "decode_envelope",
     "decode_event",
@@ -24,51 +23,61 @@ __all__ = [
     "encode_event",
 ]
 
-INLINE_RESULT_LIMIT = 8 * 1024
-"""Results and errors up to this size ride along on ``done`` events."""
-
-_ENVELOPE_VERSION = 1
+_ENVELOPE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """What the core stores as a job's message: the encoded payload and the job's fixed settings."""
+    """What the core stores as a job's message: the encoded payload and the job's fixed settings.
+
+    ``job_timeout`` (ms) overrides the queue's for this job; ``headers`` carry
+    context across processes (a trace's ``traceparent``, for example).
+    """
 
     payload: bytes
     created_at: int
     max_attempts: int
     result_ttl: int
+    job_timeout: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
     """Encode an envelope (never fails for a well-typed envelope)."""
-    data: bytes = msgpack.packb(
-        [
-            _ENVELOPE_VERSION,
-            envelope.payload,
-            envelope.created_at,
-            envelope.max_attempts,
-            envelope.result_ttl,
-        ],
-        use_bin_type=True,
-    )
+    items: list[Any] = [
+        _ENVELOPE_VERSION,
+        envelope.payload,
+        envelope.created_at,
+        envelope.max_attempts,
+        envelope.result_ttl,
+    ]
+    if envelope.job_timeout is not None or envelope.headers:
+        items += [envelope.job_timeout, envelope.headers]
+    data: bytes = msgpack.packb(items, use_bin_type=True)
     return data
 
 
 def decode_envelope(data: bytes) -> Envelope:
-    """Decode an envelope; raise ``CorruptDataError`` naming what is wrong."""
+    """Decode an envelope (versions 1 and 2); raise ``CorruptDataError`` naming what is wrong."""
     try:
         items = msgpack.unpackb(data, raw=False)
     except Exception as exc:
         raise CorruptDataError(f"job message is not valid msgpack ({len(data)} bytes)") from exc
-    if not isinstance(items, list) or len(items) != 5 or items[0] != _ENVELOPE_VERSION:
+    if not isinstance(items, list) or items[:1] not in ([1], [2]) or len(items) not in (5, 7):
         raise CorruptDataError(f"job message has an unknown layout: {_preview(items)}")
-    _, payload, created_at, max_attempts, result_ttl = items
+    _, payload, created_at, max_attempts, result_ttl, *extra = items
+    job_timeout, headers = extra if extra else (None, {})
     if not (
-        isinstance(payload, bytes) and _is_int(created_at) and _is_int(max_attempts) and _is_int(result_ttl)
+        isinstance(payload, bytes)
+        and _is_int(created_at)
+        and _is_int(max_attempts)
+        and _is_int(result_ttl)
+        and (job_timeout is None or _is_int(job_timeout))
+        and isinstance(headers, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
     ):
         raise CorruptDataError(f"job message has fields of the wrong type: {_preview(items)}")
-    return Envelope(payload, created_at, max_attempts, result_ttl)
+    return Envelope(payload, created_at, max_attempts, result_ttl, job_timeout, headers)
 
 
 def encode_event(event: StorageEvent) -> bytes:

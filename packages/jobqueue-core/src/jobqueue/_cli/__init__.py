@@ -1,4 +1,4 @@
-"""The ``jobqueue`` command: argument parsing and dispatch to the ``_cli_*`` modules."""
+"""The ``jobqueue`` command: argument parsing and dispatch to its modules."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ._cli_common import (
+from .common import (
     EXIT_RUNTIME,
     CliError,
     non_negative_seconds,
     positive_int,
     positive_seconds,
 )
-from ._cli_output import Output, make_output
-from ._errors import JobQueueError
+from .output import Output, make_output
+from .._errors import JobQueueError
 
 __all__ = ["build_parser", "main"]
 
@@ -134,14 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _command(name: str) -> Command:
     # imported on demand: `jobqueue status` does not need to load the demo
     if name == "worker":
-        from ._cli_worker import run_worker
+        from .worker import run_worker
 
         return lambda args, _out: run_worker(args)
     if name == "demo":
-        from ._cli_demo import run_demo
+        from .demo import run_demo
 
         return run_demo
-    from . import _cli_client
+    from . import client as _cli_client
 
     commands: dict[str, Command] = {
         "enqueue": _cli_client.run_enqueue,

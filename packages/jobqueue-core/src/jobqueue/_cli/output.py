@@ -105,7 +105,7 @@ def make_output(*, plain: bool = False) -> Output:
     """Rich output when rich is importable and ``plain`` is False, else plain text."""
     if not plain:
         try:
-            from ._cli_rich import RichOutput
+            from .rich import RichOutput
         except ImportError:  # rich is the optional extra jobqueue-core[cli]
             pass
         else:

@@ -16,11 +16,11 @@ from dataclasses import replace
 from typing import Self
 from urllib.parse import urlsplit
 
-from ._durations import now_ms
-from ._errors import StorageError
-from ._memory_admin import MemoryAdminMixin
-from ._memory_state import MemoryStore, NamespaceState, Subscriber
-from ._storage import (
+from .._durations import now_ms
+from .._errors import StorageError
+from .admin import MemoryAdminMixin
+from .state import MemoryStore, NamespaceState, Subscriber
+from .._contract.storage import (
     DEFAULT_NAMESPACE,
     Channel,
     Claim,
@@ -34,9 +34,9 @@ from ._storage import (
     TtlOutcome,
     WorkerRecord,
 )
-from ._types import JobState
-from ._urls import parse_query
-from ._wire import INLINE_RESULT_LIMIT
+from .._types import JobState
+from .._urls import parse_query
+from .._contract.codecs import INLINE_RESULT_LIMIT
 
 __all__ = ["MemoryStorage"]
 

@@ -15,8 +15,8 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, replace
 
-from ._storage import Channel, EventKind, JobRecord, StorageEvent, WorkerRecord
-from ._types import JobState
+from .._contract.storage import Channel, EventKind, JobRecord, StorageEvent, WorkerRecord
+from .._types import JobState
 
 __all__ = ["MemoryStore", "NamespaceState", "Subscriber"]
 

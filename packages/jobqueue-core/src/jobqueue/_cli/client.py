@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from ._cli_common import CliError, open_storage, parse_payload, redact, unreachable
-from ._cli_output import Output
-from ._durations import now_ms
-from ._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
-from ._queue import Queue
-from ._types import JobState
+from .common import CliError, open_storage, parse_payload, redact, unreachable
+from .output import Output
+from .._durations import now_ms
+from .._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
+from .._queue import Queue
+from .._types import JobState
 
 __all__ = ["run_cancel", "run_enqueue", "run_stats", "run_status"]
 

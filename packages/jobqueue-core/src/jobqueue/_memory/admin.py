@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ._durations import now_ms
-from ._memory_state import MemoryStore, NamespaceState
-from ._paging import page_jobs
-from ._storage import EventKind, JobPage
-from ._types import JobState
+from .._durations import now_ms
+from .state import MemoryStore, NamespaceState
+from .._contract.paging import page_jobs
+from .._contract.storage import EventKind, JobPage
+from .._types import JobState
 
 __all__ = ["MemoryAdminMixin"]
 

@@ -8,9 +8,9 @@ import math
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ._errors import StorageError
-from ._storage import Storage
-from ._urls import storage_from_url
+from .._errors import StorageError
+from .._contract.storage import Storage
+from .._urls import storage_from_url
 
 __all__ = [
     "EXIT_RUNTIME",

@@ -1,0 +1,1 @@
+"""The storage contract, its records, rules and codecs (public as ``jobqueue.storage``)."""

@@ -1,0 +1,96 @@
+"""The public toolkit for storage authors: the contract, its records and rules, codecs and helpers.
+
+An application needs only ``jobqueue``; a backend needs only this module::
+
+    from jobqueue.storage import Storage, JobRecord, rules
+
+A backend subclasses ``Storage`` and writes its 15 abstract members (the
+primitives), adds capability mixins (``Monitoring``, ``LeaderLock``,
+``ControlChannel``) for what it offers, and applies the pure functions of
+``rules`` for every state change. The conformance suite
+(``jobqueue-conformance``) checks the result.
+"""
+
+from ._contract import rules
+from ._contract.codecs import Envelope, decode_envelope, decode_event, encode_envelope, encode_event
+from ._contract.paging import page_jobs
+from ._contract.records import (
+    DEFAULT_NAMESPACE,
+    Channel,
+    Claim,
+    EnqueueOutcome,
+    EventKind,
+    Finish,
+    FinishKind,
+    JobPage,
+    JobRecord,
+    NewJob,
+    Recovery,
+    Revoked,
+    Stalled,
+    StorageEvent,
+    TtlOutcome,
+    WorkerRecord,
+)
+from ._contract.storage import (
+    Capability,
+    ControlChannel,
+    LeaderLock,
+    Monitoring,
+    Storage,
+    capabilities,
+    check_ms,
+    check_new_job,
+)
+from ._durations import MAX_SECONDS, now_ms, validate_job_id
+from ._errors import CorruptDataError, StorageError, map_exceptions
+from ._tasks import cancel_and_wait
+from ._urls import parse_query
+
+__all__ = [
+    # the contract
+    "Capability",
+    "ControlChannel",
+    "LeaderLock",
+    "Monitoring",
+    "Storage",
+    "capabilities",
+    # records
+    "DEFAULT_NAMESPACE",
+    "Channel",
+    "Claim",
+    "EnqueueOutcome",
+    "EventKind",
+    "Finish",
+    "FinishKind",
+    "JobPage",
+    "JobRecord",
+    "NewJob",
+    "Recovery",
+    "Revoked",
+    "Stalled",
+    "StorageEvent",
+    "TtlOutcome",
+    "WorkerRecord",
+    # rules of a job's life
+    "rules",
+    # codecs
+    "Envelope",
+    "decode_envelope",
+    "decode_event",
+    "encode_envelope",
+    "encode_event",
+    # helpers
+    "MAX_SECONDS",
+    "check_ms",
+    "check_new_job",
+    "now_ms",
+    "page_jobs",
+    "parse_query",
+    "validate_job_id",
+    # errors and tasks
+    "CorruptDataError",
+    "StorageError",
+    "cancel_and_wait",
+    "map_exceptions",
+]
