@@ -27,6 +27,7 @@ from ._errors import (
 from ._failure import ErrorCode, encode_error
 from ._job import ExecutionContext, Job
 from ._serde import dumps, loads
+from ._telemetry import Outcome
 
 __all__ = ["Attempt", "Handler", "StopReason"]
 
@@ -57,6 +58,8 @@ class Attempt(Generic[P, R]):
     job: Job[P] | None = None
     job_timeout_ms: int | None = None
     stop_reason: StopReason | None = None
+    outcome: Outcome = "lost"  # until an outcome is stored
+    error: BaseException | None = None
     _handler_task: asyncio.Future[Any] | None = field(default=None, repr=False)
 
     def interrupt(self, reason: StopReason) -> None:
@@ -70,9 +73,28 @@ class Attempt(Generic[P, R]):
 
     async def run(self) -> None:
         """Run to a stored outcome; never raises (failures are stored, logged or emitted)."""
+        observer = self.config.observer
+        if observer is None:
+            await self._run(None)
+            return
+        claim = self.claim
+        try:
+            envelope: Envelope | None = decode_envelope(claim.message)
+        except CorruptDataError:
+            envelope = None  # _run stores it as poison
+        headers = envelope.headers if envelope is not None else {}
+        created_at = envelope.created_at if envelope is not None else None
+        scope = observer.process(self.storage.name, claim.id, claim.attempt, headers, created_at)
+        try:
+            await self._run(envelope)
+        finally:
+            scope.end(self.outcome, self.error)
+
+    async def _run(self, envelope: Envelope | None) -> None:
         claim, config = self.claim, self.config
         try:
-            envelope = decode_envelope(claim.message)
+            if envelope is None:
+                envelope = decode_envelope(claim.message)
             payload: P = loads(config.payload_serde, envelope.payload, f"payload of job {claim.id!r}")
         except (CorruptDataError, SerializationError) as exc:
             config.logger.error("job %r is unreadable (poison): %s", claim.id, exc)
@@ -111,6 +133,7 @@ class Attempt(Generic[P, R]):
             return
         if self.stop_reason is StopReason.SHUTDOWN:
             if await self._store(self.storage.release, claim.id, config.worker_id):
+                self.outcome = "requeued"
                 self.emitter.emit("requeued", claim.id)
             return
         await self._finish(envelope, payload, started, result, error)
@@ -159,12 +182,15 @@ class Attempt(Generic[P, R]):
                 error, status = exc, "failing" if claim.attempt < envelope.max_attempts else "failed"
             else:
                 if await self._store(self.storage.complete, claim.id, config.worker_id, body, ttl_ms):
+                    self.outcome = "completed"
                     self.emitter.emit("completed", claim.id, result)
                 return
         if status == "failing":
             delay = max(0.0, float(config.retry_delay(claim.attempt)))
             data = encode_error(error, ErrorCode.HANDLER)
+            self.error = error
             if await self._store(self.storage.retry, claim.id, config.worker_id, data, round(delay * 1000)):
+                self.outcome = "retried"
                 self.emitter.emit("failing", claim.id, error, claim.attempt, delay)
             return
         code = ErrorCode.HANDLER
@@ -215,7 +241,9 @@ class Attempt(Generic[P, R]):
 
     async def _store_failed(self, error: BaseException, code: str, ttl_ms: int) -> None:
         data = encode_error(error, code)
+        self.error = error
         if await self._store(self.storage.fail, self.claim.id, self.config.worker_id, data, ttl_ms):
+            self.outcome = "failed"
             self.emitter.emit("failed", self.claim.id, error)
 
     async def _store(self, operation: Callable[..., Awaitable[bool]], *args: Any) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 from ._backoff import RetryBackoff, backoff_from
 from ._durations import Duration, to_ms
 from ._serde import Serde
+from ._telemetry import Observer, default_observer
 
 __all__ = ["QueueConfig", "default_worker_id", "validate_attempts"]
 
@@ -49,6 +50,7 @@ class QueueConfig:
     result_serde: Serde[Any]
     after_execution: AfterExecution | None
     logger: logging.Logger
+    observer: Observer | None = None
 
     @classmethod
     def build(
@@ -66,6 +68,7 @@ class QueueConfig:
         result_serde: Serde[Any],
         after_execution: AfterExecution | None,
         logger: logging.Logger | None,
+        instrument: bool = True,
     ) -> QueueConfig:
         """Validate the options; raise ``ValueError``/``TypeError`` naming the bad one."""
         validate_attempts(concurrency, "concurrency")
@@ -77,6 +80,8 @@ class QueueConfig:
                 raise TypeError(f"{name} must have serialize() and deserialize() methods")
         if after_execution is not None and not callable(after_execution):
             raise TypeError("after_execution must be callable")
+        if not isinstance(instrument, bool):
+            raise TypeError(f"instrument must be a bool, not {type(instrument).__name__}")
         return cls(
             concurrency=concurrency,
             worker_id=worker_id or default_worker_id(),
@@ -90,4 +95,5 @@ class QueueConfig:
             result_serde=result_serde,
             after_execution=after_execution,
             logger=logger or logging.getLogger("jobqueue"),
+            observer=default_observer() if instrument else None,
         )

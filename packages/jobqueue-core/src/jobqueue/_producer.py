@@ -17,6 +17,7 @@ from ._emitter import Emitter
 from ._errors import JobCancelledError, JobNotFoundError, JobQueueError, JobTimeoutError
 from ._failure import decode_error, error_to_exception
 from ._serde import dumps, loads
+from ._telemetry import SendScope
 from ._types import CancelResult, EnqueueResult, JobOptions, JobState, JobStatus, UpdateTtlResult
 from ._waiters import Outcome, Waiters
 
@@ -44,7 +45,9 @@ class Producer(Generic[P, R]):
         self._accepting_waits = False
         await self._waiters.stop()
 
-    def _new_job(self, job_id: object, payload: P, options: JobOptions) -> NewJob:
+    def _new_job(
+        self, job_id: object, payload: P, options: JobOptions, headers: dict[str, str] | None = None
+    ) -> NewJob:
         """Validate everything and build the job, before anything is written."""
         job_id = validate_job_id(job_id)
         unknown = sorted(set(options) - set(JobOptions.__annotations__))
@@ -67,7 +70,7 @@ class Producer(Generic[P, R]):
         timeout_ms = None if job_timeout is None else to_ms(job_timeout, "job_timeout")
         priority = options.get("priority", 0)
         body = dumps(config.payload_serde, payload, f"payload of job {job_id!r}")
-        message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms))
+        message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms, headers or {}))
         return check_new_job(NewJob(job_id, message, delay_ms, priority))
 
     async def enqueue(self, job_id: str, payload: P, **options: Unpack[JobOptions]) -> EnqueueResult[R]:
@@ -76,8 +79,13 @@ class Producer(Generic[P, R]):
         Raises:
             ValueError, TypeError: a bad id, payload or option, before anything is written.
         """
-        job = self._new_job(job_id, payload, options)
-        return (await self._submit([job]))[0]
+        scope = self._send_scope(1)
+        try:
+            job = self._new_job(job_id, payload, options, None if scope is None else scope.headers)
+        except BaseException as exc:
+            _end(scope, None, exc)
+            raise
+        return (await self._submit([job], scope))[0]
 
     async def enqueue_many(
         self, jobs: Iterable[tuple[str, P]], **options: Unpack[JobOptions]
@@ -87,15 +95,31 @@ class Producer(Generic[P, R]):
         Raises:
             ValueError: an empty batch, more than 1,000 jobs, or a bad id, payload or option.
         """
-        batch = [self._new_job(job_id, payload, options) for job_id, payload in jobs]
-        if not batch:
+        pairs = list(jobs)
+        if not pairs:
             raise ValueError("enqueue_many needs at least one (job_id, payload) pair")
-        if len(batch) > rules.MAX_BATCH:
-            raise ValueError(f"enqueue_many takes at most {rules.MAX_BATCH} jobs per call, got {len(batch)}")
-        return await self._submit(batch)
+        if len(pairs) > rules.MAX_BATCH:
+            raise ValueError(f"enqueue_many takes at most {rules.MAX_BATCH} jobs per call, got {len(pairs)}")
+        scope = self._send_scope(len(pairs))
+        try:
+            headers = None if scope is None else scope.headers
+            batch = [self._new_job(job_id, payload, options, headers) for job_id, payload in pairs]
+        except BaseException as exc:
+            _end(scope, None, exc)
+            raise
+        return await self._submit(batch, scope)
 
-    async def _submit(self, jobs: list[NewJob]) -> list[EnqueueResult[R]]:
-        outcomes = await self.storage.enqueue_many(jobs)
+    def _send_scope(self, count: int) -> SendScope | None:
+        observer = self.config.observer
+        return None if observer is None else observer.send(self.storage.name, count)
+
+    async def _submit(self, jobs: list[NewJob], scope: SendScope | None) -> list[EnqueueResult[R]]:
+        try:
+            outcomes = await self.storage.enqueue_many(jobs)
+        except BaseException as exc:
+            _end(scope, None, exc)
+            raise
+        _end(scope, [outcome.accepted for outcome in outcomes], None)
         results: list[EnqueueResult[R]] = []
         for job, outcome in zip(jobs, outcomes, strict=True):
             if outcome.accepted:
@@ -124,8 +148,13 @@ class Producer(Generic[P, R]):
             JobQueueError: the queue is not started.
         """
         timeout_s = self._check_wait(timeout)
-        job = self._new_job(job_id, payload, options)
-        return await self._wait_for(job.id, timeout_s, job)
+        scope = self._send_scope(1)
+        try:
+            job = self._new_job(job_id, payload, options, None if scope is None else scope.headers)
+        except BaseException as exc:
+            _end(scope, None, exc)
+            raise
+        return await self._wait_for(job.id, timeout_s, job, scope)
 
     async def wait(self, job_id: str, *, timeout: Duration = 30.0) -> R:
         """Wait for the outcome of an existing job, without resending it.
@@ -142,12 +171,18 @@ class Producer(Generic[P, R]):
             raise JobQueueError("waiting needs a started queue: use `async with queue:`")
         return to_ms(timeout, "timeout") / 1000
 
-    async def _wait_for(self, job_id: str, timeout_s: float, job: NewJob | None) -> R:
-        await self._waiters.start()
+    async def _wait_for(
+        self, job_id: str, timeout_s: float, job: NewJob | None, scope: SendScope | None = None
+    ) -> R:
+        try:
+            await self._waiters.start()
+        except BaseException as exc:
+            _end(scope, None, exc)
+            raise
         future = self._waiters.register(job_id)  # subscribe before enqueue: no outcome can slip by
         try:
             if job is not None:
-                result = (await self._submit([job]))[0]
+                result = (await self._submit([job], scope))[0]
                 if result.status == "completed":
                     return result.result  # type: ignore[return-value]  # R is whatever the serde returns
                 state = JobState.QUEUED if result.status == "queued" else result.existing_state
@@ -250,3 +285,8 @@ class Producer(Generic[P, R]):
         if record is not None and record.state is JobState.COMPLETED and record.result is None:
             return "missing_payload"
         return await self.storage.update_ttl(job_id, ttl_ms)
+
+
+def _end(scope: SendScope | None, accepted: list[bool] | None, error: BaseException | None) -> None:
+    if scope is not None:
+        scope.end(accepted, error)

@@ -10,7 +10,7 @@ from ._attempt import Handler
 from ._backoff import RetryBackoff
 from ._config import AfterExecution, QueueConfig
 from ._consumer import Consumer
-from ._contract.storage import Storage
+from ._contract.storage import Monitoring, Storage
 from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import JobQueueError
@@ -37,6 +37,9 @@ class Queue(Producer[P, R]):
     producing methods (``enqueue``, ``enqueue_many``, ``enqueue_and_wait``,
     ``wait``, ``cancel``, ``abort``, ``get_status``, ``get_result``,
     ``update_result_ttl``) come from ``Producer``.
+
+    With ``jobqueue-core[otel]`` installed, the queue reports traces and
+    metrics to OpenTelemetry; ``instrument=False`` switches that off.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Queue(Producer[P, R]):
         result_serde: Serde[Any] | None = None,
         after_execution: AfterExecution | None = None,
         logger: Any = None,
+        instrument: bool = True,
     ) -> None:
         if not isinstance(storage, Storage):
             raise TypeError(f"storage must be a jobqueue.Storage, not {type(storage).__name__}")
@@ -74,12 +78,14 @@ class Queue(Producer[P, R]):
             result_serde=result_serde or JsonSerde(),
             after_execution=after_execution,
             logger=logger,
+            instrument=instrument,
         )
         storage = storage.namespace(name) if name is not None else storage
         super().__init__(storage, config, Emitter(QUEUE_EVENTS, config.logger))
         self._handler: Handler | None = None
         self._consumer: Consumer | None = None
         self._started = False
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -117,11 +123,15 @@ class Queue(Producer[P, R]):
             return
         await self.storage.connect()
         try:
+            observer = self.config.observer
+            if observer is not None and isinstance(self.storage, Monitoring):
+                self._unwatch = observer.watch(self.storage)
             if self._handler is not None:
                 consumer = Consumer(self.storage, self.config, self._emitter, self._handler)
                 await consumer.start()
                 self._consumer = consumer
         except BaseException:
+            self._stop_watching()
             await self.storage.disconnect()
             raise
         self._started = True
@@ -146,8 +156,14 @@ class Queue(Producer[P, R]):
                 await self._consumer.stop(drain)
                 self._consumer = None
         finally:
+            self._stop_watching()
             await self.storage.disconnect()
             self._emitter.emit("stopped")
+
+    def _stop_watching(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -18,6 +18,7 @@ from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import StorageError
 from ._tasks import cancel_and_wait
+from ._telemetry import Observer, default_observer
 
 __all__ = ["REAPER_EVENTS", "LeaderElection", "Reaper"]
 
@@ -61,6 +62,8 @@ class Reaper:
     first pass. With ``leader_election`` only the holder of the storage's
     leader lock acts; the others try to take it every ``retry_interval``.
     ``visibility_timeout`` is kept for compatibility and bounds nothing else.
+    With ``jobqueue-core[otel]`` installed, recoveries are counted in
+    OpenTelemetry metrics; ``instrument=False`` switches that off.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class Reaper:
         leader_election: LeaderElection | None = LeaderElection(),  # frozen, so shareable
         reaper_id: str | None = None,
         logger: logging.Logger | None = None,
+        instrument: bool = True,
     ) -> None:
         if not isinstance(storage, Storage):
             raise TypeError(f"storage must be a jobqueue.Storage, not {type(storage).__name__}")
@@ -87,6 +91,7 @@ class Reaper:
         self._emitter = Emitter(REAPER_EVENTS, self._logger)
         self._task: asyncio.Task[None] | None = None
         self.is_leader = False
+        self._observer: Observer | None = default_observer() if instrument else None
 
     def on(self, event: str, callback: Callable[..., Any]) -> Unsubscribe:
         """Call ``callback`` on ``event``: ``stalled(job_id, worker_id)``, ``leadership_acquired()``, ..."""
@@ -134,6 +139,8 @@ class Reaper:
         for item in recovery.stalled:
             self._logger.warning("job %r stalled on worker %s; requeued", item.id, item.worker_id)
             self._emitter.emit("stalled", item.id, item.worker_id)
+        if recovery.stalled and self._observer is not None:
+            self._observer.stalled(self.storage.name, len(recovery.stalled))
         return recovery
 
     async def _run(self) -> None:
