@@ -177,7 +177,12 @@ class _SendScope:
     __slots__ = ("_attrs", "_instruments", "_span", "_token", "headers")
 
     def __init__(
-        self, tracer: Tracer | None, instruments: _Instruments | None, queue: str, count: int
+        self,
+        tracer: Tracer | None,
+        instruments: _Instruments | None,
+        queue: str,
+        job_id: str | None,
+        count: int,
     ) -> None:
         self._instruments = instruments
         self._attrs = {"messaging.system": SYSTEM, QUEUE: queue}
@@ -190,6 +195,8 @@ class _SendScope:
                 "messaging.operation.type": "send",
                 "messaging.operation.name": "send",
             }
+            if job_id is not None:
+                attributes["messaging.message.id"] = job_id
             if count != 1:
                 attributes["messaging.batch.message_count"] = count
             self._span = span = tracer.start_span(
@@ -329,7 +336,7 @@ class OTelObserver:
         self._recheck_at = now + _RECHECK_EVERY
         return self._tracer, self._instruments
 
-    def send(self, queue: str, count: int) -> SendScope:
+    def send(self, queue: str, job_id: str | None, count: int) -> SendScope:
         """Start the ``send`` span of an enqueue and the headers that carry it."""
         tracer, instruments = self._resolve()
         if (
@@ -338,7 +345,7 @@ class OTelObserver:
             and not trace.get_current_span().get_span_context().is_valid
         ):
             return _NO_SCOPE
-        return _SendScope(tracer, instruments, queue, count)
+        return _SendScope(tracer, instruments, queue, job_id, count)
 
     def process(
         self, queue: str, job_id: str, attempt: int, headers: Mapping[str, str], created_at_ms: int | None

@@ -79,7 +79,7 @@ class Producer(Generic[P, R]):
         Raises:
             ValueError, TypeError: a bad id, payload or option, before anything is written.
         """
-        scope = self._send_scope(1)
+        scope = self._send_scope(1, job_id)
         try:
             job = self._new_job(job_id, payload, options, None if scope is None else scope.headers)
         except BaseException as exc:
@@ -109,9 +109,11 @@ class Producer(Generic[P, R]):
             raise
         return await self._submit(batch, scope)
 
-    def _send_scope(self, count: int) -> SendScope | None:
+    def _send_scope(self, count: int, job_id: object = None) -> SendScope | None:
         observer = self.config.observer
-        return None if observer is None else observer.send(self.storage.name, count)
+        if observer is None:
+            return None
+        return observer.send(self.storage.name, job_id if isinstance(job_id, str) else None, count)
 
     async def _submit(self, jobs: list[NewJob], scope: SendScope | None) -> list[EnqueueResult[R]]:
         try:
@@ -148,7 +150,7 @@ class Producer(Generic[P, R]):
             JobQueueError: the queue is not started.
         """
         timeout_s = self._check_wait(timeout)
-        scope = self._send_scope(1)
+        scope = self._send_scope(1, job_id)
         try:
             job = self._new_job(job_id, payload, options, None if scope is None else scope.headers)
         except BaseException as exc:

@@ -60,8 +60,8 @@ class ProcessScope(Protocol):
 class Observer(Protocol):
     """What the core tells an observer. Calls must be cheap and must not raise."""
 
-    def send(self, queue: str, count: int) -> SendScope:
-        """An enqueue of ``count`` jobs on ``queue`` starts."""
+    def send(self, queue: str, job_id: str | None, count: int) -> SendScope:
+        """An enqueue of ``count`` jobs on ``queue`` starts (``job_id`` when there is one job)."""
 
     def process(
         self, queue: str, job_id: str, attempt: int, headers: Mapping[str, str], created_at_ms: int | None
@@ -91,9 +91,9 @@ class Observers:
 
     members: tuple[Observer, ...]
 
-    def send(self, queue: str, count: int) -> SendScope:
+    def send(self, queue: str, job_id: str | None, count: int) -> SendScope:
         """Every member's send scope; the headers of all of them."""
-        scopes = tuple(member.send(queue, count) for member in self.members)
+        scopes = tuple(member.send(queue, job_id, count) for member in self.members)
         headers: dict[str, str] = {}
         for scope in scopes:
             headers.update(scope.headers or {})
@@ -160,4 +160,8 @@ def error_type(error: BaseException | None) -> str | None:
         return None
     cls = type(error)
     module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    if module == "builtins":
+        return cls.__qualname__
+    if module.startswith("jobqueue._"):  # our errors by their public name
+        module = "jobqueue"
+    return f"{module}.{cls.__qualname__}"
