@@ -38,7 +38,7 @@ async def one_round(
         MemoryStorage(), name="bench", concurrency=concurrency, instrument=variant == "api"
     )
     if observer is not None:
-        add_observer(queue, observer)  # type: ignore[arg-type]  # any Queue takes observers
+        add_observer(queue, observer)
     done = asyncio.Event()
     count = 0
 

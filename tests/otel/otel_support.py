@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,3 +92,13 @@ async def wait_until(check: Callable[[], bool], *, timeout: float = 30.0, messag
         if loop.time() >= deadline:
             pytest.fail(f"{message}: still not true after {timeout} s")
         await asyncio.sleep(0.02)
+
+
+async def wait_for_true(check: Callable[[], Awaitable[bool]], *, timeout: float = 60.0) -> None:
+    """Like ``wait_until`` for an async check."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() >= deadline:
+            pytest.fail(f"still not true after {timeout} s")
+        await asyncio.sleep(0.05)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ._contract.storage import Storage
@@ -140,7 +140,7 @@ def default_observer() -> Observer | None:
     return OTelObserver.shared()
 
 
-def add_observer(target: Queue[object, object] | Reaper, observer: Observer) -> None:
+def add_observer(target: Queue[Any, Any] | Reaper, observer: Observer) -> None:
     """Attach ``observer`` to a queue (before ``start``) or a reaper, beside the one it has."""
     from ._queue import Queue
 

@@ -20,6 +20,7 @@ from .common import (
     positive_int,
     positive_seconds,
 )
+from .metrics import add_metrics_options
 from .output import Output, make_output
 
 __all__ = ["build_parser", "main"]
@@ -98,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="lease of a running job, and how long a stop waits for running jobs (default 30)",
     )
 
+    add_metrics_options(worker, port_flag="--metrics-port", default=None)
+
+    metrics = sub.add_parser(
+        "metrics",
+        parents=[target],
+        help="serve Prometheus metrics of a storage (jobs per state, workers alive)",
+        description=(
+            "Serve /metrics for Prometheus: jobs per state of every queue of the storage and workers alive, "
+            "read at each scrape. Needs jobqueue-core[prometheus]. Stops on SIGTERM/SIGINT."
+        ),
+    )
+    add_metrics_options(metrics, port_flag="--port", default=9100)
+
     enqueue = sub.add_parser("enqueue", parents=[target], help="add a job (and wait for its result)")
     enqueue.add_argument("id", metavar="ID", help="job id (a duplicate id is not enqueued twice)")
     enqueue.add_argument("payload", metavar="PAYLOAD_JSON", help="the payload as JSON, e.g. '{\"x\": 1}'")
@@ -137,6 +151,10 @@ def _command(name: str) -> Command:
         from .worker import run_worker
 
         return lambda args, _out: run_worker(args)
+    if name == "metrics":
+        from .metrics import run_metrics
+
+        return run_metrics
     if name == "demo":
         from .demo import run_demo
 

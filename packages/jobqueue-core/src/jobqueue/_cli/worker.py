@@ -18,6 +18,7 @@ from .._errors import StorageError
 from .._queue import Queue
 from .._reaper import LeaderElection, Reaper
 from .common import CliError, open_storage, redact, unreachable
+from .metrics import start_worker_metrics
 
 __all__ = ["load_handler", "run_worker"]
 
@@ -142,6 +143,7 @@ async def run_worker(args: argparse.Namespace) -> int:
     queue.execute(handler)
     tracker = _Tracker(queue)
     reaper = _reaper_for(storage, args) if args.reaper else None
+    metrics = start_worker_metrics(args, storage, queue, reaper)
     stop = asyncio.Event()
     remove_signals = _install_signals(stop, tracker, args.visibility_timeout)
     try:
@@ -169,3 +171,5 @@ async def run_worker(args: argparse.Namespace) -> int:
         return 0
     finally:
         remove_signals()
+        if metrics is not None:
+            await asyncio.to_thread(metrics.close)
