@@ -45,7 +45,8 @@ def add_metrics_options(parser: argparse.ArgumentParser, *, port_flag: str, defa
         type=port_number,
         default=default,
         metavar="PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port, printed at start)",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (0: any free port, printed at start)"
+        + ("" if default is None else f"; default {default}"),
     )
     parser.add_argument(
         host_flag,
