@@ -103,7 +103,7 @@ async def main() -> None:
             "drain_cpu_s": round(cpu, 4),
             "drain_s": round(drain, 4),
             "enqueue_s": round(enqueue, 4),
-            "drains": [round(r["drain"], 3) for r in rounds],
+            "cpus": [round(r["cpu"], 3) for r in rounds],
         }
         print(f"{variant:>4}: drain {drain:.3f}s wall, {cpu:.3f}s CPU; enqueue {enqueue:.3f}s")
     base = summary["off"]["drain_cpu_s"]
