@@ -15,8 +15,8 @@ from jobqueue import (
     JobFailedError,
     JobState,
     MaxRetriesError,
-    Storage,
 )
+from jobqueue.storage import Storage
 
 from ._helpers import wait_until
 from ._queue_suite_base import MakeQueue, QueueSuiteBase, Recorder

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from jobqueue import Job, JobState, LeaderLock, Storage, now_ms
+from jobqueue import Job, JobState
+from jobqueue.storage import Storage, now_ms
 
-from ._helpers import CLOCK_SKEW_MS, require_leader_lock, wait_until
+from ._helpers import CLOCK_SKEW_MS, require_leader_lock, require_monitoring, wait_until
 from ._queue_suite_base import MakeQueue, MakeReaper, QueueSuiteBase, Recorder, fast_election
 from ._queue_suite_dedup import _state_is, _true
 
@@ -106,7 +107,6 @@ class WorkersSuite(QueueSuiteBase):
         self, make_reaper: MakeReaper, storage: Storage
     ) -> None:
         lock = require_leader_lock(storage)
-        assert isinstance(lock, LeaderLock)
         assert await lock.acquire_lock("reaper", "crashed-reaper", 600), "a dead reaper holds the lock"
         reaper = make_reaper(leader_election=fast_election(), visibility_timeout=0.3)
         await reaper.start()
@@ -164,13 +164,14 @@ class WorkersSuite(QueueSuiteBase):
     async def test_heartbeat_keeps_the_worker_registered(
         self, make_queue: MakeQueue, storage: Storage
     ) -> None:
+        monitoring = require_monitoring(storage)
         queue = make_queue(visibility_timeout=0.3)
         queue.execute(lambda job: None)
         async with queue:
             await asyncio.sleep(1.0)  # three heartbeat TTLs
-            workers = {w.id: w for w in await storage.list_workers()}
+            workers = {w.id: w for w in await monitoring.list_workers()}
             assert queue.worker_id in workers, "rule: a running worker stays registered"
-        workers_after = {w.id for w in await storage.list_workers()}
+        workers_after = {w.id for w in await monitoring.list_workers()}
         assert queue.worker_id not in workers_after, "rule: a stopped worker unregisters"
 
     async def test_extend_lease(self, make_queue: MakeQueue, storage: Storage) -> None:
