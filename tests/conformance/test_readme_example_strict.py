@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def readme_example() -> str:
     """The README's code block that subclasses the suites, exactly as written."""
-    blocks = re.findall(r"```py\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    blocks: list[str] = re.findall(r"```py\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
     examples = [block for block in blocks if "from jobqueue_conformance import" in block]
     assert len(examples) == 1, "the README has one conformance example"
     return examples[0]
