@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from jobqueue import Job, JobState
+import pytest
+from jobqueue import Job, JobState, Reaper
 from jobqueue.storage import Storage, now_ms
 
 from ._helpers import CLOCK_SKEW_MS, require_leader_lock, require_monitoring, wait_until
@@ -13,6 +14,9 @@ from ._queue_suite_base import MakeQueue, MakeReaper, QueueSuiteBase, Recorder, 
 from ._queue_suite_dedup import _state_is, _true
 
 __all__ = ["WorkersSuite"]
+
+RECOVERY_SLACK_MS = 1_500
+"""Extra time, past the rule's one second, a loaded two-core machine may need to observe a recovery."""
 
 
 class WorkersSuite(QueueSuiteBase):
@@ -83,6 +87,43 @@ class WorkersSuite(QueueSuiteBase):
         assert attempts == [2], "rule: the recovered run is the job's second attempt"
         assert not await storage.complete("orphan", "dead-worker", b"late", 1000), (
             "rule: the dead worker's late finish is refused"
+        )
+
+    @pytest.mark.parametrize("order", ["reaper-first", "claim-first"])
+    async def test_a_stalled_job_is_recovered_at_its_own_lease_deadline(
+        self, make_queue: MakeQueue, storage: Storage, order: str
+    ) -> None:
+        """A Reaper with every default (visibility_timeout 30 s, default leader election) and a 0.5 s lease.
+
+        Bound: recovered by the lease deadline + 1 s (the rule) + RECOVERY_SLACK_MS (a loaded machine),
+        2.5 s past the deadline in all, far below the 30 s a visibility-timeout scan would take.
+        """
+        async with make_queue() as producer:
+            await producer.enqueue("orphan", {"n": 1})
+        reaper = Reaper(storage)
+        async with reaper:
+            if order == "reaper-first":
+                await wait_until(lambda: _true(reaper.is_leader), message="the only reaper becomes leader")
+            # a worker that claims with a 0.5 s lease and dies: it never renews nor finishes
+            claims = await storage.dequeue("dead-worker", lease_ms=500, timeout_ms=1000)
+            assert [c.id for c in claims] == ["orphan"], "rule: dequeue claims the only ready job"
+            record = await storage.get("orphan")
+            assert record is not None and record.lease_until is not None, "rule: a claimed job has a lease"
+            deadline = record.lease_until
+            recovered_at: list[int] = []
+
+            async def recovered() -> bool:
+                current = await storage.get("orphan")
+                if current is not None and current.state is JobState.QUEUED:
+                    recovered_at.append(now_ms())
+                return bool(recovered_at)
+
+            rule = "rule: a stalled job is recovered at its own lease deadline plus at most one second"
+            await wait_until(recovered, message=rule, timeout=(500 + 1_000 + RECOVERY_SLACK_MS) / 1000 + 1)
+        late = recovered_at[0] - deadline
+        assert late <= 1_000 + RECOVERY_SLACK_MS, (
+            f"{rule}, whatever the reaper's visibility_timeout (recovered {late} ms after the deadline; "
+            f"bound 1 s + {RECOVERY_SLACK_MS} ms of slack)"
         )
 
     async def test_one_leader_among_reapers(self, make_reaper: MakeReaper, storage: Storage) -> None:
