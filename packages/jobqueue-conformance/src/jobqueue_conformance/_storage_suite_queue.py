@@ -42,6 +42,9 @@ class StorageQueueTests:
         assert record.lease_until is None, "rule: a queued job has no lease"
         assert record.expires_at is None, "rule: a queued job does not expire"
         assert abs(record.created_at - before) < CLOCK_SKEW_MS, "rule: created_at is epoch milliseconds"
+        assert (record.priority, record.abort_requested, record.progress) == (0, False, None), (
+            "rule: a new job has priority 0 (by default), no abort request and no progress"
+        )
 
     async def test_duplicate_enqueue_returns_the_live_record(self, storage: Storage) -> None:
         await storage.enqueue("job-1", b"first")

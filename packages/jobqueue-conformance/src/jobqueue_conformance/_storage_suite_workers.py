@@ -72,6 +72,16 @@ class StorageWorkerTests:
             f"heartbeat, without anyone listing workers (listed {listed})"
         )
 
+    async def test_renewing_leases_alone_does_not_register(self, storage: Storage) -> None:
+        await claim(storage, "job-1", "worker-1")
+        assert await storage.heartbeat("worker-1", ttl_ms=None, job_ids=["job-1"], lease_ms=60_000) == {}, (
+            "rule: heartbeat renews the worker's leases"
+        )
+        worker = await _worker(storage, "worker-1")
+        assert worker is None or worker.expires_at <= now_ms(), (
+            "rule: heartbeat with ttl_ms=None renews leases without registering the worker"
+        )
+
     async def test_lapsed_worker_that_holds_jobs_stays_listed(self, storage: Storage) -> None:
         await storage.register_worker("worker-1", 150)
         await claim(storage, "job-1", "worker-1")
