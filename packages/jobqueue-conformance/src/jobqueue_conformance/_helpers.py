@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import pytest
 from jobqueue.storage import (
@@ -104,30 +105,24 @@ def _require(storage: Storage, capability: Capability) -> None:
 def require_monitoring(storage: Storage) -> Monitoring:
     """The storage as ``Monitoring``, or skip the test naming the missing capability."""
     _require(storage, Capability.MONITORING)
-    assert isinstance(storage, Monitoring)  # what capabilities() checked; narrows the type
-    return storage
+    return cast(Monitoring, storage)  # what capabilities() checked
 
 
 def require_leader_lock(storage: Storage) -> LeaderLock:
     """The storage as a ``LeaderLock``, or skip the test naming the missing capability."""
     _require(storage, Capability.LEADER_LOCK)
-    assert isinstance(storage, LeaderLock)
-    return storage
+    return cast(LeaderLock, storage)
 
 
 def require_control_channel(storage: Storage) -> ControlChannel:
     """The storage as a ``ControlChannel``, or skip the test naming the missing capability."""
     _require(storage, Capability.CONTROL_CHANNEL)
-    assert isinstance(storage, ControlChannel)
-    return storage
+    return cast(ControlChannel, storage)
 
 
 def monitoring_of(storage: Storage) -> Monitoring | None:
     """The storage as ``Monitoring`` when it declares it: for checks a test adds only when it can."""
-    if Capability.MONITORING in capabilities(storage):
-        assert isinstance(storage, Monitoring)
-        return storage
-    return None
+    return cast(Monitoring, storage) if Capability.MONITORING in capabilities(storage) else None
 
 
 async def refused_with_value_error(call: Awaitable[object], *, rule: str, naming: str) -> None:

@@ -53,7 +53,9 @@ class WorkersSuite(QueueSuiteBase):
         reaper = make_reaper(visibility_timeout=0.3)
         stalled.watch(reaper, "stalled")
         async with queue, reaper:
-            assert await queue.enqueue_and_wait("long", None, timeout=10) == "ok"
+            assert await queue.enqueue_and_wait("long", None, timeout=10) == "ok", (
+                "rule: a job longer than visibility_timeout completes"
+            )
         assert runs == [1], "rule: a running job's lease is renewed, so it is never stolen"
         assert stalled.seen == [], "rule: a live worker's job is never reported stalled"
 
@@ -64,7 +66,7 @@ class WorkersSuite(QueueSuiteBase):
             await producer.enqueue("orphan", {"n": 1})
         # a worker that claims and then dies: it never renews nor finishes
         claims = await storage.dequeue("dead-worker", lease_ms=300, timeout_ms=1000)
-        assert [c.id for c in claims] == ["orphan"]
+        assert [c.id for c in claims] == ["orphan"], "rule: dequeue claims the only ready job"
         reaper = make_reaper(visibility_timeout=0.3)
         events = Recorder()
         events.watch(reaper, "stalled")
@@ -148,7 +150,9 @@ class WorkersSuite(QueueSuiteBase):
         self, make_reaper: MakeReaper, storage: Storage
     ) -> None:
         lock = require_leader_lock(storage)
-        assert await lock.acquire_lock("reaper", "crashed-reaper", 600), "a dead reaper holds the lock"
+        assert await lock.acquire_lock("reaper", "crashed-reaper", 600), (
+            "rule: a free lock can be acquired (by a reaper that then dies)"
+        )
         reaper = make_reaper(leader_election=fast_election(), visibility_timeout=0.3)
         await reaper.start()
         await asyncio.sleep(0.2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from jobqueue import JobState
 from jobqueue.storage import Capability, Channel, LeaderLock, Storage, capabilities, now_ms
 
@@ -63,8 +65,7 @@ class StorageCleanlinessTests:
         await storage.register_worker("gone", 60_000)
         await storage.unregister_worker("gone")
         if Capability.LEADER_LOCK in capabilities(storage):
-            assert isinstance(storage, LeaderLock)
-            await storage.acquire_lock("leader", "owner-a", SHORT_TTL_MS)
+            await cast(LeaderLock, storage).acquire_lock("leader", "owner-a", SHORT_TTL_MS)
         everything_lapses_at = now_ms() + SHORT_TTL_MS
 
         async def all_expired() -> bool:
