@@ -8,6 +8,7 @@ import pytest
 
 from ._plugin import conformance_suite
 from ._queue_suite_dedup import DedupSuite
+from ._queue_suite_options import OptionsSuite
 from ._queue_suite_outcomes import OutcomesSuite
 from ._queue_suite_workers import WorkersSuite
 
@@ -15,7 +16,7 @@ __all__ = ["QueueSuite"]
 
 
 @conformance_suite
-class QueueSuite(DedupSuite, OutcomesSuite, WorkersSuite):
+class QueueSuite(DedupSuite, OptionsSuite, OutcomesSuite, WorkersSuite):
     """Subclass it and provide an ``async def storage(self)`` fixture yielding a fresh, connected storage.
 
     Example::
