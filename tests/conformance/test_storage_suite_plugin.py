@@ -251,7 +251,10 @@ BareStorage.__abstractmethods__ = frozenset()
 
 
 def test_a_storage_without_capabilities_skips_those_tests_naming_them(conformance: pytest.Pytester) -> None:
-    conformance.makepyfile(suite_module("BareStorage", BARE))
+    queue_suite = "\n\nfrom jobqueue_conformance import QueueSuite\n\nclass TestQueue(QueueSuite):"
+    conformance.makepyfile(
+        suite_module("BareStorage", BARE) + queue_suite + FIXTURE.format(cls="BareStorage")
+    )
     result = conformance.runpytest("-rs")
     outcomes = result.parseoutcomes()
     assert "failed" not in outcomes and "errors" not in outcomes, result.stdout.str()

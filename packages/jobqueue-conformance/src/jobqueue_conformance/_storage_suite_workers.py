@@ -57,7 +57,7 @@ class StorageWorkerTests:
         self, storage: Storage
     ) -> None:
         monitoring = require_monitoring(storage)
-        await storage.register_worker("worker-1", 1_000)
+        await storage.register_worker("worker-1", 300)
         await storage.heartbeat("worker-1", ttl_ms=300)  # the last heartbeat: lapses 300 ms from now
         last_heartbeat = now_ms()
         await storage.register_worker("worker-2", 60_000)
