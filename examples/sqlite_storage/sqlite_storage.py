@@ -111,6 +111,8 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         if shared.db is None:
             shared.db = sqlite3.connect(shared.path, isolation_level=None)
             shared.db.executescript(_SCHEMA)
+            (last,) = shared.db.execute("SELECT max(abs(seq)) FROM jobs").fetchone()
+            shared.seq = itertools.count((last or 0) + 1)  # a reopened file keeps its FIFO order
         shared.refs += 1
 
     async def disconnect(self) -> None:
