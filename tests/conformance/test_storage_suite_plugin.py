@@ -64,6 +64,13 @@ def test_a_correct_storage_passes_the_whole_suite(conformance: pytest.Pytester) 
     assert set(outcomes) == {"passed"}, f"nothing skipped or failed for a complete storage: {outcomes}"
 
 
+def test_a_pytest_asyncio_fixture_works_too(conformance: pytest.Pytester) -> None:
+    module = suite_module("SqliteStorage").replace("@pytest.fixture", "@pytest_asyncio.fixture")
+    conformance.makepyfile("import pytest_asyncio\n" + module)
+    result = conformance.runpytest("-k", "first_in_first_out or exactly_one")
+    result.assert_outcomes(passed=2, deselected=result.parseoutcomes()["deselected"])
+
+
 def test_the_marker_selects_the_suite_under_strict_markers(conformance: pytest.Pytester) -> None:
     conformance.makepyfile(suite_module("SqliteStorage") + "\n\ndef test_unrelated():\n    pass\n")
     result = conformance.runpytest("-m", "jobqueue_conformance", "-k", "first_in_first_out or exactly_one")

@@ -42,6 +42,15 @@ def conformance_suite(cls: _Suite) -> _Suite:
     return pytest.mark.jobqueue_conformance(cls)
 
 
+def _marked(func: Any) -> bool:
+    """True for a fixture already made with ``pytest_asyncio.fixture`` (its ``loop_scope`` must be kept).
+
+    pytest-asyncio marks such a function with this attribute (0.17 to 1.x); it
+    is what its strict mode itself checks.
+    """
+    return bool(getattr(getattr(func, "__func__", func), "_force_asyncio_fixture", False))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register ``jobqueue_conformance``, the marker every suite test carries (``-m jobqueue_conformance``)."""
     config.addinivalue_line(
@@ -61,7 +70,7 @@ def pytest_fixture_setup(
     func = fixturedef.func
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
         cls = getattr(request.node, "cls", None)  # the test's class (a session-scoped request has none)
-        if cls is not None and issubclass(cls, tuple(_SUITES)):
+        if cls is not None and issubclass(cls, tuple(_SUITES)) and not _marked(func):
             # pytest_asyncio.fixture marks the function itself as an asyncio fixture; the
             # fixture definition it also returns is not needed (this one is registered already).
             pytest_asyncio.fixture(func)
