@@ -26,6 +26,7 @@ def readme_example() -> str:
     return examples[0]
 
 
+@pytest.mark.timeout(600)  # both whole suites in a subprocess, on a loaded machine
 def test_the_readme_example_passes_both_suites_in_strict_mode(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,6 +55,7 @@ def conformance(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.mark.timeout(600)  # the whole suite, on a loaded machine
 def test_a_correct_storage_passes_the_whole_suite(conformance: pytest.Pytester) -> None:
     conformance.makepyfile(suite_module("SqliteStorage"))
     result = conformance.runpytest("-q")
@@ -257,6 +258,7 @@ BareStorage.__abstractmethods__ = frozenset()
 """
 
 
+@pytest.mark.timeout(600)  # both whole suites, on a loaded machine
 def test_a_storage_without_capabilities_skips_those_tests_naming_them(conformance: pytest.Pytester) -> None:
     queue_suite = "\n\nfrom jobqueue_conformance import QueueSuite\n\nclass TestQueue(QueueSuite):"
     conformance.makepyfile(
