@@ -231,6 +231,31 @@ def test_a_broken_storage_fails_naming_the_rule(conformance: pytest.Pytester, ca
     result.stdout.fnmatch_lines([f"*{rule}*"])
 
 
+OVERRIDE = """
+    async def assert_namespace_empty(self, storage):
+        await storage.recover_stalled()  # the reaper's sweep
+        rows = storage._shared.db.execute("SELECT count(*) FROM jobs WHERE ns = ?", (storage.name,)).fetchone()
+        assert rows == (0,), "rule: physical cleanliness: no row is left once every result has expired"
+"""
+
+
+def test_a_backend_checks_physical_cleanliness_by_overriding_the_hook(conformance: pytest.Pytester) -> None:
+    leaky = """
+    class LeakyStorage(SqliteStorage):
+        def _sweep(self, now):  # never deletes expired rows: they stay invisible, but stored forever
+            pass
+    """
+    conformance.makepyfile(suite_module("LeakyStorage", leaky) + OVERRIDE)
+    result = conformance.runpytest("-k", "nothing_is_left")
+    result.assert_outcomes(failed=1, deselected=result.parseoutcomes()["deselected"])
+    result.stdout.fnmatch_lines(
+        ["*rule: physical cleanliness: no row is left once every result has expired*"]
+    )
+    conformance.makepyfile(suite_module("SqliteStorage") + OVERRIDE)
+    result = conformance.runpytest("-k", "nothing_is_left")
+    result.assert_outcomes(passed=1, deselected=result.parseoutcomes()["deselected"])
+
+
 BARE = """
 class BareStorage(Storage):
     # The required contract only: every primitive delegated to the example, no capability declared.
