@@ -180,3 +180,19 @@ class StorageLeaseTests:
         assert (
             recovery.next_expiry_ms is not None and 20_000 - CLOCK_SKEW_MS < recovery.next_expiry_ms <= 20_000
         ), "rule: Recovery.next_expiry_ms is the ms until the earliest lease runs out"
+
+    async def test_recover_stalled_takes_the_oldest_lease_first(self, storage: Storage) -> None:
+        await claim(storage, "later", "worker-1", lease_ms=250)
+        await claim(storage, "sooner", "worker-2", lease_ms=100)
+        record = await storage.get("later")
+        assert record is not None and record.lease_until is not None, "rule: a claimed job has a lease"
+        both_expired = record.lease_until + 50
+
+        async def past_both() -> bool:  # only the clock: one recover_stalled call must see both
+            return now_ms() > both_expired
+
+        await wait_until(past_both, message="the clock moves past both leases")
+        recovery = await storage.recover_stalled()
+        assert recovery.stalled == [Stalled("sooner", "worker-2"), Stalled("later", "worker-1")], (
+            "rule: recover_stalled recovers every expired job in one call, oldest lease first"
+        )

@@ -146,6 +146,20 @@ class StoragePubSubTests:
         )
         assert second.kind == EventKind.COMPLETED, "rule: a refused set_progress publishes nothing"
 
+    async def test_a_subscriber_to_two_channels_gets_an_event_once_per_channel(
+        self, storage: Storage
+    ) -> None:
+        await claim(storage, "job-1", "worker-1")
+        async with storage.subscribe(Channel.EVENTS, Channel.DONE) as events:
+            await storage.complete("job-1", "worker-1", b"r", LONG_TTL_MS)
+            await storage.enqueue("job-2", b"m")
+            seen = [await next_event(events, message=f"rule: events #{i} is delivered") for i in range(3)]
+        assert sorted((e.kind, e.job_id) for e in seen) == [
+            (EventKind.COMPLETED, "job-1"),
+            (EventKind.COMPLETED, "job-1"),
+            (EventKind.ENQUEUED, "job-2"),
+        ], "rule: a subscriber to several channels receives an event once per channel it was published on"
+
     async def test_events_before_subscribing_are_not_delivered(self, storage: Storage) -> None:
         await storage.enqueue("before", b"m")
         async with storage.subscribe(Channel.EVENTS) as events:
