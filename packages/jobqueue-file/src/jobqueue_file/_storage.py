@@ -177,6 +177,7 @@ class FileStorage(Storage, Monitoring, LeaderLock, ControlChannel):
             if root.cleaner is None:
                 root.loop = asyncio.get_running_loop()
                 root.wake = asyncio.Event()  # bound to this loop: a later connect may run on another
+                root.plan_sweep(now_ms())  # at once: a crashed process may have left expired files
                 root.cleaner = asyncio.create_task(self._sweep_forever(), name="jobqueue-file-sweep")
 
     async def disconnect(self) -> None:
@@ -243,7 +244,6 @@ class FileStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         """Sweep the root at the next known deadline, and at least every ``cleanup_interval``."""
         root = self._root
         interval_ms = max(int(root.cleanup_interval * 1000), 1)
-        root.plan_sweep(now_ms() + interval_ms)
         while True:
             wait_ms = root.next_sweep_at - now_ms()
             if wait_ms > 0:
