@@ -55,6 +55,7 @@ def finish(space: Space, worker_id: str, outcomes: Sequence[Finish]) -> list[boo
     """Apply ``rules.finish`` to each job the worker still owns (``rules.owned``); True for each one stored."""
     done: list[bool] = []
     events: list[StorageEvent] = []
+    dirs: set[str] = set()
     for outcome in outcomes:
         key = names.encode_key(outcome.job_id)
         with space.locks.hold(key):
@@ -64,13 +65,14 @@ def finish(space: Space, worker_id: str, outcomes: Sequence[Finish]) -> list[boo
                 done.append(False)
                 continue
             step = rules.finish(stored.record, outcome, now)
-            space.apply(key, stored, step)
+            finished = space.apply(key, stored, step)
+        assert finished is not None and finished.entry is not None
+        dirs.add(space.layout.path(finished.entry.partition("/")[0]))
         done.append(True)
         if step.event is not None:
             events.append(StorageEvent(step.event, outcome.job_id, now, worker_id, step.data))
     if events:
-        # One flush for the batch: the records' renames, then the entries' (retry, release, expiry).
-        space.sync_dirs(space.layout.jobs, space.layout.scheduled, space.layout.queue, space.layout.expiry)
+        space.sync_dirs(space.layout.jobs, *dirs)  # one flush per directory for the whole batch
         space.publish(events)
     return done
 
