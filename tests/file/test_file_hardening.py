@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from jobqueue import StorageError
 from jobqueue.storage import Channel
+from jobqueue_conformance import wait_until
 from jobqueue_file import FileStorage
 
 pytestmark = pytest.mark.file
@@ -111,3 +112,41 @@ async def test_a_symlinked_directory_is_refused_and_nothing_is_written_through_i
     with pytest.raises(StorageError, match=str(link)):
         await FileStorage(root).connect()
     assert list(outside.iterdir()) == [], "a file was created outside the root"
+
+
+async def test_a_symlinked_worker_directory_takes_no_entry_outside(tmp_path: Path) -> None:
+    root, outside = tmp_path / "queue", tmp_path / "outside"
+    outside.mkdir()
+    async with FileStorage(root) as storage:
+        await storage.enqueue("job", b"x")
+        (root / "default" / "processing" / "w").symlink_to(outside, target_is_directory=True)
+        with pytest.raises(StorageError, match="symbolic link"):
+            await storage.dequeue("w", lease_ms=30_000, timeout_ms=0)
+        record = await storage.get("job")
+        assert record is not None and record.state.value == "queued", "the job stays queued"
+        assert await storage.dequeue("other", lease_ms=30_000, timeout_ms=0), "another worker still claims it"
+    assert list(outside.iterdir()) == [], "an entry was moved outside the root"
+
+
+async def test_the_sweep_skips_a_namespace_with_a_symlinked_directory(tmp_path: Path) -> None:
+    root, outside = tmp_path / "queue", tmp_path / "outside"
+    outside.mkdir()
+    async with FileStorage(root, name="planted"):
+        pass
+    expiry = root / "planted" / "expiry"
+    expiry.rmdir()
+    expiry.symlink_to(outside, target_is_directory=True)
+    due = outside / "000000000000001-0123456789abcdef-job"
+    due.write_bytes(b"")
+    async with FileStorage(root, cleanup_interval=0.05) as storage:
+        await storage.enqueue("job", b"x")
+        assert await storage.dequeue("w", lease_ms=30_000, timeout_ms=0)
+        assert await storage.complete("job", "w", b"r", 1)
+        record = root / "default" / "jobs" / "job"
+
+        async def swept() -> bool:  # a sweep ran (it goes through every namespace)
+            return not record.exists()
+
+        await wait_until(swept, message="the sweep stopped at the planted namespace")
+        assert await storage.list_namespaces() == [], "the planted namespace is skipped, not reported"
+    assert due.exists(), "the sweep deleted a file outside the root"

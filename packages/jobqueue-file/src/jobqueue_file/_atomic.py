@@ -29,6 +29,7 @@ import time
 __all__ = [
     "DEFAULT_MODE",
     "TEMP_PREFIX",
+    "check_dir",
     "check_mode",
     "clean_temp_files",
     "create_empty",
@@ -82,6 +83,18 @@ def _symlink_error(path: str) -> OSError:
     return OSError(errno.ELOOP, "a symbolic link where the storage expects a directory", path)
 
 
+def check_dir(path: str) -> None:
+    """Raise unless ``path`` is a real directory (not a symlink to one)."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise named(exc, path) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise _symlink_error(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+
+
 def ensure_dir(path: str, mode: int) -> None:
     """Create directory ``path`` with ``dir_mode(mode)`` unless it exists; refuse a symlink or a file there.
 
@@ -100,14 +113,7 @@ def ensure_dir(path: str, mode: int) -> None:
         except OSError as exc:
             raise named(exc, path) from exc
         return
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        raise named(exc, path) from exc
-    if stat.S_ISLNK(info.st_mode):
-        raise _symlink_error(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+    check_dir(path)
 
 
 def open_dir(path: str) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from ._atomic import ensure_dir, read_bytes, write_atomic
+from ._atomic import check_dir, ensure_dir, read_bytes, write_atomic
 from ._names import encode_key
 
 __all__ = ["Layout"]
@@ -56,6 +56,16 @@ class Layout:
         name_file = os.path.join(self.dir, "namespace")
         if read_bytes(name_file) is None:
             write_atomic(name_file, self.namespace.encode("utf-8"), durable=durable, mode=mode, sync_dir=True)
+
+    def verify(self) -> None:
+        """Check, without creating anything, that the namespace's directories are real ones.
+
+        Raises:
+            OSError: one is missing, a symlink, or not a directory.
+        """
+        check_dir(self.dir)
+        for sub in _DIRS:
+            check_dir(os.path.join(self.dir, sub))
 
     def job(self, key: str) -> str:
         """The record file of job ``key``."""

@@ -152,7 +152,9 @@ def _space_of(root: Root, name: str) -> Iterator[Space]:
     if space is not None:
         yield space
         return
-    space = Space(Layout(root.path, name), durable=root.durable, mode=root.mode)
+    layout = Layout(root.path, name)
+    layout.verify()
+    space = Space(layout, durable=root.durable, mode=root.mode)
     try:
         yield space
     finally:
@@ -163,9 +165,12 @@ def namespaces_in_use(root: Root) -> list[str]:
     """Namespaces under the root that hold live jobs or workers."""
     found: list[str] = []
     for _, name in _namespace_dirs(root):
-        with _space_of(root, name) as space:
-            if not is_empty(space):
-                found.append(name)
+        try:
+            with _space_of(root, name) as space:
+                if not is_empty(space):
+                    found.append(name)
+        except OSError as exc:  # a symlinked or half-made directory: not a namespace to report
+            _log.warning("file storage: skipping namespace %r at %s: %s", name, root.path, exc)
     return found
 
 
@@ -175,8 +180,13 @@ def sweep_all_namespaces(root: Root) -> int | None:
     for _, name in _namespace_dirs(root):
         space = root.spaces.get(name) or root.swept.get(name)
         if space is None:
-            space = Space(Layout(root.path, name), durable=root.durable, mode=root.mode)
-            root.swept[name] = space
+            layout = Layout(root.path, name)
+            try:
+                layout.verify()  # another process's namespace: refuse a symlinked directory in it
+            except OSError as exc:
+                _log.warning("file storage: not sweeping namespace %r at %s: %s", name, root.path, exc)
+                continue
+            space = root.swept[name] = Space(layout, durable=root.durable, mode=root.mode)
         index = root.indexes.get(name)
         if index is None:
             index = root.indexes[name] = ExpiryIndex(space.layout.expiry)

@@ -54,6 +54,7 @@ class Space:
         """Told of every new expiry or registration deadline, so the sweep wakes in time."""
         self._bad: set[str] = set()
         self._dir_fds: dict[str, int] = {}
+        self._checked_dirs: set[str] = set()
 
     def close(self) -> None:
         """Close the lock, log and directory descriptors this namespace keeps open."""
@@ -151,12 +152,22 @@ class Space:
     # ----------------------------------------------------------------- entries
 
     def move(self, source: str, target: str) -> bool:
-        """Rename an entry (relative paths), creating a worker's directory on first use."""
+        """Rename an entry (relative paths), creating a worker's directory on first use.
+
+        A worker's directory is checked once (``lstat``) before the first
+        entry goes in, so a symlink planted there never takes one outside.
+        """
         src, dst = self.layout.path(source), self.layout.path(target)
+        directory = os.path.dirname(dst)
+        if target.startswith("processing/") and directory not in self._checked_dirs:
+            ensure_dir(directory, self.mode)
+            self._checked_dirs.add(directory)
         try:
             return rename_if_exists(src, dst)
         except FileNotFoundError:
-            ensure_dir(os.path.dirname(dst), self.mode)
+            if not os.path.lexists(src):
+                return False
+            ensure_dir(directory, self.mode)  # removed by a sweep since it was checked: create it again
             return rename_if_exists(src, dst)
 
     def entry_for(self, record: JobRecord, uid: str, key: str, place: rules.Place) -> str:
@@ -262,20 +273,6 @@ class Space:
         elif stored.entry != found and self.move(found, stored.entry):
             self.refresh_listings()
         return stored
-
-    def entries(self, directory: str, prefix_len: int) -> list[tuple[str, names.EntryName]]:
-        """Every entry of ``queue/``, ``scheduled/`` or ``expiry/``, sorted, as (relative path, parsed)."""
-        path = self.layout.path(directory)
-        try:
-            listed = sorted(os.listdir(path))
-        except OSError as exc:
-            raise named(exc, path) from exc
-        found = []
-        for name in listed:
-            parsed = names.parse_entry(name, prefix_len)
-            if parsed is not None:
-                found.append((f"{directory}/{name}", parsed))
-        return found
 
     def processing_entries(self) -> list[tuple[str, names.EntryName]]:
         """Every entry under ``processing/``, as (relative path, parsed name); symlinks are skipped."""
