@@ -12,15 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jobqueue import (
-    Channel,
-    EventKind,
-    JobState,
-    StorageError,
-    StorageEvent,
-    storage_from_url,
-)
-from jobqueue.storage import rules
+from jobqueue import JobState, StorageError, storage_from_url
+from jobqueue.storage import Channel, EventKind, StorageEvent, rules
 from jobqueue_conformance import wait_until
 from jobqueue_file import FileStorage
 from jobqueue_file._events import EventLog, EventTail
