@@ -83,6 +83,8 @@ class Root:
         self.indexes: dict[str, ExpiryIndex] = {}
         self.watchers: dict[str, DirWatcher] = {}
         self.cleaner: asyncio.Task[None] | None = None
+        self.sweeping: asyncio.Future[int | None] | None = None
+        """The sweep running in a worker thread, if any."""
         self.guard = asyncio.Lock()
         self.wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None

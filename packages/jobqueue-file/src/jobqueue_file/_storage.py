@@ -194,6 +194,10 @@ class FileStorage(Storage, Monitoring, LeaderLock, ControlChannel):
                 cleaner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await cleaner
+            sweeping, root.sweeping = root.sweeping, None
+            if sweeping is not None:
+                with contextlib.suppress(Exception):  # already logged, or the next connect sees it again
+                    await sweeping
             watchers = list(root.watchers.values())
             spaces = [*root.spaces.values(), *root.swept.values()]
             root.watchers.clear()
@@ -252,8 +256,10 @@ class FileStorage(Storage, Monitoring, LeaderLock, ControlChannel):
                 root.wake.clear()
                 continue  # woken by an earlier deadline, or the time has come: look again
             root.plan_sweep(now_ms() + interval_ms)  # deadlines noted during the sweep move it earlier
+            # Shielded: a thread cannot be cancelled, and disconnect waits for it before closing its files.
+            root.sweeping = asyncio.ensure_future(asyncio.to_thread(root_ops.sweep_all_namespaces, root))
             try:
-                next_due = await asyncio.to_thread(root_ops.sweep_all_namespaces, root)
+                next_due = await asyncio.shield(root.sweeping)
             except Exception:  # the next round tries again; the calls that hit the same problem raise it
                 _log.exception("file storage sweep failed at %s", root.path)
                 continue
