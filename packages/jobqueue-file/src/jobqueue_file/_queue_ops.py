@@ -24,7 +24,7 @@ from jobqueue.storage import (
 )
 
 from . import _names as names
-from ._space import Space
+from ._space import EntryGone, Space
 
 __all__ = ["cancel", "claim", "enqueue", "get_many", "promote_and_claim", "promote_due", "update_ttl"]
 
@@ -150,8 +150,8 @@ def _claim_one(space: Space, name: str, worker_id: str, lease_ms: int, *, wait: 
         step = rules.claim(stored.record, worker_id, now, lease_ms)
         try:
             claimed = space.apply(parsed.key, stored, step)
-        except FileNotFoundError:
-            return None  # the entry went (a stray dropped by another claimer): nothing to claim
+        except EntryGone:
+            return None  # nothing to claim
     assert claimed is not None
     return Claim(claimed.record.id, claimed.record.message, claimed.record.attempts)
 

@@ -34,9 +34,13 @@ from ._listing import Listing
 from ._locks import StripeLocks
 from ._records import Stored, pack_record, unpack_record
 
-__all__ = ["Space"]
+__all__ = ["EntryGone", "Space"]
 
 _log = logging.getLogger("jobqueue.file")
+
+
+class EntryGone(Exception):
+    """A job's entry was not where its record says when a claim went to move it (a stray another claimer dropped)."""
 
 
 class Space:
@@ -216,7 +220,7 @@ class Space:
         elif entry.startswith("processing/") and old.entry != entry:
             assert old.entry is not None
             if not self.move(old.entry, entry):
-                raise FileNotFoundError(2, "job entry vanished under its lock", layout.path(old.entry))
+                raise EntryGone(layout.path(old.entry))
             try:
                 self.write(key, stored)
             except OSError:
