@@ -81,6 +81,8 @@ class Root:
         self.swept: dict[str, Space] = {}
         """Namespaces only the sweep touches (another process's), kept open between sweeps."""
         self.indexes: dict[str, ExpiryIndex] = {}
+        self.refused: set[str] = set()
+        """Namespaces the sweep refused (a symlinked or half-made directory), warned about once."""
         self.watchers: dict[str, DirWatcher] = {}
         self.cleaner: asyncio.Task[None] | None = None
         self.sweeping: asyncio.Future[int | None] | None = None
@@ -186,7 +188,9 @@ def sweep_all_namespaces(root: Root) -> int | None:
             try:
                 layout.verify()  # another process's namespace: refuse a symlinked directory in it
             except OSError as exc:
-                _log.warning("file storage: not sweeping namespace %r at %s: %s", name, root.path, exc)
+                if name not in root.refused:  # once, not at every sweep
+                    root.refused.add(name)
+                    _log.warning("file storage: not sweeping namespace %r at %s: %s", name, root.path, exc)
                 continue
             space = root.swept[name] = Space(layout, durable=root.durable, mode=root.mode)
         index = root.indexes.get(name)
