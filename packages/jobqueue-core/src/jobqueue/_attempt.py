@@ -11,6 +11,9 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from ._config import QueueConfig
+from ._contract.codecs import Envelope, decode_envelope
+from ._contract.records import Claim, Revoked
+from ._contract.storage import Storage
 from ._durations import from_ms
 from ._emitter import Emitter
 from ._errors import (
@@ -24,8 +27,6 @@ from ._errors import (
 from ._failure import ErrorCode, encode_error
 from ._job import ExecutionContext, Job
 from ._serde import dumps, loads
-from ._contract.storage import Claim, Storage
-from ._contract.codecs import Envelope, decode_envelope
 
 __all__ = ["Attempt", "Handler", "StopReason"]
 
@@ -54,6 +55,7 @@ class Attempt(Generic[P, R]):
     handler: Handler
     is_async: bool
     job: Job[P] | None = None
+    job_timeout_ms: int | None = None
     stop_reason: StopReason | None = None
     _handler_task: asyncio.Future[Any] | None = field(default=None, repr=False)
 
@@ -80,6 +82,9 @@ class Attempt(Generic[P, R]):
             stalled = JobQueueError(f"job stalled on attempt {claim.attempt - 1} of {envelope.max_attempts}")
             await self._store_failed(stalled, ErrorCode.MAX_RETRIES, envelope.result_ttl)
             return
+        self.job_timeout_ms = (
+            envelope.job_timeout if envelope.job_timeout is not None else config.job_timeout_ms
+        )
         self.job = job = Job(
             id=claim.id,
             payload=payload,
@@ -116,7 +121,7 @@ class Attempt(Generic[P, R]):
         else:
             job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
             self._handler_task = asyncio.ensure_future(asyncio.to_thread(self.handler, job))
-        timeout_ms = self.config.job_timeout_ms
+        timeout_ms = self.job_timeout_ms
         if timeout_ms is None:
             return await self._handler_task
         try:
@@ -240,5 +245,5 @@ class Attempt(Generic[P, R]):
 
     async def _extend_lease(self, seconds: float) -> bool:
         lease_ms = max(1, round(seconds * 1000))
-        lost = await self.storage.renew_leases(self.config.worker_id, [self.claim.id], lease_ms)
-        return self.claim.id not in lost
+        revoked = await self.storage.renew_leases(self.config.worker_id, [self.claim.id], lease_ms)
+        return revoked.get(self.claim.id) is not Revoked.LOST

@@ -125,7 +125,9 @@ def is_live(record: JobRecord, now: int) -> bool:
 def is_due(record: JobRecord, now: int) -> bool:
     """A scheduled job or a retry whose time has come."""
     return (
-        record.state in (JobState.QUEUED, JobState.FAILING) and record.run_at is not None and record.run_at <= now
+        record.state in (JobState.QUEUED, JobState.FAILING)
+        and record.run_at is not None
+        and record.run_at <= now
     )
 
 
@@ -157,7 +159,9 @@ def owned(record: JobRecord | None, worker_id: str) -> bool:
     return record is not None and record.state is JobState.PROCESSING and record.worker_id == worker_id
 
 
-def renew(record: JobRecord | None, worker_id: str, now: int, lease_ms: int) -> tuple[Step | None, Revoked | None]:
+def renew(
+    record: JobRecord | None, worker_id: str, now: int, lease_ms: int
+) -> tuple[Step | None, Revoked | None]:
     """Extend a running job's lease to ``now + lease_ms``; a lease only moves forward.
 
     Returns the step (None: nothing to write) and why the worker must stop
@@ -203,7 +207,9 @@ def finish(record: JobRecord, outcome: Finish, now: int) -> Step:
 
 def is_stalled(record: JobRecord, now: int) -> bool:
     """A processing job whose lease has run out."""
-    return record.state is JobState.PROCESSING and record.lease_until is not None and record.lease_until <= now
+    return (
+        record.state is JobState.PROCESSING and record.lease_until is not None and record.lease_until <= now
+    )
 
 
 def recover(record: JobRecord, now: int) -> Step:
