@@ -146,6 +146,7 @@ async def test_every_script_touches_only_declared_keys(storage: RedisStorage) ->
     assert await storage.acquire_lock("leader", "me", 10_000)
     assert await storage.release_lock("leader", "me")
     await storage.unregister_worker(w)
+    await storage._run("wake")  # run by a dequeue cancelled right after its wake-up
 
 
 # ------------------------------------------------------------------------------------------ priority
