@@ -182,3 +182,18 @@ local function settle()
     redis.call('DEL', K_JOBS)
   end
 end
+
+-- Lapsed registrations leave the registry, and the registry expires natively with its
+-- longest-lived worker: an entry never outlives its ttl by more than the next heartbeat.
+local function expire_registry(now)
+  local lapsed = redis.call('ZRANGEBYSCORE', K_WORKERS, '-inf', now, 'LIMIT', 0, 100)
+  if #lapsed > 0 then
+    redis.call('ZREM', K_WORKERS, unpack(lapsed))
+    redis.call('HDEL', K_HEARTBEATS, unpack(lapsed))
+  end
+  local last = redis.call('ZRANGE', K_WORKERS, -1, -1, 'WITHSCORES')[2]
+  if last then
+    redis.call('PEXPIREAT', K_WORKERS, tonumber(last))
+    redis.call('PEXPIREAT', K_HEARTBEATS, tonumber(last))
+  end
+end
