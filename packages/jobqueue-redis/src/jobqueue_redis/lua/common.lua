@@ -150,10 +150,10 @@ local function next_due(now)
   return best
 end
 
--- Finished jobs whose record expired leave the indexes (the record itself expired natively).
--- A key lives while now <= expires_at, so only scores strictly before now are gone.
+-- Finished jobs whose record expired leave the indexes (the record itself expires natively).
+-- rules.is_live: a record is gone once expires_at <= now (Redis keeps the key one ms longer).
 local function prune(index, now, max)
-  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. int(now), 'LIMIT', 0, max)
+  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, max)
   if #gone > 0 then
     redis.call('ZREM', K_JOBS, unpack(gone))
     redis.call('ZREM', index, unpack(gone))
