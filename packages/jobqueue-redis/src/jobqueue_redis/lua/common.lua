@@ -23,11 +23,22 @@ local function later(now, ms)
   return math.min(now + math.max(ms, 0), MAX_DEADLINE_MS)
 end
 
+-- An unreadable record is skipped by every script (get reports it as corrupt, naming the job):
+-- one bad value must not stop the claims of a whole namespace.
 local function unpack_record(packed)
   if not packed then
     return nil
   end
-  return cmsgpack.unpack(packed)
+  local ok, rec = pcall(cmsgpack.unpack, packed)
+  if ok and type(rec) == 'table' and type(rec.st) == 'string' then
+    return rec
+  end
+  return nil
+end
+
+-- mirrors rules.is_live for a finished record
+local function is_live(rec, now)
+  return rec ~= nil and (tonumber(rec.exp) or 0) > now
 end
 
 -- mirrors rules.owned
