@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from jobqueue import DEFAULT_NAMESPACE, Claim, JobState, now_ms, parse_query
+from jobqueue.storage import redact_url
 
 from . import _names as names
 from ._admin import Space
@@ -42,16 +43,16 @@ def parse_url(url: str) -> tuple[str, str, bool]:
         raise TypeError(f"storage url must be a str, not {type(url).__name__}")
     parts = urlsplit(url)
     if parts.scheme.lower() != "file":
-        raise ValueError(f"not a file:// url: {url!r}")
+        raise ValueError(f"not a file:// url: {redact_url(url)!r}")
     if parts.netloc not in ("", "localhost"):
-        raise ValueError(f"file:// urls take no host (use file:///absolute/path), got {url!r}")
+        raise ValueError(f"file:// urls take no host (use file:///absolute/path), got {redact_url(url)!r}")
     path = unquote(parts.path)
     if not path or path == "/":
-        raise ValueError(f"file:// url needs a directory path, got {url!r}")
+        raise ValueError(f"file:// url needs a directory path, got {redact_url(url)!r}")
     options = parse_query(url, {"durable"})
     durable = options.get("durable", "true").lower()
     if durable not in _TRUE | _FALSE:
-        raise ValueError(f"durable must be true or false in {url!r}, got {options['durable']!r}")
+        raise ValueError(f"durable must be true or false in {redact_url(url)!r}, got {options['durable']!r}")
     return path, DEFAULT_NAMESPACE, durable in _TRUE
 
 

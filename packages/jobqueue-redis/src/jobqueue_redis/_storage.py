@@ -35,6 +35,7 @@ from jobqueue import (
     parse_query,
     validate_job_id,
 )
+from jobqueue.storage import redact_url
 
 from ._admin import RedisAdminMixin
 from ._connection import ServerConnections, acquire, release
@@ -75,7 +76,7 @@ def _split_url(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None:
-        raise ValueError(f"not a redis url (redis://, rediss://, valkey://, valkeys://): {url!r}")
+        raise ValueError(f"not a redis url (redis://, rediss://, valkey://, valkeys://): {redact_url(url)!r}")
     params = parse_query(url, _URL_OPTIONS)
     prefix = params.pop("prefix", None)
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "prefix"])

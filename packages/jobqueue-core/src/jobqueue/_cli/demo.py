@@ -11,17 +11,17 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from .client import to_json
-from .common import CliError, open_storage, redact, unreachable
-from .output import Output
+from .._contract.storage import LeaderLock, Storage
 from .._errors import StorageError
 from .._job import Job
 from .._memory import MemoryStorage
 from .._queue import Queue
 from .._reaper import LeaderElection, Reaper
-from .._contract.storage import LeaderLock, Storage
 from .._types import JobState
-from .._urls import storage_from_url
+from .._urls import redact_url, storage_from_url
+from .client import to_json
+from .common import CliError, open_storage, unreachable
+from .output import Output
 
 __all__ = ["DEMO_QUEUE", "run_demo"]
 
@@ -35,7 +35,7 @@ BATCH_TIMEOUT = 60.0
 def demo_storage(url: str | None) -> tuple[Storage, str]:
     """The storage to run on and its URL: ``--storage``, else files in ./.jobqueue, else memory."""
     if url:
-        return open_storage(url), redact(url)
+        return open_storage(url), redact_url(url)
     directory = Path(".jobqueue").resolve()
     try:
         return storage_from_url(directory.as_uri()), directory.as_uri()
