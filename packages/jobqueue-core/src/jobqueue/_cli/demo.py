@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from .._contract.storage import LeaderLock, Storage
+from .._contract.storage import LeaderLock, Monitoring, Storage
 from .._errors import StorageError
 from .._job import Job
 from .._memory import MemoryStorage
@@ -187,8 +187,12 @@ def _on_failing(
 
 async def _clean_up(out: Output, producer: Queue[Any, Any]) -> None:
     """Delete what the demo left in its queue (it has its own namespace, so nothing else is touched)."""
+    storage = producer.storage
+    if not isinstance(storage, Monitoring):  # nothing to purge with: the jobs expire with their TTL
+        out.print(f"the demo's finished jobs expire on their own ({type(storage).__name__} cannot purge)")
+        return
     try:
-        purged = await producer.storage.purge([JobState.COMPLETED, JobState.FAILED])
+        purged = await storage.purge([JobState.COMPLETED, JobState.FAILED])
     except StorageError as exc:
         out.error(f"could not clean up the demo queue: {exc}")
         return
