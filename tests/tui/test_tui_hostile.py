@@ -133,7 +133,7 @@ async def _hostile_jobs(storage: Storage) -> None:
 
 def flat(text: str) -> str:
     """Text without whitespace: a dialog may wrap a long question anywhere between words."""
-    return re.sub(r"\s+", "", text)
+    return re.sub(r"[\s\u2500-\u259f]+", "", text)  # box borders too
 
 
 def on_screen(app: DashboardApp, *fragments: str) -> bool:
@@ -189,7 +189,7 @@ async def test_every_screen_and_dialog_shows_hostile_text_as_text(storage: Stora
         await wait_until(
             pilot, lambda: f"cancelled queued job {EVIL}" in notifications(app), "the cancel notified"
         )
-        await wait_until(pilot, lambda: on_screen(app, "click-me[/link]"), "the notification shown as text")
+        assert not any(n.markup for n in app._notifications)  # shown as written, never parsed
         await select(pilot, app, CLOSER)
         await ask(pilot, app, "c", "n", "Cancel job job-[/bold]?")
         await select(pilot, app, ESCAPES)
