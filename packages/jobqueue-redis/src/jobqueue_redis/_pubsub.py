@@ -68,12 +68,8 @@ class Subscription:
         if len(self._pending) >= self.max_pending:
             self._pending.popleft()
             self.dropped += 1
-            if self.dropped & (self.dropped - 1) == 0:  # 1, 2, 4, 8...: a slow reader is not a log flood
-                _log.warning(
-                    "a subscriber reads too slowly: %d events dropped so far (the oldest, %d kept)",
-                    self.dropped,
-                    self.max_pending,
-                )
+            if self.dropped == 1 or self.dropped % 1000 == 0:  # a slow reader must not flood the log
+                _log.warning("redis subscriber is slow: %d events dropped so far", self.dropped)
         self._pending.append(event)
         self._ready.set()
 
