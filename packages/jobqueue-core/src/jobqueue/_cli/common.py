@@ -68,8 +68,9 @@ def open_storage(url: str | None, queue: str | None = None) -> Storage:
 def bad_url(url: str, exc: Exception) -> CliError:
     """The usage error for a storage URL that a parser refused (URL and secrets redacted)."""
     reason = redact_secrets(str(exc), url)
-    shown = redact_url(url)
-    return CliError(reason if shown in reason else f"bad storage url {shown!r}: {reason}", EXIT_USAGE)
+    if reason.startswith("bad storage url"):  # storage_from_url named the URL already
+        return CliError(reason, EXIT_USAGE)
+    return CliError(f"bad storage url {redact_url(url)!r}: {reason}", EXIT_USAGE)
 
 
 def unreachable(url: str, exc: StorageError) -> CliError:
