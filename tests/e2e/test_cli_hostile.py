@@ -124,7 +124,7 @@ def test_status_and_stats_print_hostile_strings_escaped(
     assert "[/bold]" in status.stdout
     assert "FAKE\\x1b[2J" in status.stdout and "\\x07" in status.stdout and "\\x9b31m" in status.stdout
     assert "\\x1b]8;;http://x" in stats.stdout  # the worker id
-    assert "[bold red]" in stats.stdout and "\\r" in stats.stdout
+    assert "[bold red]" in stats.stdout and "\\x0d" in stats.stdout  # the carriage return
 
 
 def test_a_job_that_is_missing_is_named_escaped(shared_url: str, tmp_path: Path) -> None:
