@@ -16,7 +16,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed
 
 from ._messages import DataChanged, QueueSwitched
-from ._safe import notify, printable
+from ._safe import notify, plain
 from ._screens.help import HelpScreen
 from ._screens.main import MainScreen
 from ._screens.queues import QueueScreen
@@ -125,7 +125,7 @@ class DashboardApp(App[None]):
             await self._storage.connect()
         except JobQueueError as exc:
             message = f"jobqueue-tui: cannot connect to {self.display_url}: {exc}"
-            self.exit(return_code=1, message=printable(message))
+            self.exit(return_code=1, message=plain(message))  # a str would be printed as markup
             return
         self._connected = True
         self._listener = self._listen()
