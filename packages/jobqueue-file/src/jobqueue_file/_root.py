@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
-from jobqueue.storage import DEFAULT_NAMESPACE, now_ms, parse_query
+from jobqueue.storage import DEFAULT_NAMESPACE, now_ms, parse_query, redact_url
 
 from . import _names as names
 from ._atomic import DEFAULT_MODE, check_mode, ensure_dir, read_bytes
@@ -47,22 +47,22 @@ def parse_url(url: str) -> tuple[str, str, bool, int]:
         raise TypeError(f"storage url must be a str, not {type(url).__name__}")
     parts = urlsplit(url)
     if parts.scheme.lower() != "file":
-        raise ValueError(f"not a file:// url: {url!r}")
+        raise ValueError(f"not a file:// url: {redact_url(url)!r}")
     if parts.netloc not in ("", "localhost"):
-        raise ValueError(f"file:// urls take no host (use file:///absolute/path), got {url!r}")
+        raise ValueError(f"file:// urls take no host (use file:///absolute/path), got {redact_url(url)!r}")
     path = unquote(parts.path)
     if not path or path == "/":
-        raise ValueError(f"file:// url needs a directory path, got {url!r}")
+        raise ValueError(f"file:// url needs a directory path, got {redact_url(url)!r}")
     options = parse_query(url, {"durable", "mode"})
     durable = options.get("durable", "true").lower()
     if durable not in _TRUE | _FALSE:
-        raise ValueError(f"durable must be true or false in {url!r}, got {options['durable']!r}")
+        raise ValueError(f"durable must be true or false in {redact_url(url)!r}, got {options['durable']!r}")
     mode_text = options.get("mode", oct(DEFAULT_MODE))
     try:
         mode = int(mode_text.removeprefix("0o"), 8)
     except ValueError:
         raise ValueError(
-            f"mode must be an octal file mode such as 0660 in {url!r}, got {mode_text!r}"
+            f"mode must be an octal file mode such as 0660 in {redact_url(url)!r}, got {mode_text!r}"
         ) from None
     return path, DEFAULT_NAMESPACE, durable in _TRUE, check_mode(mode)
 

@@ -40,6 +40,7 @@ from jobqueue.storage import (
     TtlOutcome,
     parse_query,
 )
+from jobqueue.storage import redact_url
 
 from ._admin import RedisAdminMixin
 from ._connection import ServerConnections, acquire, release
@@ -97,7 +98,7 @@ def _split_url(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None:
-        raise ValueError(f"not a redis url (redis://, rediss://, valkey://, valkeys://): {url!r}")
+        raise ValueError(f"not a redis url (redis://, rediss://, valkey://, valkeys://): {redact_url(url)!r}")
     params = parse_query(url, _URL_OPTIONS)
     prefix = params.pop("prefix", None)
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "prefix"])
