@@ -74,7 +74,7 @@ def test_bad_arguments_name_the_argument(
 
 @pytest.mark.parametrize("name", ["", None, "x" * 1100])
 def test_bad_names_are_refused(queue: Queue[Any, Any], name: Any) -> None:
-    with pytest.raises((ValueError, TypeError), match="name|job_id"):
+    with pytest.raises((ValueError, TypeError), match=r"^name"):
         queue.schedule(name, every=1)
 
 

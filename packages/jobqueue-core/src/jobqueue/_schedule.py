@@ -106,7 +106,10 @@ def build_schedule(
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty str, got {name!r}")
-    validate_job_id(f"schedule:{name}:0")
+    try:
+        validate_job_id(f"schedule:{name}:{rules.MAX_DEADLINE_MS}")
+    except ValueError as exc:
+        raise ValueError(f"name {name!r} cannot be part of a job id: {exc}") from None
     if (cron is None) == (every is None):
         raise ValueError("pass exactly one of cron (an expression) and every (seconds)")
     if not isinstance(timezone, str) or not timezone:
