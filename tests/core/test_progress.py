@@ -67,13 +67,14 @@ async def test_progress_uses_the_result_serde(storage: Storage) -> None:
     async with queue:
         await queue.enqueue_and_wait("job-1", None, timeout=30)
         record = await storage.get("job-1")
-        assert record is not None and record.progress == MsgpackSerde().serialize(b"\x00raw bytes")
+        assert record is not None and record.progress == MsgpackSerde[bytes]().serialize(b"\x00raw bytes")
         status = await queue.get_status("job-1")
         assert status is not None and status.progress == b"\x00raw bytes"
 
 
 async def test_no_progress_reads_as_none(storage: Storage) -> None:
-    async with Queue(storage) as queue:
+    queue: Queue[int, None] = Queue(storage)
+    async with queue:
         await queue.enqueue("job-1", 1)
         status = await queue.get_status("job-1")
         assert status is not None and status.progress is None

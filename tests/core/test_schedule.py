@@ -182,10 +182,13 @@ async def test_missed_ticks_are_skipped_unless_catch_up(storage: Storage) -> Non
     queue.schedule("catches-up", every=hour, catch_up=True, payload={"x": 1})
     queue.schedule("fast", every=0.1)
     latest = int(time.time()) // hour * hour * 1000
+
+    def fast() -> int:
+        return sum(job_id.startswith("schedule:fast:") for job_id in runs)
+
     async with queue:
         await wait_until(lambda: f"schedule:catches-up:{latest}" in runs)
         # every loop started together: two ticks of "fast" later, "skips" had its chance and took none
-        fast = lambda: sum(job_id.startswith("schedule:fast:") for job_id in runs)  # noqa: E731
         await wait_until(lambda: fast() >= 2)
         assert await storage.get(f"schedule:skips:{latest}") is None
         assert not any(job_id.startswith("schedule:skips:") for job_id in runs)
