@@ -3,21 +3,20 @@
 import jobqueue
 
 EXPECTED = {
+    "__version__",
     # queue
-    "Backoff", "ExecutionContext", "Job", "LeaderElection", "MemoryStorage", "Queue", "Reaper",
-    # types
+    "Backoff", "ExecutionContext", "Job", "JobOptions", "LeaderElection", "Queue", "Reaper", "SyncQueue",
+    # ids
+    "content_id", "new_id",
+    # storages
+    "MemoryStorage", "Storage", "available_schemes", "storage_from_url",
+    # values
     "CancelResult", "EnqueueResult", "JobState", "JobStatus", "UpdateTtlResult",
+    # serdes
+    "JsonSerde", "MsgpackSerde", "Serde",
     # errors
     "CorruptDataError", "JobCancelledError", "JobFailedError", "JobNotFoundError", "JobQueueError",
     "JobTimeoutError", "MaxRetriesError", "SerializationError", "StorageError",
-    # serdes
-    "JsonSerde", "MsgpackSerde", "Serde",
-    # storage contract
-    "DEFAULT_NAMESPACE", "INLINE_RESULT_LIMIT", "Channel", "Claim", "EnqueueOutcome", "EventKind",
-    "JobPage", "JobRecord", "LeaderLock", "Stalled", "Storage", "StorageEvent", "TtlOutcome", "WorkerRecord",
-    # helpers
-    "available_schemes", "decode_event", "encode_event", "from_ms", "map_exceptions", "now_ms",
-    "page_jobs", "parse_query", "storage_from_url", "to_ms", "validate_job_id",
 }  # fmt: skip
 
 
