@@ -61,7 +61,8 @@ def test_content_id_refuses_what_the_serde_cannot_encode() -> None:
 
 
 async def test_content_ids_deduplicate_equal_payloads() -> None:
-    async with jobqueue.Queue(jobqueue.MemoryStorage()) as queue:
+    queue: jobqueue.Queue[dict[str, int], None] = jobqueue.Queue(jobqueue.MemoryStorage())
+    async with queue:
         payload = {"invoice": 7}
         assert (await queue.enqueue(content_id(payload), payload)).status == "queued"
         assert (await queue.enqueue(content_id(payload), payload)).status == "duplicate"
