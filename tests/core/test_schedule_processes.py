@@ -7,28 +7,17 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import BACKENDS
+
 PROC = Path(__file__).with_name("schedule_proc.py")
 PERIOD_MS = 500
 
-# the storages several processes can share; each needs contract v2
-SHARED_KINDS = [
-    pytest.param("file", marks=pytest.mark.file),
-    pytest.param("redis", marks=pytest.mark.redis),
-    pytest.param("valkey", marks=pytest.mark.valkey),
-]
 
-
-@pytest.fixture(params=SHARED_KINDS)
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "file":
-        return (tmp_path / "store").as_uri()
-    server: str = request.getfixturevalue(f"{request.param}_url")
-    return f"{server}?prefix=s{uuid.uuid4().hex[:12]}"
+SHARED = [param for param in BACKENDS if param.id != "memory"]  # memory lives in one process
 
 
 def read(log: Path) -> list[tuple[str, str, int]]:
@@ -49,12 +38,13 @@ def tick(job_id: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_each_tick_runs_once_across_processes_with_one_killed(shared_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", SHARED, indirect=True)
+def test_each_tick_runs_once_across_processes_with_one_killed(storage_url: str, tmp_path: Path) -> None:
     log = tmp_path / "log"
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, str(PROC), shared_url, str(log)])
+        proc = subprocess.Popen([sys.executable, str(PROC), storage_url, str(log)])
         procs.append(proc)
         wait_for(lambda: ("started", "-", proc.pid) in read(log), f"process {proc.pid} to start")
         return proc
