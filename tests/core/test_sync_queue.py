@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -183,3 +185,44 @@ def test_repr_tells_the_state() -> None:
     with queue:
         assert repr(queue) == "<SyncQueue 'default' open>"
     assert repr(queue) == "<SyncQueue 'default' closed>"
+
+
+def in_forked_child(action: Callable[[], bool]) -> int:
+    """Run ``action`` in a forked child; its exit code: 0 True, 1 False, 2 raised."""
+    with warnings.catch_warnings():
+        # Python 3.12 warns that forking a multi-threaded process is risky: that risk is the test
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            code = 0 if action() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_forked_child_connects_anew(storage_url: str) -> None:
+    queue: SyncQueue[int, int] = SyncQueue(storage_url, name="forks")
+    with queue:
+        assert queue.enqueue("parent", 1).status == "queued"
+        assert in_forked_child(lambda: queue.enqueue("child", 2).status == "queued") == 0
+        assert queue.enqueue("after", 3).status == "queued"  # the parent's loop is unharmed
+        if storage_url != "memory://":  # memory lives in one process; others are shared
+            assert queue.get_status("child") is not None
+
+
+def test_a_forked_child_cannot_reuse_a_storage_instance() -> None:
+    queue: SyncQueue[int, int] = SyncQueue(MemoryStorage())
+    with queue:
+        queue.enqueue("parent", 1)
+
+        def refused() -> bool:
+            try:
+                queue.enqueue("child", 2)
+            except JobQueueError as exc:
+                return "give it a URL" in str(exc)
+            return False
+
+        assert in_forked_child(refused) == 0

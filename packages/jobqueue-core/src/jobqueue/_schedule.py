@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from ._contract import rules
-from ._durations import from_ms, now_ms, to_ms, validate_job_id
+from ._durations import MAX_SECONDS, from_ms, now_ms, to_ms, validate_job_id
 from ._errors import StorageError
 
 __all__ = ["TICK_HORIZON_MS", "Schedule", "Scheduler", "build_schedule"]
@@ -57,7 +57,7 @@ class Schedule:
     @property
     def result_ttl_ms(self) -> int:
         """How long a tick's result lives at least: past any late enqueue of the same tick."""
-        return min(2 * self.period_ms + 2 * TICK_HORIZON_MS, rules.MAX_DEADLINE_MS // 2)
+        return min(2 * self.period_ms + 2 * TICK_HORIZON_MS, MAX_SECONDS * 1000)
 
     def next_after(self, ms: int) -> int:
         """The first tick strictly after ``ms`` (epoch milliseconds)."""
@@ -189,15 +189,17 @@ class Scheduler:
         failures = 0
         while True:
             now = now_ms()
-            due = pending + spec.ticks_between(last, now, rules.MAX_BATCH - len(pending))
             horizon = now - spec.period_ms - TICK_HORIZON_MS
-            late = [tick for tick in due if tick < horizon]
-            if late:
+            if last < horizon or (pending and pending[0] < horizon):
+                # after a long pause or outage: ticks this late may have run and expired elsewhere
                 self._logger.warning(
-                    "schedule %r: skipped %d tick(s) more than %gs late", spec.name, len(late),
+                    "schedule %r: skipped the ticks due between %s and %s (more than %gs late)",
+                    spec.name, from_ms(min([last, *pending])).isoformat(), from_ms(horizon).isoformat(),
                     (spec.period_ms + TICK_HORIZON_MS) / 1000,
                 )  # fmt: skip
-                due = [tick for tick in due if tick >= horizon]
+                pending = [tick for tick in pending if tick >= horizon]
+                last = max(last, horizon)
+            due = pending + spec.ticks_between(last, now, rules.MAX_BATCH - len(pending))
             if due:
                 try:
                     await self._submit(spec, due)
@@ -205,12 +207,12 @@ class Scheduler:
                     failures += 1
                     if failures == 1:
                         self._logger.warning("schedule %r: enqueue failed (%s); retrying", spec.name, exc)
-                    pending, last = due, now
+                    pending, last = due, max(last, now)
                     await asyncio.sleep(min(0.05 * 2**failures, 5.0) * random.uniform(0.5, 1.0))
                     continue
                 except Exception:  # a bug must not end the schedule: log it, drop these ticks
                     self._logger.exception("schedule %r: could not enqueue ticks %s", spec.name, due)
                 failures = 0
-            pending, last = [], now
+            pending, last = [], max(last, now)  # max: a clock stepped back must not repeat ticks
             # wake at the next tick; an early wake (clock adjustments) finds nothing due and sleeps again
             await asyncio.sleep(max(0, spec.next_after(now) - now_ms()) / 1000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
@@ -56,19 +57,21 @@ class SyncQueue(Generic[P, R]):
         result_serde: Serde[Any] | None = None,
         logger: Any = None,
     ) -> None:
+        self._url = storage_or_url if isinstance(storage_or_url, str) else None
+        self._options: dict[str, Any] = {
+            "name": name,
+            "max_attempts": max_attempts,
+            "result_ttl": result_ttl,
+            "payload_serde": payload_serde,
+            "result_serde": result_serde,
+            "logger": logger,
+        }
         storage = storage_from_url(storage_or_url) if isinstance(storage_or_url, str) else storage_or_url
-        self._queue: Queue[P, R] = Queue(
-            storage,
-            name=name,
-            max_attempts=max_attempts,
-            result_ttl=result_ttl,
-            payload_serde=payload_serde,
-            result_serde=result_serde,
-            logger=logger,
-        )
+        self._queue: Queue[P, R] = Queue(storage, **self._options)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self._closed = False
 
     @property
@@ -86,6 +89,17 @@ class SyncQueue(Generic[P, R]):
         with self._lock:
             if self._closed:
                 raise JobQueueError("this SyncQueue is closed")
+            if self._pid != os.getpid() and self._loop is not None:
+                # a forked child (gunicorn --preload, prefork pools) inherits the loop but not its
+                # thread, and connections it must not share with the parent: start afresh
+                if self._url is None:
+                    raise JobQueueError(
+                        "this SyncQueue was opened before the process forked; give it a URL (not a "
+                        "Storage) so that a child process can connect anew"
+                    )
+                self._loop = self._thread = None
+                self._queue = Queue(storage_from_url(self._url), **self._options)
+            self._pid = os.getpid()
             if self._loop is not None:
                 return
             loop = asyncio.new_event_loop()
@@ -124,7 +138,7 @@ class SyncQueue(Generic[P, R]):
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
-            self.open()
+            self.open()  # cheap once open: a lock and two checks
             loop = self._loop
             if loop is None:  # closed by another thread in between
                 raise JobQueueError("this SyncQueue is closed")
