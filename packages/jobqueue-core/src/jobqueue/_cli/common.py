@@ -22,8 +22,8 @@ __all__ = [
     "positive_int",
     "positive_seconds",
     "redact",
-    "schedule_spec",
     "unreachable",
+    "schedule_spec",
 ]
 
 EXIT_USAGE = 2  # the command line is wrong (argparse uses 2 as well)

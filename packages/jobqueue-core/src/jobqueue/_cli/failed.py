@@ -21,7 +21,7 @@ from .._durations import from_ms
 from .._errors import StorageError
 from .._failure import decode_error
 from .._types import JobState
-from .common import CliError, open_storage, redact, unreachable
+from .common import CliError, open_storage, unreachable
 from .output import Output
 
 __all__ = ["add_failed_parser", "failed_jobs", "run_failed"]
@@ -89,7 +89,7 @@ async def _monitored(args: argparse.Namespace) -> AsyncIterator[Monitoring]:
     try:
         yield storage
     except StorageError as exc:
-        raise CliError(f"storage {redact(args.storage)} failed: {exc}") from exc
+        raise unreachable(args.storage, exc) from exc
     finally:
         await storage.disconnect()
 
