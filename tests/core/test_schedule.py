@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import jobqueue._schedule as schedule_module
 import pytest
-from jobqueue import Job, JobQueueError, JobState, MemoryStorage, Queue, Storage
-from jobqueue._schedule import TICK_HORIZON_MS, build_schedule
+from jobqueue import Job, JobQueueError, JobState, MemoryStorage, Queue, Storage, StorageError
+from jobqueue._schedule import TICK_HORIZON_MS, Scheduler, build_schedule
 
 
 def tick_of(job_id: str) -> int:
@@ -235,3 +238,52 @@ async def test_stop_ends_the_scheduler_task(storage: Storage) -> None:
         await wait_until(lambda: runs)
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert not {name for name in names if name.startswith("jobqueue-schedule")}, names
+
+
+# ------------------------------------------------------------------ the scheduler task alone
+
+
+async def run_scheduler(spec_every: float, submit: Any, until: Any, logger: logging.Logger) -> None:
+    spec = build_schedule("s", cron=None, every=spec_every, payload=None, timezone="UTC", catch_up=False)
+    task = asyncio.create_task(Scheduler([spec], submit, logger).run())
+    try:
+        await wait_until(until)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_ticks_due_during_a_storage_outage_are_enqueued_after_it() -> None:
+    calls: list[list[int]] = []
+    failures = 3
+
+    async def submit(_spec: Any, ticks: list[int]) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise StorageError("connection refused")
+        calls.append(ticks)
+
+    await run_scheduler(0.1, submit, lambda: sum(map(len, calls)) >= 12, logging.getLogger("test"))
+    ticks = [tick for batch in calls for tick in batch]
+    assert ticks == list(range(ticks[0], ticks[0] + 100 * len(ticks), 100)), "a tick was lost in the outage"
+    assert any(len(batch) > 1 for batch in calls), "the outage should have made ticks pile up"
+
+
+async def test_ticks_too_late_are_skipped_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(schedule_module, "TICK_HORIZON_MS", 0)  # late means one period late here
+    calls: list[list[int]] = []
+    outage_until = time.time() + 0.6
+
+    async def submit(_spec: Any, ticks: list[int]) -> None:
+        if time.time() < outage_until:
+            raise StorageError("connection refused")
+        calls.append(ticks)
+
+    await run_scheduler(0.1, submit, lambda: len(calls) >= 3, logging.getLogger("test-late"))
+    assert "skipped the ticks due between" in caplog.text
+    first = calls[0]
+    assert first[0] >= outage_until * 1000 - 250, "ticks older than a period were enqueued"
