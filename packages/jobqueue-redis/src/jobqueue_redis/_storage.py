@@ -39,8 +39,8 @@ from jobqueue.storage import (
     StorageEvent,
     TtlOutcome,
     parse_query,
+    redact_url,
 )
-from jobqueue.storage import redact_url
 
 from ._admin import RedisAdminMixin
 from ._connection import ServerConnections, acquire, release
