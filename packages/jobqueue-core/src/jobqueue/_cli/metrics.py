@@ -9,9 +9,9 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from .._contract.storage import Monitoring, Storage
-from .._errors import StorageError
 from .._telemetry import add_observer
-from .common import CliError, open_storage, redact, unreachable
+from .._urls import redact_url
+from .common import CliError, connecting, monitoring, open_storage
 from .output import Output
 
 if TYPE_CHECKING:
@@ -92,14 +92,14 @@ def start_worker_metrics(
 async def run_metrics(args: argparse.Namespace, out: Output) -> int:
     """Serve the storage's counts until SIGTERM/SIGINT; return the exit code."""
     storage = open_storage(args.storage, args.queue)
-    if not isinstance(storage, Monitoring):
-        raise CliError(f"{type(storage).__name__} has no Monitoring capability: nothing to serve")
+    watched = monitoring(storage, "jobqueue metrics")
     try:
-        await storage.connect()
-        await storage.counts()  # fail now, not at the first scrape, when the storage is unreachable
-    except StorageError as exc:
+        with connecting(args.storage):
+            await storage.connect()
+            await watched.counts()  # fail now, not at the first scrape, when the storage is unreachable
+    except CliError:
         await storage.disconnect()
-        raise unreachable(args.storage, exc) from exc
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -107,7 +107,7 @@ async def run_metrics(args: argparse.Namespace, out: Output) -> int:
     server = None
     try:
         server = _serve(storage, args.host, args.port, [])
-        log.info("watching %s", redact(args.storage))
+        log.info("watching %s", redact_url(args.storage))
         await stop.wait()
         return 0
     finally:
