@@ -7,6 +7,8 @@ tests in this process keep running with the API alone.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -250,3 +252,24 @@ async def test_the_depth_gauge_waits_for_counts_when_read_from_another_thread(
         await queue.enqueue_many([("a", 1), ("b", 2)])
         points = await asyncio.to_thread(sdk.points, METRICS["depth"], "threaded")
     assert {p.attributes["jobqueue.job.state"]: p.value for p in points}[JobState.QUEUED.value] == 2
+
+
+def test_without_opentelemetry_nothing_is_imported_and_jobs_run() -> None:
+    code = """
+import asyncio, sys
+sys.modules["opentelemetry"] = None  # as if the [otel] extra were not installed
+from jobqueue import MemoryStorage, Queue
+
+async def main():
+    queue = Queue(MemoryStorage())
+    assert queue.config.observer is None
+    queue.execute(lambda job: job.payload + 1)
+    async with queue:
+        print(await queue.enqueue_and_wait("x", 1, timeout=30))
+
+asyncio.run(main())
+assert not any(name.startswith("opentelemetry.") for name in sys.modules)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "2"
