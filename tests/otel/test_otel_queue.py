@@ -1,4 +1,4 @@
-"""OpenTelemetry on MemoryStorage: one trace per job across attempts, and metrics that count exactly.
+"""OpenTelemetry on memory and Redis: one trace per job across attempts, and metrics that count exactly.
 
 The SDK providers are given to the observer, not installed globally: other
 tests in this process keep running with the API alone.
@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from jobqueue import Job, JobFailedError, JobState, MemoryStorage, Queue, Reaper, SerializationError
+from jobqueue import Job, JobFailedError, JobState, MemoryStorage, Queue, Reaper, SerializationError, Storage
 from jobqueue._contract.codecs import decode_envelope
 from jobqueue._otel import METRICS, OTelObserver
 from jobqueue._telemetry import add_observer, default_observer
@@ -21,8 +22,6 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from tests.otel.otel_support import Sdk, span_record, wait_until
-
-pytestmark = pytest.mark.memory
 
 
 @pytest.fixture
@@ -32,13 +31,23 @@ def sdk() -> Iterator[Sdk]:
     recorder.shutdown()
 
 
-@pytest.fixture
-async def storage() -> AsyncIterator[MemoryStorage]:
-    async with MemoryStorage() as memory:
-        yield memory
+@pytest.fixture(
+    params=[pytest.param("memory", marks=pytest.mark.memory), pytest.param("redis", marks=pytest.mark.redis)]
+)
+async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
+    """A fresh storage: memory, or a prefix of its own on the session's Redis."""
+    if request.param == "memory":
+        async with MemoryStorage() as memory:
+            yield memory
+        return
+    from jobqueue_redis import RedisStorage
+
+    url: str = request.getfixturevalue("redis_url")
+    async with RedisStorage(url, prefix=f"otel{uuid.uuid4().hex[:8]}") as redis:
+        yield redis
 
 
-def instrumented(storage: MemoryStorage, sdk: Sdk, name: str, **options: Any) -> Queue[Any, Any]:
+def instrumented(storage: Storage, sdk: Sdk, name: str, **options: Any) -> Queue[Any, Any]:
     queue: Queue[Any, Any] = Queue(storage, name=name, instrument=False, retry_backoff=0.01, **options)
     add_observer(queue, sdk.observer())
     return queue
@@ -51,7 +60,7 @@ async def flaky(job: Job[dict[str, Any]]) -> str:
     return "ok"
 
 
-async def test_every_attempt_continues_the_producers_trace(storage: MemoryStorage, sdk: Sdk) -> None:
+async def test_every_attempt_continues_the_producers_trace(storage: Storage, sdk: Sdk) -> None:
     queue = instrumented(storage, sdk, "traces")
     queue.execute(flaky)
     request = sdk.tracer_provider.get_tracer("app").start_span("POST /signup")
@@ -83,7 +92,7 @@ async def test_every_attempt_continues_the_producers_trace(storage: MemoryStorag
     assert second["attributes"]["messaging.message.id"] == "job-1"
 
 
-async def test_the_handler_runs_inside_the_process_span(storage: MemoryStorage, sdk: Sdk) -> None:
+async def test_the_handler_runs_inside_the_process_span(storage: Storage, sdk: Sdk) -> None:
     queue = instrumented(storage, sdk, "nested")
     tracer = sdk.tracer_provider.get_tracer("app")
 
@@ -99,7 +108,7 @@ async def test_the_handler_runs_inside_the_process_span(storage: MemoryStorage, 
     assert inside["parent_id"] == process["span_id"]
 
 
-async def test_scheduled_and_batched_jobs_carry_their_context(storage: MemoryStorage, sdk: Sdk) -> None:
+async def test_scheduled_and_batched_jobs_carry_their_context(storage: Storage, sdk: Sdk) -> None:
     queue = instrumented(storage, sdk, "later", concurrency=4)
     queue.execute(flaky)
     async with queue:
@@ -117,7 +126,7 @@ async def test_scheduled_and_batched_jobs_carry_their_context(storage: MemorySto
     assert parents["delayed"] == delayed["span_id"]
 
 
-async def test_a_job_recovered_after_a_crash_continues_its_trace(storage: MemoryStorage, sdk: Sdk) -> None:
+async def test_a_job_recovered_after_a_crash_continues_its_trace(storage: Storage, sdk: Sdk) -> None:
     producer = instrumented(storage, sdk, "crash")
     async with producer:
         await producer.enqueue("survivor", {})
@@ -138,7 +147,7 @@ async def test_a_job_recovered_after_a_crash_continues_its_trace(storage: Memory
     assert process["attributes"]["jobqueue.job.attempt"] == 2
 
 
-async def test_metrics_count_a_run_of_known_outcomes_exactly(storage: MemoryStorage, sdk: Sdk) -> None:
+async def test_metrics_count_a_run_of_known_outcomes_exactly(storage: Storage, sdk: Sdk) -> None:
     queue = instrumented(storage, sdk, "counted", concurrency=5, max_attempts=2)
     queue.execute(flaky)
     plan = (
@@ -190,7 +199,7 @@ async def _depth(sdk: Sdk, queue: str, expected: dict[JobState, int]) -> dict[st
     return found
 
 
-async def test_a_stopped_queue_leaves_the_depth_gauge(storage: MemoryStorage, sdk: Sdk) -> None:
+async def test_a_stopped_queue_leaves_the_depth_gauge(storage: Storage, sdk: Sdk) -> None:
     queue = instrumented(storage, sdk, "gone")
     async with queue:
         await queue.enqueue("x", 1)
@@ -198,7 +207,7 @@ async def test_a_stopped_queue_leaves_the_depth_gauge(storage: MemoryStorage, sd
     assert sdk.points(METRICS["depth"], "gone") == []
 
 
-async def test_on_by_default_and_off_per_queue(storage: MemoryStorage) -> None:
+async def test_on_by_default_and_off_per_queue(storage: Storage) -> None:
     assert isinstance(default_observer(), OTelObserver)
     assert Queue(storage).config.observer is default_observer()
     assert Queue(storage, instrument=False).config.observer is None
@@ -207,7 +216,7 @@ async def test_on_by_default_and_off_per_queue(storage: MemoryStorage) -> None:
         Queue(storage, instrument="yes")  # type: ignore[arg-type]
 
 
-async def test_without_an_sdk_envelopes_carry_only_an_incoming_context(storage: MemoryStorage) -> None:
+async def test_without_an_sdk_envelopes_carry_only_an_incoming_context(storage: Storage) -> None:
     queue: Queue[int, int] = Queue(storage, name="plain")  # the API alone: no provider is set in this process
     incoming = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     async with queue:
@@ -222,9 +231,7 @@ async def test_without_an_sdk_envelopes_carry_only_an_incoming_context(storage: 
     assert headers["traceparent"] == f"00-{0x1234:032x}-{0x5678:016x}-01"
 
 
-async def test_a_queue_running_an_sdk_after_it_was_built_picks_it_up(
-    storage: MemoryStorage, sdk: Sdk
-) -> None:
+async def test_a_queue_running_an_sdk_after_it_was_built_picks_it_up(storage: Storage, sdk: Sdk) -> None:
     observer = OTelObserver()  # global providers: none yet
     assert observer.send("q", "a", 1).headers is None
     observer._tracer_provider = sdk.tracer_provider  # as if the application set one up later
@@ -232,7 +239,7 @@ async def test_a_queue_running_an_sdk_after_it_was_built_picks_it_up(
     assert observer.send("q", "a", 1).headers is not None
 
 
-async def test_a_failing_enqueue_ends_its_span_with_the_error(storage: MemoryStorage, sdk: Sdk) -> None:
+async def test_a_failing_enqueue_ends_its_span_with_the_error(storage: Storage, sdk: Sdk) -> None:
     queue = instrumented(storage, sdk, "broken")
     async with queue:
         with pytest.raises(SerializationError):
@@ -245,7 +252,7 @@ async def test_a_failing_enqueue_ends_its_span_with_the_error(storage: MemorySto
 
 
 async def test_the_depth_gauge_waits_for_counts_when_read_from_another_thread(
-    storage: MemoryStorage, sdk: Sdk
+    storage: Storage, sdk: Sdk
 ) -> None:
     queue = instrumented(storage, sdk, "threaded")
     async with queue:
