@@ -20,9 +20,7 @@ from jobqueue.storage import parse_query, redact_url
 
 # Secrets start with "Zq", which no other part of a generated URL can hold (they are lower case), so
 # finding one in a message is a leak, not a coincidence.
-_SECRET_BODY = st.text(
-    alphabet=st.characters(codec="utf-8"), min_size=4, max_size=24
-)
+_SECRET_BODY = st.text(alphabet=st.characters(codec="utf-8"), min_size=4, max_size=24)
 SECRETS = _SECRET_BODY.map(lambda body: "Zq" + body)
 HOSTS = st.sampled_from(["127.0.0.1", "localhost", "redis.internal", "[::1]"])
 USERS = st.sampled_from(["", "app", "default"])
