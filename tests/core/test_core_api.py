@@ -11,8 +11,11 @@ import jobqueue.storage
 ROOT = Path(__file__).resolve().parents[2]
 
 APPLICATION_API = {
+    "__version__",
     # queue
-    "Backoff", "ExecutionContext", "Job", "JobOptions", "LeaderElection", "Queue", "Reaper",
+    "Backoff", "ExecutionContext", "Job", "JobOptions", "LeaderElection", "Queue", "Reaper", "SyncQueue",
+    # ids
+    "content_id", "new_id",
     # storages
     "MemoryStorage", "Storage", "available_schemes", "storage_from_url",
     # values

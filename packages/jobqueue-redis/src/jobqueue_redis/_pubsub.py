@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue import CorruptDataError, StorageError, StorageEvent, decode_event
+from jobqueue.storage import CorruptDataError, StorageError, StorageEvent, decode_event
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 

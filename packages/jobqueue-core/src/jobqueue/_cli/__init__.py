@@ -20,7 +20,9 @@ from .common import (
     non_negative_seconds,
     positive_int,
     positive_seconds,
+    schedule_spec,
 )
+from .failed import add_failed_parser
 from .output import Output, make_output, terminal_safe
 
 __all__ = ["build_parser", "main"]
@@ -92,6 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--reaper", action="store_true", help="also run a reaper (recovers stalled jobs)")
     worker.add_argument(
+        "--max-attempts", type=positive_int, default=3, metavar="N", help="total tries per job (default 3)"
+    )
+    worker.add_argument(
+        "--job-timeout",
+        type=positive_seconds,
+        metavar="S",
+        help="an attempt running longer fails (default: no limit; a job's own job_timeout wins)",
+    )
+    worker.add_argument(
+        "--schedule",
+        action="append",
+        type=schedule_spec,
+        default=[],
+        metavar="NAME=CRON",
+        help="also run the handler periodically, e.g. 'nightly=0 3 * * *' (cron in UTC, 5 fields, or 6 "
+        "with seconds first); once per tick across all workers; repeatable",
+    )
+    worker.add_argument(
         "--visibility-timeout",
         type=positive_seconds,
         default=30.0,
@@ -118,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--abort", action="store_true", help="also stop the job if it is running")
 
     sub.add_parser("stats", parents=[target], help="jobs per state and registered workers")
+    add_failed_parser(sub, target)
 
     demo = sub.add_parser("demo", parents=[common], help="see jobqueue work, in a few seconds")
     demo.add_argument(
@@ -142,6 +163,10 @@ def _command(name: str) -> Command:
         from .demo import run_demo
 
         return run_demo
+    if name == "failed":
+        from .failed import run_failed
+
+        return run_failed
     from . import client as _cli_client
 
     commands: dict[str, Command] = {

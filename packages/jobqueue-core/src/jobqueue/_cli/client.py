@@ -87,6 +87,8 @@ async def run_status(args: argparse.Namespace, out: Output) -> int:
     out.print(f"state:     {status.state}", style=_STATE_STYLES.get(status.state))
     out.print(f"attempts:  {status.attempts}")
     out.print(f"created:   {status.created_at.isoformat(timespec='milliseconds')}")
+    if status.progress is not None:
+        out.print(f"progress:  {to_json(status.progress)}")
     if status.state is JobState.COMPLETED:
         out.print(f"result:    {to_json(status.result)}")
     if status.error is not None:

@@ -27,6 +27,7 @@ __all__ = [
     "positive_int",
     "positive_seconds",
     "unreachable",
+    "schedule_spec",
 ]
 
 EXIT_USAGE = 2  # the command line is wrong (argparse uses 2 as well)
@@ -140,3 +141,11 @@ def positive_seconds(text: str) -> float:
 def non_negative_seconds(text: str) -> float:
     """An argparse type: a finite number of seconds >= 0."""
     return _seconds(text, allow_zero=True)
+
+
+def schedule_spec(text: str) -> tuple[str, str]:
+    """An argparse type: ``NAME=CRON`` (the cron expression is checked when the worker schedules it)."""
+    name, sep, cron = text.partition("=")
+    if not sep or not name.strip() or not cron.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=CRON such as 'nightly=0 3 * * *', got {text!r}")
+    return name.strip(), cron.strip()

@@ -138,9 +138,18 @@ async def run_worker(args: argparse.Namespace) -> int:
     handler = load_handler(args.handler)
     storage = open_storage(args.storage, args.queue)
     queue: Queue[Any, Any] = Queue(
-        storage, concurrency=args.concurrency, visibility_timeout=args.visibility_timeout
+        storage,
+        concurrency=args.concurrency,
+        visibility_timeout=args.visibility_timeout,
+        max_attempts=args.max_attempts,
+        job_timeout=args.job_timeout,
     )
     queue.execute(handler)
+    for name, cron in args.schedule:
+        try:
+            queue.schedule(name, cron=cron)
+        except (ValueError, TypeError) as exc:
+            raise CliError(f"--schedule {name}={cron}: {exc}", 2) from exc
     tracker = _Tracker(queue)
     reaper = _reaper_for(storage, args) if args.reaper else None
     stop = asyncio.Event()
@@ -163,6 +172,8 @@ async def run_worker(args: argparse.Namespace) -> int:
             args.concurrency,
             ", with a reaper" if reaper is not None else "",
         )
+        for name, cron in args.schedule:
+            log.info("schedule %r: %s (UTC), once per tick across workers", name, cron)
         await stop.wait()
         if reaper is not None:
             await reaper.stop()
