@@ -153,6 +153,8 @@ def test_failed_list_and_status_progress(app: Path, store_url: str) -> None:
     assert 'progress:  {"step": 1, "of": 2}' in status.stdout, status.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # a dozen CLI processes: slow on a loaded machine
 def test_failed_retry_and_purge(app: Path, store_url: str) -> None:
     target = storage_args(store_url, "features")
     make_jobs(store_url, "features", ["bad-0", "bad-1", "bad-2", "bad-3"])
