@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .._errors import JobQueueError
+from .._urls import redact_secrets
 from .common import (
     EXIT_RUNTIME,
     CliError,
@@ -190,20 +191,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_command(args.command)(args, out))
     except CliError as exc:
-        _report(out, exc, str(exc), args.debug)
+        _report(out, exc, str(exc), args)
         return exc.code
     except JobQueueError as exc:
-        _report(out, exc, f"{type(exc).__name__}: {exc}", args.debug)
+        _report(out, exc, f"{type(exc).__name__}: {exc}", args)
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130
 
 
-def _report(out: Output, exc: BaseException, message: str, debug: bool) -> None:
-    if debug:
+def _report(out: Output, exc: BaseException, message: str, args: argparse.Namespace) -> None:
+    url = getattr(args, "storage", None)
+    if args.debug:  # a traceback shows what the user asked for: their own URL, secrets included
         traceback.print_exception(exc, file=sys.stderr)
-    out.error(message)
+    # Last line of defence: whatever a library wrote into the message, the URL's secrets are masked.
+    out.error(redact_secrets(message, url) if url else message)
 
 
 if __name__ == "__main__":
