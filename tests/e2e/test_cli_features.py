@@ -183,13 +183,11 @@ def test_failed_retry_and_purge(app: Path, store_url: str) -> None:
 
 def test_status_shows_the_progress_of_a_running_job(app: Path, store_url: str) -> None:
     target = storage_args(store_url, "progress")
-    with spawn("worker", "features_app:handle", *target, cwd=app) as (proc, reader):
+    with spawn("worker", "features_app:handle", *target, cwd=app) as (_proc, reader):
         reader.wait_for("handler features_app:handle")
         assert run_cli("enqueue", *target, "held", '{"hold": 60}', cwd=app).returncode == 0
         deadline = time.monotonic() + 30
         while "state:     processing" not in (status := run_cli("status", *target, "held", cwd=app)).stdout:
             assert time.monotonic() < deadline, status.stdout
         assert 'progress:  {"step": 1, "of": 2}' in status.stdout
-        proc.send_signal(signal.SIGTERM)
-        proc.send_signal(signal.SIGTERM)  # no need to wait for the held job
-        proc.wait(timeout=30)
+        # spawn() kills the worker: the held job need not finish
