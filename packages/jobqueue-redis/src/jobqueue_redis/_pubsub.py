@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue import CorruptDataError, StorageError, StorageEvent, decode_event
+from jobqueue.storage import CorruptDataError, StorageError, StorageEvent, decode_event
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
