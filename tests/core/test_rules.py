@@ -148,3 +148,14 @@ def test_higher_priority_is_claimed_first_then_fifo() -> None:
         ]
     )
     assert [name for _, name in order] == ["high", "high2", "low"]
+
+
+def test_evolve_copies_every_field_and_changes_only_those_given() -> None:
+    from dataclasses import fields
+
+    record = running()
+    assert rules.evolve(record) == record
+    for field in fields(JobRecord):
+        marker = object()
+        changed = rules.evolve(record, **{field.name: marker})
+        assert getattr(changed, field.name) is marker, f"evolve ignores {field.name}"

@@ -171,7 +171,9 @@ async def test_a_worker_killed_between_its_wake_up_and_its_claim_loses_no_job(
                 return any(client.get("cmd") == "bzpopmin" for client in clients)
 
             await wait_until(blocked_on_the_marker, message="the worker blocks in BZPOPMIN", timeout=10)
-            os.kill(proc.pid, signal.SIGSTOP)  # frozen: the server pops the marker for it, the claim never runs
+            os.kill(
+                proc.pid, signal.SIGSTOP
+            )  # frozen: the server pops the marker for it, the claim never runs
             await storage.enqueue("orphan", b"m")
 
             async def marker_taken() -> bool:

@@ -14,6 +14,7 @@ from ._contract.records import Channel, EventKind, Revoked
 from ._contract.storage import ControlChannel, Storage
 from ._emitter import Emitter
 from ._errors import StorageError
+from ._finisher import Finisher
 from ._tasks import cancel_and_wait
 
 __all__ = ["Consumer"]
@@ -40,6 +41,7 @@ class Consumer:
         self._slot_free.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._finisher = Finisher(storage, config.worker_id)
 
     @property
     def running_ids(self) -> list[str]:
@@ -101,7 +103,7 @@ class Consumer:
             failures = 0
             for claim in claims:
                 attempt: Attempt[Any, Any] = Attempt(
-                    claim, self._storage, config, self._emitter, self._handler, self._is_async
+                    claim, self._storage, self._finisher, config, self._emitter, self._handler, self._is_async
                 )
                 task = asyncio.create_task(attempt.run(), name=f"jobqueue-job-{claim.id}")
                 self._running[claim.id] = (attempt, task)

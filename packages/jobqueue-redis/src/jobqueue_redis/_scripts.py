@@ -52,6 +52,7 @@ SCRIPT_NAMES = (
     "set_progress",
     "unregister_worker",
     "update_ttl",
+    "wake",
 )
 
 READ_ONLY = frozenset({"get_many"})

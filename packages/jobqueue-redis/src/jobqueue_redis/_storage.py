@@ -14,7 +14,7 @@ nothing (the job stays ready for the next dequeue).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self, cast
 
@@ -61,6 +61,22 @@ __all__ = ["RedisStorage"]
 _ACKNOWLEDGING = frozenset({"enqueue", "finish", "cancel", "retry_failed", "update_ttl"})
 _WAKE_KINDS = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.STALLED})
 _CHUNK = 1000  # ids per script call where a caller may pass more (Lua's unpack has a limit)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _in_background(call: Coroutine[Any, Any, Any]) -> None:
+    """Run a best-effort call that nobody waits for (its failure only costs a later wake-up)."""
+    task = asyncio.ensure_future(call)
+    _background.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed wake-up is not worth a log line
 
 
 class _Shared:
@@ -279,7 +295,10 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
                 )
             if task is not None and task.cancelling() > cancelling:
                 # redis-py can return a reply that arrived together with a cancellation and
-                # drop the cancellation; honour it (the job stays ready: nothing is lost).
+                # drop the cancellation; honour it (the job stays ready: nothing is lost), and
+                # give the wake-up it took to the next blocked worker.
+                if popped is not None:
+                    _in_background(self._run("wake"))
                 raise asyncio.CancelledError
             claims, next_due = await self._claim_once(worker_id, lease_ms, limit, woken=popped is not None)
             if claims:
