@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from ._cluster import ClusterCommands, is_cluster_url, parse_cluster_url
 from ._errors import redis_errors
 from ._pubsub import PubSubHub, stop_task
-from ._scripts import scripts
+from ._scripts import scripts_for
 from ._sharded import ShardedPubSubHub
 
 __all__ = ["CommandConnection", "ServerConnections", "acquire", "release"]
@@ -179,7 +179,7 @@ class ServerConnections:
     async def open(self) -> None:
         """Start the command pipeline and register every script (one round trip per node)."""
         self.commands.start()
-        loads = [("SCRIPT", "LOAD", s.source) for s in scripts(sharded=self.commands.sharded).values()]
+        loads = [("SCRIPT", "LOAD", s.source) for s in scripts_for(self.commands).values()]
         with redis_errors("connect"):
             if isinstance(self.commands, ClusterCommands):
                 await asyncio.gather(*(self.commands.call_on_primaries(*load) for load in loads))

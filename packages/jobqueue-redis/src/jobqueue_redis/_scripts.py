@@ -33,6 +33,8 @@ __all__ = [
     "run_script",
     "run_script_confirmed",
     "scripts",
+    "scripts_for",
+    "sharded_scripts",
 ]
 
 SCRIPT_NAMES = (
@@ -102,14 +104,25 @@ def build(name: str, prelude: str = "", *, sharded: bool = False) -> Script:
 
 
 @cache
-def scripts(*, sharded: bool = False) -> dict[str, Script]:
-    """Every script by name, read from the package data once per process (``sharded``: for a cluster)."""
-    return {name: build(name, sharded=sharded) for name in SCRIPT_NAMES}
+def scripts() -> dict[str, Script]:
+    """Every script by name, read from the package data once per process."""
+    return {name: build(name) for name in SCRIPT_NAMES}
+
+
+@cache
+def sharded_scripts() -> dict[str, Script]:
+    """Every script by name in its cluster variant, which publishes with ``SPUBLISH``."""
+    return {name: build(name, sharded=True) for name in SCRIPT_NAMES}
+
+
+def scripts_for(runner: CommandRunner) -> dict[str, Script]:
+    """The scripts for a single server's runner or a cluster's."""
+    return sharded_scripts() if runner.sharded else scripts()
 
 
 async def run_script(runner: CommandRunner, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """Run script ``name`` with ``keys`` (fixed keys first) and ``args`` (channels first)."""
-    script = scripts(sharded=runner.sharded)[name]
+    script = scripts_for(runner)[name]
     try:
         return await runner.call("EVALSHA", script.sha, len(keys), *keys, *args)
     except NoScriptError:
@@ -129,7 +142,7 @@ async def run_script_confirmed(
     Raises:
         StorageError: fewer replicas confirmed the write in time.
     """
-    script = scripts(sharded=runner.sharded)[name]
+    script = scripts_for(runner)[name]
     try:
         return await runner.call_confirmed(
             replicas, timeout_ms, "EVALSHA", script.sha, len(keys), *keys, *args
