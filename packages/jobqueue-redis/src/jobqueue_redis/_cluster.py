@@ -240,9 +240,16 @@ class ClusterCommands:
             except Exception as exc:
                 _fail(todo, exc)
                 return
-            outcomes = await asyncio.gather(
-                *(self._send_to(node, calls) for node, calls in groups), return_exceptions=True
-            )
+            outcomes: list[list[Any] | BaseException]
+            if len(groups) == 1:  # the common case: no task to start, no extra loop turn
+                try:
+                    outcomes = [await self._send_to(*groups[0])]
+                except Exception as exc:
+                    outcomes = [exc]
+            else:
+                outcomes = await asyncio.gather(
+                    *(self._send_to(node, calls) for node, calls in groups), return_exceptions=True
+                )
             todo, stale = [], False
             for (_, calls), outcome in zip(groups, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
