@@ -99,6 +99,8 @@ async def test_a_lapsed_worker_leaves_the_registry_without_list_workers(
     assert loop.time() - registered_at >= 0.25
     assert await raw.hkeys(storage.keys.fixed("heartbeats")) == [b"long"]
     await storage.register_worker("long", 300)  # now the last worker lapses in 300 ms
+    await storage.register_worker("gone", 60_000)
+    await storage.unregister_worker("gone")  # the registry's expiry follows the workers that remain
 
     async def registry_expired() -> bool:
         return not await raw.exists(workers, storage.keys.fixed("heartbeats"))

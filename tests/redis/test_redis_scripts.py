@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from jobqueue import JobState
+from jobqueue import CorruptDataError, JobState
 from jobqueue.storage import Finish, NewJob, rules
 from jobqueue_redis import RedisStorage, _keys, _scripts
 from redis.asyncio import Redis
@@ -178,3 +178,16 @@ async def test_fifo_holds_across_many_batches_and_a_drained_queue(storage: Redis
         "again-2",
         "again-1",
     ]
+
+
+async def test_an_unreadable_record_is_skipped_and_reported_not_fatal(
+    storage: RedisStorage, raw: Redis
+) -> None:
+    await storage.enqueue_many([NewJob("bad", b"m"), NewJob("good", b"m")])
+    await raw.hset(storage.keys.fixed("live"), "bad", b"\xc1 not msgpack")
+    claims = await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=5)
+    assert [c.id for c in claims] == ["good"], "the namespace's claims go on"
+    with pytest.raises(CorruptDataError, match="'bad'"):
+        await storage.get("bad")
+    assert await storage.cancel("bad") is None
+    assert (await storage.counts())[JobState.PROCESSING] == 1

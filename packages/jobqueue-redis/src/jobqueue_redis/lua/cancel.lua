@@ -24,12 +24,8 @@ if rec then
   end
   return rec.st
 end
-local packed = redis.call('GET', KEYS[N_FIXED + 1])
-if not packed then
-  return false
-end
-rec = cmsgpack.unpack(packed)
-if rec.exp <= now then
+rec = unpack_record(redis.call('GET', KEYS[N_FIXED + 1]))
+if not is_live(rec, now) then
   return false
 end
 if rec.st == 'failed' and not abort then -- CancelAction.CLEAR

@@ -23,7 +23,7 @@ while #entries < limit and not drained do
       local rec = unpack_record(packed[i])
       -- a ready entry always has a queued record (cancel removes both at once); else it is dropped
       if rec and rec.st == 'queued' and not rec.r then
-        rec.st, rec.w, rec.a, rec.l, rec.r, rec.x, rec.u = 'processing', worker, rec.a + 1, later(now, lease), nil, nil, now
+        rec.st, rec.w, rec.a, rec.l, rec.r, rec.x, rec.u = 'processing', worker, (tonumber(rec.a) or 0) + 1, later(now, lease), nil, nil, now
         entries[#entries + 1] = {id, rec}
         leases[#leases + 1] = rec.l
         leases[#leases + 1] = id

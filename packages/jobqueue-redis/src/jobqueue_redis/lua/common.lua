@@ -23,11 +23,22 @@ local function later(now, ms)
   return math.min(now + math.max(ms, 0), MAX_DEADLINE_MS)
 end
 
+-- An unreadable record is skipped by every script (get reports it as corrupt, naming the job):
+-- one bad value must not stop the claims of a whole namespace.
 local function unpack_record(packed)
   if not packed then
     return nil
   end
-  return cmsgpack.unpack(packed)
+  local ok, rec = pcall(cmsgpack.unpack, packed)
+  if ok and type(rec) == 'table' and type(rec.st) == 'string' then
+    return rec
+  end
+  return nil
+end
+
+-- mirrors rules.is_live for a finished record
+local function is_live(rec, now)
+  return rec ~= nil and (tonumber(rec.exp) or 0) > now
 end
 
 -- mirrors rules.owned
@@ -150,10 +161,10 @@ local function next_due(now)
   return best
 end
 
--- Finished jobs whose record expired leave the indexes (the record itself expired natively).
--- A key lives while now <= expires_at, so only scores strictly before now are gone.
+-- Finished jobs whose record expired leave the indexes (the record itself expires natively).
+-- rules.is_live: a record is gone once expires_at <= now (Redis keeps the key one ms longer).
 local function prune(index, now, max)
-  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. int(now), 'LIMIT', 0, max)
+  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, max)
   if #gone > 0 then
     redis.call('ZREM', K_JOBS, unpack(gone))
     redis.call('ZREM', index, unpack(gone))
@@ -180,5 +191,20 @@ local function settle()
     redis.call('PEXPIREAT', K_JOBS, last)
   else
     redis.call('DEL', K_JOBS)
+  end
+end
+
+-- Lapsed registrations leave the registry, and the registry expires natively with its
+-- longest-lived worker: an entry never outlives its ttl by more than the next heartbeat.
+local function expire_registry(now)
+  local lapsed = redis.call('ZRANGEBYSCORE', K_WORKERS, '-inf', now, 'LIMIT', 0, 100)
+  if #lapsed > 0 then
+    redis.call('ZREM', K_WORKERS, unpack(lapsed))
+    redis.call('HDEL', K_HEARTBEATS, unpack(lapsed))
+  end
+  local last = redis.call('ZRANGE', K_WORKERS, -1, -1, 'WITHSCORES')[2]
+  if last then
+    redis.call('PEXPIREAT', K_WORKERS, tonumber(last))
+    redis.call('PEXPIREAT', K_HEARTBEATS, tonumber(last))
   end
 end

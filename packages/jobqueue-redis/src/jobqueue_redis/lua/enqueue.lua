@@ -15,7 +15,7 @@ for i = 1, n do
   local id, message = ids[i], ARGV[N_CH + 4 * i - 2]
   local delay, priority = tonumber(ARGV[N_CH + 4 * i - 1]), tonumber(ARGV[N_CH + 4 * i])
   local existing = stored[id] or live[i]
-  if not existing and done[i] and cmsgpack.unpack(done[i]).exp > now then
+  if not existing and done[i] and is_live(unpack_record(done[i]), now) then
     existing = done[i]
   end
   if existing then

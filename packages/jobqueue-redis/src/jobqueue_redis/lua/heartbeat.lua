@@ -8,14 +8,7 @@ local now = now_ms()
 if ttl then
   redis.call('ZADD', K_WORKERS, later(now, ttl), worker)
   redis.call('HSET', K_HEARTBEATS, worker, now)
-  local lapsed = redis.call('ZRANGEBYSCORE', K_WORKERS, '-inf', now, 'LIMIT', 0, 100)
-  if #lapsed > 0 then
-    redis.call('ZREM', K_WORKERS, unpack(lapsed))
-    redis.call('HDEL', K_HEARTBEATS, unpack(lapsed))
-  end
-  local last = tonumber(redis.call('ZRANGE', K_WORKERS, -1, -1, 'WITHSCORES')[2])
-  redis.call('PEXPIREAT', K_WORKERS, last)
-  redis.call('PEXPIREAT', K_HEARTBEATS, last)
+  expire_registry(now)
 end
 local out = {}
 if #ARGV == N_CH + 3 then

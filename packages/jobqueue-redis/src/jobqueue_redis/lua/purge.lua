@@ -15,7 +15,7 @@ for i, id in ipairs(ids) do
   if not live[i] then -- an id enqueued again is no finished job any more
     local rec = unpack_record(done[i])
     if rec and rec.st == state then
-      if rec.exp > now then
+      if is_live(rec, now) then
         deleted = deleted + 1
       end
       redis.call('DEL', KEYS[N_FIXED + i])

@@ -3,7 +3,7 @@
 local id = ARGV[N_CH + 1]
 local now = now_ms()
 local rec = unpack_record(redis.call('GET', KEYS[N_FIXED + 1]))
-if not rec or rec.st ~= 'failed' or rec.exp <= now or redis.call('HEXISTS', K_LIVE, id) == 1 then
+if not is_live(rec, now) or rec.st ~= 'failed' or redis.call('HEXISTS', K_LIVE, id) == 1 then
   return 0
 end
 redis.call('DEL', KEYS[N_FIXED + 1])

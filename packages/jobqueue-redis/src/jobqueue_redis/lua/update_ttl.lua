@@ -7,7 +7,7 @@ end
 local now = now_ms()
 local packed = redis.call('GET', KEYS[N_FIXED + 1])
 local rec = unpack_record(packed)
-if not rec or rec.exp <= now then
+if not is_live(rec, now) then
   return 'not_found'
 end
 rec.exp = later(now, ttl)
