@@ -177,3 +177,11 @@ async def test_a_dequeue_blocks_on_the_owner_until_a_job_comes(cluster_url: str,
             return (await storage.counts())[JobState.PROCESSING] == 1
 
         await wait_until(settled, message="the claimed job is processing", timeout=5)
+
+
+@pytest.mark.redis
+async def test_min_replicas_on_a_single_server_without_replicas(redis_url: str, prefix: str) -> None:
+    async with RedisStorage(redis_url, prefix=prefix, min_replicas=1, replica_timeout=0.1) as storage:
+        with pytest.raises(StorageError, match="0 of 1 replica"):
+            await storage.enqueue("j", b"m")
+        assert (await storage.dequeue("w", lease_ms=1000, timeout_ms=0))[0].id == "j", "claims do not wait"
