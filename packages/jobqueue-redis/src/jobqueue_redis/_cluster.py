@@ -43,7 +43,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._pubsub import stop_task
 
-__all__ = ["CLUSTER_SCHEMES", "ClusterCommands", "ClusterUrl", "is_cluster_url", "parse_cluster_url"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "ClusterCommands",
+    "ClusterUrl",
+    "close_cluster_client",
+    "is_cluster_url",
+    "parse_cluster_url",
+]
 
 # storage URL scheme -> whether the connections use TLS
 CLUSTER_SCHEMES = {
@@ -57,6 +64,18 @@ _MAX_BATCH = 512
 _MAX_REDIRECTS = 5
 # A node that no longer answers, or a cluster between two slot maps: read the map again.
 _STALE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError)
+
+
+async def close_cluster_client(client: RedisCluster) -> None:
+    """Close every node connection of ``client``.
+
+    ``RedisCluster.aclose`` does nothing while the client waits to read the slot
+    map again (after a connection error), which would leave the other nodes'
+    connections open; the node managers are closed here in every case.
+    """
+    await client.aclose()
+    await client.nodes_manager.aclose()
+    await client.nodes_manager.aclose("startup_nodes")
 
 
 def is_cluster_url(url: str) -> bool:
@@ -158,7 +177,7 @@ class ClusterCommands:
             if not call.future.done():
                 call.future.set_exception(closed)
         self._inflight, self._pending = [], []
-        await self.client.aclose()
+        await close_cluster_client(self.client)
 
     async def call(self, *args: Any) -> Any:
         """Send one command (routed by its first key) with whatever else is pending."""
@@ -184,7 +203,7 @@ class ClusterCommands:
         replies = await asyncio.gather(*(self._submit(_Call(args, self._future(), node=n)) for n in nodes))
         return {node.name: reply for node, reply in zip(nodes, replies, strict=True)}
 
-    async def scan_primaries(self, pattern: str) -> list[bytes]:
+    async def scan(self, pattern: str) -> list[bytes]:
         """Every key matching ``pattern`` on every master (SCAN each to its end)."""
         await self._initialize()
         found: list[bytes] = []

@@ -27,7 +27,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ._cluster import ClusterCommands, is_cluster_url, parse_cluster_url
+from ._cluster import ClusterCommands, close_cluster_client, is_cluster_url, parse_cluster_url
 from ._errors import redis_errors
 from ._pubsub import PubSubHub, stop_task
 from ._scripts import scripts_for
@@ -94,6 +94,17 @@ class CommandConnection:
         self._pending.extend(zip(commands, futures, strict=True))
         self._wake.set()
         return list(await asyncio.gather(*futures))
+
+    async def scan(self, pattern: str) -> list[bytes]:
+        """Every key matching ``pattern`` (SCAN to its end)."""
+        found: list[bytes] = []
+        cursor = 0
+        while True:
+            reply = await self.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            cursor = int(reply[0])
+            found.extend(reply[1])
+            if cursor == 0:
+                return found
 
     async def call_confirmed(self, replicas: int, timeout_ms: int, *args: Any) -> Any:
         """Send one write, then ``WAIT replicas timeout_ms``; raise ``StorageError`` if unconfirmed.
@@ -196,8 +207,10 @@ class ServerConnections:
         """Close every connection and stop the background tasks."""
         await self.pubsub.close()
         await self.commands.close()
-        await self.blocking.aclose()
-        if isinstance(self.blocking, Redis):
+        if isinstance(self.blocking, RedisCluster):
+            await close_cluster_client(self.blocking)
+        else:
+            await self.blocking.aclose()
             await self.blocking.connection_pool.disconnect()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jobqueue.storage import parse_query
@@ -116,6 +117,21 @@ def check_replica_timeout(value: object) -> int:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"replica_timeout must be > 0 seconds, got {value}")
     return max(1, round(value * 1000))
+
+
+def first_of(*values: Any) -> Any:
+    """The first value that is not None (an argument, then the URL's option, then the default)."""
+    return next(value for value in values if value is not None)
+
+
+def partition_count(url: object, partitions: object) -> int:
+    """The partitions an argument or a URL asks for (1 when either is bad: the constructor says why)."""
+    if partitions is not None:
+        return partitions if isinstance(partitions, int) else 1  # __init__ reports a bad value
+    try:
+        return split_url(url).partitions or 1  # type: ignore[arg-type]  # __init__ reports a bad url
+    except (TypeError, ValueError):
+        return 1
 
 
 def _int(text: str, name: str, url: str) -> int:

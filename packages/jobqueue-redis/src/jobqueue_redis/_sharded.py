@@ -24,6 +24,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from ._cluster import close_cluster_client
 from ._errors import redis_errors
 from ._pubsub import Subscription, stop_task
 
@@ -64,6 +65,7 @@ class ShardedPubSubHub:
         self._orphans: set[bytes] = set()  # subscribed once, owner lost: to subscribe again
         self._repair: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one (re)subscription round at a time
+        self._closing: set[asyncio.Task[None]] = set()  # readers of lost nodes being closed
 
     async def add(self, subscription: Subscription) -> None:
         """Route the subscription's channels to it; return once their owners confirmed them."""
@@ -108,8 +110,10 @@ class ShardedPubSubHub:
         for reader in list(self._readers.values()):
             await reader.close()
         self._readers.clear()
+        if self._closing:
+            await asyncio.wait(self._closing)
         self._fail_waiters(StorageError("redis pub/sub connection closed"))
-        await self._topology.aclose()
+        await close_cluster_client(self._topology)
 
     async def _subscribe(self, channels: list[bytes], *, refresh: bool) -> None:
         """SSUBSCRIBE each channel on the node that owns its slot (reading the slot map again first)."""
@@ -153,7 +157,9 @@ class ShardedPubSubHub:
                 _log.info("sharded pub/sub on %s lost (%s); subscribing on the new owners", reader.name, exc)
                 self._orphan(reader.channels, StorageError(f"redis pub/sub: {type(exc).__name__}: {exc}"))
                 self._readers.pop(reader.name, None)
-                asyncio.create_task(_close_quietly(reader))  # noqa: RUF006  # it cancels this task
+                closing = asyncio.create_task(_close_quietly(reader))  # apart: it waits for this task
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
                 return
             if message is not None:
                 self._dispatch(reader, message)

@@ -40,7 +40,6 @@ from jobqueue.storage import (
 )
 
 from ._admin import RedisAdminMixin
-from ._cluster import ClusterCommands
 from ._connection import ServerConnections, acquire, release
 from ._errors import redis_errors
 from ._keys import Keys, validate_name
@@ -49,6 +48,8 @@ from ._options import (
     check_min_replicas,
     check_partitions,
     check_replica_timeout,
+    first_of,
+    partition_count,
     split_url,
 )
 from ._pubsub import Subscription
@@ -118,7 +119,7 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
 
     def __new__(cls, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> Self:
         # A partitioned storage is a subclass: every primitive spreads over the partitions.
-        if cls is RedisStorage and _partition_count(url, options.get("partitions")) > 1:
+        if cls is RedisStorage and partition_count(url, options.get("partitions")) > 1:
             from ._partitions import PartitionedRedisStorage  # it subclasses this class
 
             return cast(Self, object.__new__(PartitionedRedisStorage))
@@ -138,10 +139,10 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         prefix = validate_name(prefix if prefix is not None else options.prefix or "jq", "prefix")
         self._keys = Keys(prefix, validate_name(name, "namespace name"))
         self._shared = _Shared(options.server_url)
-        self._partitions = check_partitions(_first(partitions, options.partitions, 1))
-        self._min_replicas = check_min_replicas(_first(min_replicas, options.min_replicas, 0))
+        self._partitions = check_partitions(first_of(partitions, options.partitions, 1))
+        self._min_replicas = check_min_replicas(first_of(min_replicas, options.min_replicas, 0))
         self._replica_timeout_ms = check_replica_timeout(
-            _first(replica_timeout, options.replica_timeout, DEFAULT_REPLICA_TIMEOUT)
+            first_of(replica_timeout, options.replica_timeout, DEFAULT_REPLICA_TIMEOUT)
         )
 
     @classmethod
@@ -217,18 +218,8 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
 
     async def _scan(self, pattern: str) -> list[bytes]:
         """Every key matching ``pattern``: SCAN on the server, or on every master of a cluster."""
-        commands = self._conns().commands
-        found: list[bytes] = []
         with redis_errors("SCAN"):
-            if isinstance(commands, ClusterCommands):
-                return await commands.scan_primaries(pattern)
-            cursor = 0
-            while True:
-                reply = await commands.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-                cursor = int(reply[0])
-                found.extend(reply[1])
-                if cursor == 0:
-                    return found
+            return await self._conns().commands.scan(pattern)
 
     # -------------------------------------------------------------------- queue
 
@@ -400,17 +391,3 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
             yield subscription
         finally:
             hub.remove(subscription)
-
-
-def _first(*values: Any) -> Any:
-    """The first value that is not None (an argument, then the URL's option, then the default)."""
-    return next(value for value in values if value is not None)
-
-
-def _partition_count(url: object, partitions: object) -> int:
-    if partitions is not None:
-        return partitions if isinstance(partitions, int) else 1  # __init__ reports a bad value
-    try:
-        return split_url(url).partitions or 1  # type: ignore[arg-type]  # __init__ reports a bad url
-    except (TypeError, ValueError):
-        return 1
