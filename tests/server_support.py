@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.servers import BINARIES, CLIS, ClusterProcess, ServerKind, find_binary, find_cli
+from tools.clusters import ClusterProcess
+from tools.servers import BINARIES, CLIS, ServerKind, find_binary, find_cli
 
 __all__ = ["CLUSTER_URL_ENV", "cluster_or_skip", "cluster_url", "server_or_skip"]
 

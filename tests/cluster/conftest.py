@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.server_support import cluster_or_skip
-from tools.servers import ClusterProcess, ServerKind
+from tools.clusters import ClusterProcess
+from tools.servers import ServerKind
 
 _KINDS = [
     pytest.param("redis", marks=[pytest.mark.redis, pytest.mark.cluster]),

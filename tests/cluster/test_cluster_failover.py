@@ -19,7 +19,7 @@ from jobqueue import JobNotFoundError, JobState, JobTimeoutError, Queue, Reaper,
 from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 
-from tools.servers import ClusterProcess, key_slot
+from tools.clusters import ClusterProcess, key_slot
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

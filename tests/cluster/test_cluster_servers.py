@@ -11,7 +11,8 @@ from redis.cluster import RedisCluster
 
 from tests import server_support
 from tools import servers
-from tools.servers import ClusterProcess, ServerKind, key_slot
+from tools.clusters import ClusterProcess, key_slot
+from tools.servers import ServerKind
 
 
 def _seeds(url: str) -> list[tuple[str, int]]:

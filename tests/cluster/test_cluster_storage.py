@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,7 +16,8 @@ from jobqueue_redis._partitions import PartitionedRedisStorage, partition_of
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from tools.servers import ServerKind, key_slot
+from tools.clusters import ClusterProcess, key_slot
+from tools.servers import ServerKind
 
 
 def _seeds(url: str) -> list[str]:
@@ -185,3 +187,42 @@ async def test_min_replicas_on_a_single_server_without_replicas(redis_url: str, 
         with pytest.raises(StorageError, match="0 of 1 replica"):
             await storage.enqueue("j", b"m")
         assert (await storage.dequeue("w", lease_ms=1000, timeout_ms=0))[0].id == "j", "claims do not wait"
+
+
+async def test_a_resharded_queue_is_followed(
+    private_cluster: Callable[..., ClusterProcess], prefix: str
+) -> None:
+    cluster = await asyncio.to_thread(private_cluster)
+    async with RedisStorage(cluster.url, prefix=prefix) as storage:
+        await storage.enqueue("before", b"m")
+        slot = key_slot(storage.keys.base)
+        old = await asyncio.to_thread(cluster.master_of, slot)
+        target = next(m for m in await asyncio.to_thread(lambda: cluster.masters) if m is not old)
+        async with storage.subscribe(Channel.EVENTS) as events:
+            await asyncio.to_thread(cluster.move_slot, slot, target)
+            # Commands follow the MOVED replies (they did not run: sent again, no error).
+            assert (await storage.enqueue("after", b"m")).accepted
+            claims = await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=10)
+            assert sorted(c.id for c in claims) == ["after", "before"]
+            # The old owner dropped the sharded subscription; it is made again on the new one.
+            probes = iter(range(1000))
+
+            async def heard_a_probe() -> bool:
+                probe = f"probe-{next(probes)}"
+                await storage.enqueue(probe, b"m")
+                try:
+                    while True:
+                        event = await asyncio.wait_for(anext(events), 0.5)
+                        if event.job_id == probe:
+                            return True
+                except TimeoutError:
+                    return False
+
+            await wait_until(heard_a_probe, message="events are heard from the new owner", timeout=30)
+        # A blocking dequeue goes to the new owner too.
+        await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=1000)  # the probes
+        waiter = asyncio.create_task(storage.dequeue("w", lease_ms=10_000, timeout_ms=20_000, limit=100))
+        await asyncio.sleep(0.2)
+        await storage.enqueue("last", b"m")
+        assert [c.id for c in await asyncio.wait_for(waiter, 10)] == ["last"]
+    assert await asyncio.to_thread(cluster.master_of, slot) is target
