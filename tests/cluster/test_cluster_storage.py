@@ -10,12 +10,13 @@ import pytest
 from jobqueue import JobState, Queue, StorageError, storage_from_url
 from jobqueue.storage import Channel, EventKind, NewJob
 from jobqueue_conformance import wait_until
-from jobqueue_redis import RedisStorage
+from jobqueue_redis import RedisStorage, _scripts
 from jobqueue_redis._cluster import parse_cluster_url
 from jobqueue_redis._partitions import PartitionedRedisStorage, partition_of
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from tests.redis import test_redis_scripts as redis_scripts
 from tools.clusters import ClusterProcess, key_slot
 from tools.servers import ServerKind
 
@@ -226,3 +227,15 @@ async def test_a_resharded_queue_is_followed(
         await storage.enqueue("last", b"m")
         assert [c.id for c in await asyncio.wait_for(waiter, 10)] == ["last"]
     assert await asyncio.to_thread(cluster.master_of, slot) is target
+
+
+async def test_every_cluster_script_touches_only_declared_keys(
+    cluster_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cluster refuses a key of another slot; the prelude also catches an undeclared key of
+    # the same slot. The cluster variants publish with SPUBLISH, whose channel is not a key.
+    prelude = redis_scripts.CHECKING_PRELUDE.replace("PUBLISH = true", "PUBLISH = true, SPUBLISH = true")
+    checked = {name: _scripts.build(name, prelude, sharded=True) for name in _scripts.SCRIPT_NAMES}
+    monkeypatch.setattr(_scripts, "sharded_scripts", lambda: checked)
+    async with RedisStorage(cluster_url, prefix=prefix) as storage:
+        await redis_scripts.test_every_script_touches_only_declared_keys(storage)

@@ -34,6 +34,7 @@ from redis.exceptions import (
     AskError,
     ClusterDownError,
     MovedError,
+    RedisClusterException,
     RedisError,
     ResponseError,
     TryAgainError,
@@ -63,7 +64,7 @@ CLUSTER_SCHEMES = {
 _MAX_BATCH = 512
 _MAX_REDIRECTS = 5
 # A node that no longer answers, or a cluster between two slot maps: read the map again.
-_STALE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError)
+_STALE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, RedisClusterException, OSError)
 
 
 async def close_cluster_client(client: RedisCluster) -> None:
@@ -256,8 +257,9 @@ class ClusterCommands:
             try:
                 await self._initialize()
                 groups = self._group(todo)
-            except Exception as exc:
+            except Exception as exc:  # no owner known for a slot: read the slot map again next time
                 _fail(todo, exc)
+                await self.client.aclose()
                 return
             outcomes: list[list[Any] | BaseException]
             if len(groups) == 1:  # the common case: no task to start, no extra loop turn
