@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from jobqueue import StorageError
+from jobqueue.storage import redact_url
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
@@ -118,16 +119,18 @@ def parse_cluster_url(url: str) -> ClusterUrl:
     parts = urlsplit(url)
     tls = CLUSTER_SCHEMES.get(parts.scheme.lower())
     if tls is None:
-        raise ValueError(f"not a cluster url ({', '.join(s + '://' for s in CLUSTER_SCHEMES)}): {url!r}")
+        raise ValueError(
+            f"not a cluster url ({', '.join(s + '://' for s in CLUSTER_SCHEMES)}): {redact_url(url)!r}"
+        )
     userinfo, _, hosts = parts.netloc.rpartition("@")
     seeds = []
     for seed in hosts.split(","):
         host, sep, port = seed.rpartition(":")
         if not sep or not host or not port.isdigit():
-            raise ValueError(f"cluster url seeds must be host:port, got {seed!r} in {url!r}")
+            raise ValueError(f"cluster url seeds must be host:port, got {seed!r} in {redact_url(url)!r}")
         seeds.append((host.strip("[]"), int(port)))
     if parts.path.strip("/") not in ("", "0"):
-        raise ValueError(f"a cluster has one database (0); url {url!r} names {parts.path!r}")
+        raise ValueError(f"a cluster has one database (0); url {redact_url(url)!r} names {parts.path!r}")
     # redis-py parses and converts the options of a single-server URL; reuse it on the first seed.
     single = urlunsplit(
         ("rediss" if tls else "redis", f"{userinfo}@{hosts.split(',')[0]}", "/0", parts.query, "")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from jobqueue.storage import parse_query
+from jobqueue.storage import parse_query, redact_url
 
 __all__ = ["StorageOptions", "split_url"]
 
@@ -75,7 +75,7 @@ def split_url(url: str) -> StorageOptions:
     parts = urlsplit(url)
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None:
-        raise ValueError(f"not a redis url ({', '.join(s + '://' for s in _SCHEMES)}): {url!r}")
+        raise ValueError(f"not a redis url ({', '.join(s + '://' for s in _SCHEMES)}): {redact_url(url)!r}")
     params = parse_query(url, _STORAGE_OPTIONS | _CONNECTION_OPTIONS)
     query = urlencode(
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _STORAGE_OPTIONS]
@@ -138,11 +138,15 @@ def _int(text: str, name: str, url: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"storage url option {name} must be an integer, got {text!r} in {url!r}") from None
+        raise ValueError(
+            f"storage url option {name} must be an integer, got {text!r} in {redact_url(url)!r}"
+        ) from None
 
 
 def _float(text: str, name: str, url: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"storage url option {name} must be a number, got {text!r} in {url!r}") from None
+        raise ValueError(
+            f"storage url option {name} must be a number, got {text!r} in {redact_url(url)!r}"
+        ) from None
