@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jobqueue.storage import parse_query, redact_url
 
+from ._cluster import is_cluster_url, parse_cluster_url
+
 __all__ = ["StorageOptions", "split_url"]
 
 # storage scheme -> the scheme the connections are opened with
@@ -80,11 +82,14 @@ def split_url(url: str) -> StorageOptions:
     query = urlencode(
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _STORAGE_OPTIONS]
     )
+    server_url = urlunsplit((scheme, parts.netloc, parts.path, query, ""))
+    if is_cluster_url(server_url):
+        parse_cluster_url(server_url)  # bad seeds or a database raise here, before any connect
     partitions = params.get("partitions")
     min_replicas = params.get("min_replicas")
     timeout = params.get("replica_timeout")
     return StorageOptions(
-        server_url=urlunsplit((scheme, parts.netloc, parts.path, query, "")),
+        server_url=server_url,
         prefix=params.get("prefix"),
         partitions=None if partitions is None else _int(partitions, "partitions", url),
         min_replicas=None if min_replicas is None else _int(min_replicas, "min_replicas", url),
