@@ -19,6 +19,7 @@ that spoke first. FIFO and priorities hold within a partition only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
@@ -30,7 +31,6 @@ from jobqueue.storage import (
     Channel,
     Claim,
     EnqueueOutcome,
-    EventKind,
     Finish,
     JobPage,
     JobRecord,
@@ -44,10 +44,10 @@ from jobqueue.storage import (
 
 from ._keys import Keys, validate_name
 from ._storage import RedisStorage
+from ._wakes import stop_all, wakes_of
 
 __all__ = ["PartitionedRedisStorage", "partition_name", "partition_of"]
 
-_WAKE_KINDS = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.STALLED})
 _SEPARATOR = "#"
 T = TypeVar("T")
 
@@ -144,30 +144,34 @@ class PartitionedRedisStorage(RedisStorage):
     async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
-        claims, _ = await self._claim_round(worker_id, lease_ms, limit)
-        if claims or timeout_ms == 0:
-            return claims
+        wakes = wakes_of(self._shared, self._keys.namespace, self._partition_index)
+        if timeout_ms and not wakes.listening:
+            # Listen before looking: a job enqueued after a partition was looked at is heard.
+            await wakes.start(self.subscribe)
         first: int | None = None
-        async with self.subscribe(Channel.EVENTS) as events:
-            while True:
-                # Claimed again after subscribing, so no job enqueued meanwhile goes unseen.
-                claims, next_due = await self._claim_round(worker_id, lease_ms, limit, first)
-                if claims:
-                    return claims
-                wait = deadline - loop.time()
-                if wait <= 0:
-                    return []
-                if next_due is not None:
-                    wait = min(wait, (next_due + 1) / 1000)
-                first = None
-                try:
-                    async with asyncio.timeout(wait):
-                        async for event in events:
-                            if event.kind in _WAKE_KINDS:
-                                first = partition_of(event.job_id, self._partitions)
-                                break
-                except TimeoutError:
-                    pass
+        while True:
+            signal = wakes.signal  # the wake-ups from now on
+            claims, next_due = await self._claim_round(worker_id, lease_ms, limit, first)
+            wait = deadline - loop.time()
+            if claims or wait <= 0:
+                return claims
+            if next_due is not None:
+                wait = min(wait, (next_due + 1) / 1000)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await signal.wait()
+            first = wakes.last
+            if not wakes.listening:
+                await wakes.start(self.subscribe)  # the listener ended (connections lost): again
+
+    def _partition_index(self, job_id: str) -> int:
+        return partition_of(job_id, self._partitions)
+
+    async def disconnect(self) -> None:
+        """Release one ``connect``; the last release also stops the wake-up listeners."""
+        await super().disconnect()
+        if self._shared.refs == 0:
+            await stop_all(self._shared)
 
     async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         groups = self._by_part(outcomes, lambda outcome: outcome.job_id)
