@@ -238,7 +238,7 @@ class ClusterCommands:
     async def _initialize(self) -> None:
         try:
             await self.client.initialize()  # a no-op unless a failure asked for a new slot map
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise StorageError(f"redis cluster: cannot read the slot map: {exc}") from exc
 
     async def _run(self) -> None:
