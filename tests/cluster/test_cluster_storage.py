@@ -34,9 +34,11 @@ def test_cluster_urls_name_seeds_and_options() -> None:
     assert "ssl" not in parse_cluster_url("valkey+cluster://h:1/").options
     with pytest.raises(ValueError, match="host:port"):
         parse_cluster_url("redis+cluster://h1,h2:7000/")
+    with pytest.raises(ValueError, match="port is not a number"):
+        storage_from_url("redis+cluster://h1:7000,h2:99999/")
     with pytest.raises(ValueError, match="one database"):
         parse_cluster_url("redis+cluster://h:7000/3")
-    storage = storage_from_url("valkey+cluster://h:7000/?prefix=app&partitions=3&min_replicas=1")
+    storage = storage_from_url("valkey+cluster://h:7000,[::1]:7001/?prefix=app&partitions=3&min_replicas=1")
     assert isinstance(storage, PartitionedRedisStorage)
     assert [p.keys.namespace for p in storage.partitions] == ["default", "default#1", "default#2"]
     assert storage.keys.prefix == "app"
