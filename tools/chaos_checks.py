@@ -35,7 +35,7 @@ from tools.chaos_ledger import (
 __all__ = ["Evidence", "Observer", "Report", "Row", "build_report", "empty_worker_dirs", "storage_size"]
 
 _BATCH = 500
-_COUNTED_DIRS = ("jobs", "queue", "scheduled", "processing", "workers")
+_COUNTED_DIRS = ("jobs", "queue", "scheduled", "processing", "workers", "expiry")
 
 
 class Observer:
