@@ -1,6 +1,6 @@
-"""Servers shared by every test directory: one Redis 7 and one Valkey 8 per session.
+"""Servers shared by every test directory: one Redis 7, one Valkey 8 and one PostgreSQL per session.
 
-``REDIS_URL`` / ``VALKEY_URL`` point the tests at running servers instead.
+``REDIS_URL`` / ``VALKEY_URL`` / ``JOBQUEUE_POSTGRES_URL`` point the tests at running servers instead.
 Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
 (CI), where they fail. Tests isolate themselves with a prefix of their own.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.server_support import server_or_skip
-from tools.servers import ServerKind, ServerProcess
+from tools.servers import PostgresServer, ServerKind, ServerProcess, find_postgres_bin
 
 _URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
 
@@ -38,3 +38,19 @@ def redis_url() -> Iterator[str]:
 def valkey_url() -> Iterator[str]:
     """A Valkey 8 server for the whole session."""
     yield from _server_url("valkey")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the whole session (tests isolate themselves with a schema of their own)."""
+    url = os.environ.get("JOBQUEUE_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if find_postgres_bin() is None:
+        message = "PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)"
+        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with PostgresServer.start_new() as server:
+        yield server.url
