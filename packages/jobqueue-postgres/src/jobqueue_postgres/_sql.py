@@ -163,12 +163,12 @@ SELECT id, abort_requested FROM owned""",
             # $2 worker. A worker that still holds jobs stays listed, lapsed, until they are recovered.
             unregister=f"""
 WITH holds AS (
-    SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE namespace = $1 AND worker_id = $2 AND state = 'processing') AS any
+    SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE namespace = $1 AND worker_id = $2 AND state = 'processing') AS held
 ), lapsed AS (
     UPDATE {s}.workers SET expires_at = least(expires_at, {NOW})
-    WHERE namespace = $1 AND id = $2 AND (SELECT any FROM holds)
+    WHERE namespace = $1 AND id = $2 AND (SELECT held FROM holds)
 )
-DELETE FROM {s}.workers WHERE namespace = $1 AND id = $2 AND NOT (SELECT any FROM holds)""",
+DELETE FROM {s}.workers WHERE namespace = $1 AND id = $2 AND NOT (SELECT held FROM holds)""",
             # $2 id, $3 worker, $4 data, $5 channel.
             set_progress=f"""
 WITH stored AS (
