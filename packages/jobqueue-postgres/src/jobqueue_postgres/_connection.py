@@ -24,6 +24,7 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 _DRIVER_ERRORS: dict[type[BaseException], type[JobQueueError]] = {
     asyncpg.PostgresError: StorageError,  # server errors, pg_terminate_backend (AdminShutdownError) included
     asyncpg.InterfaceError: StorageError,  # a closed connection, a protocol error
+    asyncpg.InternalClientError: StorageError,  # a connection cut in the middle of a statement
     OSError: StorageError,  # refused, reset, timed out (TimeoutError is an OSError)
 }
 
