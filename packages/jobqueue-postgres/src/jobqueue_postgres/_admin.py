@@ -12,7 +12,7 @@ from typing import Any
 from jobqueue import JobState
 from jobqueue.storage import JobPage, WorkerRecord, rules
 
-from ._connection import Shared, pg_errors
+from ._connection import Plumbing, pg_errors
 from ._records import encode_name, present, to_record
 from ._sql import JOB_COLUMNS, NOW
 
@@ -24,10 +24,9 @@ _SHOWN_STATE = f"""(CASE WHEN j.run_at <= {NOW} AND j.state IN ('queued', 'faili
                          ELSE j.state END)"""
 
 
-class PostgresAdminMixin:
+class PostgresAdminMixin(Plumbing):
     """``Monitoring`` (counts, listing, namespaces, workers, purge, retry) and ``LeaderLock``."""
 
-    _shared: Shared
     _ns: bytes
     _channel: str
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -16,7 +17,7 @@ from ._migrations import migrate, quote_schema
 from ._records import Options
 from ._sql import Statements
 
-__all__ = ["Conn", "Shared", "pg_errors"]
+__all__ = ["Conn", "Plumbing", "Shared", "pg_errors"]
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 """A connection of one's own or one lent by a pool."""
@@ -119,3 +120,27 @@ class Shared:
         with pg_errors(context):
             async with self.pool.acquire() as conn, conn.transaction():
                 yield conn
+
+
+class Plumbing:
+    """Statements on the pool (or a given connection) with driver errors mapped, for the storage's mixins."""
+
+    _shared: Shared
+
+    async def _fetch(self, connection: Conn | None, context: str, sql: str, *args: Any) -> list[Any]:
+        with pg_errors(context):
+            if connection is not None:
+                return await connection.fetch(sql, *args)
+            return await self._shared.pool.fetch(sql, *args)
+
+    async def _fetchrow(self, context: str, sql: str, *args: Any) -> Any:
+        with pg_errors(context):
+            return await self._shared.pool.fetchrow(sql, *args)
+
+    async def _fetchval(self, context: str, sql: str, *args: Any) -> Any:
+        with pg_errors(context):
+            return await self._shared.pool.fetchval(sql, *args)
+
+    async def _execute(self, context: str, sql: str, *args: Any) -> str:
+        with pg_errors(context):
+            return await self._shared.pool.execute(sql, *args)

@@ -13,7 +13,7 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Self
+from typing import Self
 
 from jobqueue import JobState
 from jobqueue.storage import (
@@ -21,27 +21,24 @@ from jobqueue.storage import (
     Channel,
     Claim,
     ControlChannel,
-    EnqueueOutcome,
     EventKind,
     Finish,
     FinishKind,
     JobRecord,
     LeaderLock,
     Monitoring,
-    NewJob,
     Recovery,
     Revoked,
     Stalled,
     Storage,
-    StorageError,
     StorageEvent,
     TtlOutcome,
-    check_new_job,
     rules,
 )
 
 from ._admin import PostgresAdminMixin
 from ._connection import Conn, Shared, pg_errors
+from ._enqueue import EnqueueMixin, clamp_ms
 from ._events import ClaimWaiter, Subscription
 from ._migrations import migrate
 from ._records import Options, channel_name, encode_name, present, to_record
@@ -58,12 +55,7 @@ _MAX_SWEEP_BATCHES = 20
 """Sweep statements per ``recover_stalled`` pass: a huge backlog is deleted over several passes."""
 
 
-def _ms(value: int) -> int:
-    # rules.later caps deadlines at MAX_DEADLINE_MS; capping the operand too keeps it in a bigint.
-    return min(value, rules.MAX_DEADLINE_MS)
-
-
-class PostgresStorage(PostgresAdminMixin, Storage, Monitoring, LeaderLock, ControlChannel):
+class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, LeaderLock, ControlChannel):
     """Jobs in PostgreSQL tables: ``SKIP LOCKED`` claims, ``LISTEN/NOTIFY`` wake-ups, transactional enqueue.
 
     ``PostgresStorage("postgresql://user@host/db", schema="jobqueue")`` or
@@ -153,94 +145,6 @@ class PostgresStorage(PostgresAdminMixin, Storage, Monitoring, LeaderLock, Contr
 
     # -------------------------------------------------------------------- queue
 
-    async def _enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
-        return await self._enqueue_on(None, jobs)
-
-    async def enqueue_on(
-        self,
-        connection: Conn,
-        job_id: str,
-        message: bytes,
-        *,
-        delay_ms: int = 0,
-        priority: int = 0,
-    ) -> EnqueueOutcome:
-        """``enqueue`` on the caller's connection, inside the caller's transaction (see ``enqueue_many_on``)."""
-        (outcome,) = await self.enqueue_many_on(connection, [NewJob(job_id, message, delay_ms, priority)])
-        return outcome
-
-    async def enqueue_many_on(self, connection: Conn, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
-        """``enqueue_many`` on the caller's asyncpg connection: the jobs exist if and only if it commits.
-
-        Run it inside ``async with connection.transaction():`` with the
-        application's own writes. The ``enqueued`` notifications are part of
-        that transaction too: workers wake when it commits, never for a
-        rollback. The schema must exist (connect this storage once).
-
-        Raises:
-            ValueError: an empty batch, a batch over ``rules.MAX_BATCH``, or a bad job.
-            StorageError: the statement failed (the caller's transaction is then aborted).
-        """
-        jobs = list(jobs)
-        if not jobs or len(jobs) > rules.MAX_BATCH:
-            raise ValueError(f"jobs must hold 1 to {rules.MAX_BATCH} jobs, got {len(jobs)}")
-        for job in jobs:
-            check_new_job(job)
-        return await self._enqueue_on(connection, jobs)
-
-    async def _enqueue_on(self, connection: Conn | None, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
-        first: dict[str, NewJob] = {}
-        for job in jobs:
-            first.setdefault(job.id, job)
-        outcomes: dict[str, EnqueueOutcome] = {}
-        pending = list(first.values())
-        now = 0
-        # A duplicate's record can be invisible to the statement's snapshot (inserted by a transaction
-        # that committed meanwhile) or gone already (cancelled): enqueue those again.
-        for _ in range(5):
-            rows = await self._fetch(
-                connection,
-                "enqueue",
-                self._shared.sql.enqueue,
-                self._ns,
-                [encode_name(job.id, "job_id") for job in pending],
-                [job.message for job in pending],
-                [_ms(job.delay_ms) for job in pending],
-                [job.priority for job in pending],
-                self._channel,
-                rules.MAX_DEADLINE_MS,
-            )
-            retry: list[NewJob] = []
-            for job, row in zip(pending, rows, strict=True):
-                now = row[-1]
-                if row[1]:
-                    outcomes[job.id] = EnqueueOutcome(accepted=True)
-                elif row[3] is not None:
-                    outcomes[job.id] = EnqueueOutcome(
-                        accepted=False, existing=present(to_record(tuple(row)[3:18]), now)
-                    )
-                else:
-                    retry.append(job)
-            if not retry:
-                break
-            pending = retry
-        else:
-            raise StorageError(
-                f"postgres enqueue: {len(pending)} job(s) neither stored nor found after 5 tries"
-            )
-        result: list[EnqueueOutcome] = []
-        for job in jobs:
-            outcome = outcomes[job.id]
-            if first[job.id] is not job and outcome.accepted:
-                # A later job of the batch with the id of an accepted one is a duplicate of the stored record.
-                stored = rules.new_record(first[job.id], now).record
-                assert stored is not None
-                outcome = EnqueueOutcome(accepted=False, existing=present(stored, now))
-            elif first[job.id] is not job:
-                outcome = EnqueueOutcome(accepted=False, existing=outcome.existing)
-            result.append(outcome)
-        return result
-
     async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
         worker = encode_name(worker_id, "worker_id")
         claims = await self._claim_once(worker, lease_ms, limit)
@@ -275,7 +179,7 @@ class PostgresStorage(PostgresAdminMixin, Storage, Monitoring, LeaderLock, Contr
             sql.claim,
             self._ns,
             worker,
-            _ms(lease_ms),
+            clamp_ms(lease_ms),
             limit,
             self._channel,
             rules.MAX_DEADLINE_MS,
@@ -296,7 +200,7 @@ class PostgresStorage(PostgresAdminMixin, Storage, Monitoring, LeaderLock, Contr
             [encode_name(o.job_id, "job_id") for o in unique],
             [FinishKind(o.kind).value for o in unique],
             [o.data for o in unique],
-            [_ms(o.ms) for o in unique],
+            [clamp_ms(o.ms) for o in unique],
             [
                 rules.inline(o.data) if o.kind in (FinishKind.COMPLETE, FinishKind.FAIL) else None
                 for o in unique
@@ -320,9 +224,9 @@ class PostgresStorage(PostgresAdminMixin, Storage, Monitoring, LeaderLock, Contr
             self._shared.sql.heartbeat,
             self._ns,
             encode_name(worker_id, "worker_id"),
-            None if ttl_ms is None else _ms(ttl_ms),
+            None if ttl_ms is None else clamp_ms(ttl_ms),
             [encode_name(job_id, "job_id") for job_id in job_ids],
-            _ms(lease_ms),
+            clamp_ms(lease_ms),
             rules.MAX_DEADLINE_MS,
         )
         aborted = {bytes(row[0]).decode("utf-8"): bool(row[1]) for row in rows}
@@ -424,7 +328,7 @@ class PostgresStorage(PostgresAdminMixin, Storage, Monitoring, LeaderLock, Contr
             if locked is None:
                 return "not_found"  # rules.update_ttl of no record
             record, now = locked
-            step, outcome = rules.update_ttl(record, now, _ms(ttl_ms))
+            step, outcome = rules.update_ttl(record, now, clamp_ms(ttl_ms))
             if step is not None and step.record is not None:
                 await conn.execute(self._shared.sql.set_expiry, self._ns, key, step.record.expires_at)
             return outcome
@@ -457,23 +361,3 @@ class PostgresStorage(PostgresAdminMixin, Storage, Monitoring, LeaderLock, Contr
             return None
         column = {EventKind.COMPLETED: 0, EventKind.FAILED: 1, EventKind.PROGRESS: 2}.get(event.kind)
         return None if column is None or row[column] is None else bytes(row[column])
-
-    # ---------------------------------------------------------------- plumbing
-
-    async def _fetch(self, connection: Conn | None, context: str, sql: str, *args: Any) -> list[Any]:
-        with pg_errors(context):
-            if connection is not None:
-                return await connection.fetch(sql, *args)
-            return await self._shared.pool.fetch(sql, *args)
-
-    async def _fetchrow(self, context: str, sql: str, *args: Any) -> Any:
-        with pg_errors(context):
-            return await self._shared.pool.fetchrow(sql, *args)
-
-    async def _fetchval(self, context: str, sql: str, *args: Any) -> Any:
-        with pg_errors(context):
-            return await self._shared.pool.fetchval(sql, *args)
-
-    async def _execute(self, context: str, sql: str, *args: Any) -> str:
-        with pg_errors(context):
-            return await self._shared.pool.execute(sql, *args)
