@@ -6,6 +6,10 @@ parameters. Times come from the server's clock (``NOW``, fixed for a
 statement), so every process agrees on leases and expiry. Each statement
 that changes a job also sends its event with ``pg_notify`` in the same
 statement, so the notification is delivered if and only if the change commits.
+
+Joins back to ``jobs`` repeat their ids as ``id = ANY(...)``: the primary key
+is then the obvious index whatever the table's statistics say (a fresh table
+has none, and the planner would scan the whole namespace).
 """
 
 from __future__ import annotations
@@ -81,7 +85,9 @@ SELECT i.id, x.id IS NOT NULL AS accepted,
        {JOB_COLUMNS}, {NOW} AS now
 FROM input i
 LEFT JOIN inserted x ON x.id = i.id
-LEFT JOIN {s}.jobs j ON x.id IS NULL AND j.namespace = $1 AND j.id = i.id
+LEFT JOIN LATERAL (
+    SELECT * FROM {s}.jobs WHERE x.id IS NULL AND namespace = $1 AND id = i.id OFFSET 0  -- one key lookup per duplicate
+) j ON true
 ORDER BY i.ord""",
             # $2 worker, $3 lease ms, $4 limit, $5 channel, $6 max deadline.
             claim=f"""
@@ -104,7 +110,7 @@ WITH ready AS (
     -- mirrors rules.claim: processing under the worker, one more attempt, a fresh lease
     UPDATE {s}.jobs j SET state = 'processing', worker_id = $2, attempts = j.attempts + 1,
         lease_until = least({NOW} + $3, $6), run_at = NULL, abort_requested = false, updated_at = {NOW}
-    FROM chosen c WHERE j.namespace = $1 AND j.id = c.id
+    FROM chosen c WHERE j.namespace = $1 AND j.id = c.id AND j.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING j.id, j.message, j.attempts, c.priority, c.due_at, c.seq
 )
 SELECT id, message, attempts, pg_notify($5, {event}('processing', id, {NOW}, $2, NULL))
@@ -131,7 +137,7 @@ WITH input AS (
         seq = CASE WHEN i.kind = 'release' THEN -nextval('{s}.job_seq') ELSE j.seq END,
         worker_id = NULL, lease_until = NULL, abort_requested = false, updated_at = {NOW}
     FROM input i
-    WHERE j.namespace = $1 AND j.id = i.id AND j.state = 'processing' AND j.worker_id = $2
+    WHERE j.namespace = $1 AND j.id = i.id AND j.id = ANY($3::bytea[]) AND j.state = 'processing' AND j.worker_id = $2
     RETURNING j.id
 )
 SELECT i.ord, f.id IS NOT NULL,
@@ -157,7 +163,7 @@ WITH registered AS (
     -- mirrors rules.renew: a lease only moves forward
     UPDATE {s}.jobs j SET lease_until = least({NOW} + $5, $6)
     FROM owned o
-    WHERE j.namespace = $1 AND j.id = o.id AND (j.lease_until IS NULL OR j.lease_until < least({NOW} + $5, $6))
+    WHERE j.namespace = $1 AND j.id = o.id AND j.id = ANY($4::bytea[]) AND (j.lease_until IS NULL OR j.lease_until < least({NOW} + $5, $6))
 )
 SELECT id, abort_requested FROM owned""",
             # $2 worker. A worker that still holds jobs stays listed, lapsed, until they are recovered.
@@ -202,7 +208,7 @@ WITH stalled AS (
     -- mirrors rules.recover: back to the head of the queue, the attempt counted, the abort flag cleared
     UPDATE {s}.jobs j SET state = 'queued', worker_id = NULL, lease_until = NULL, abort_requested = false,
         updated_at = {NOW}, seq = p.seq
-    FROM placed p WHERE j.namespace = $1 AND j.id = p.id
+    FROM placed p WHERE j.namespace = $1 AND j.id = p.id AND j.id = ANY(ARRAY(SELECT id FROM placed))
     RETURNING j.id, p.worker_id, p.lease_until
 )
 SELECT id, worker_id,

@@ -1,6 +1,5 @@
 -- jobqueue-postgres schema version 1.
 -- Applied inside one transaction with search_path set to the storage's schema.
--- Needs PostgreSQL 14 (SQL-standard function bodies).
 -- Ids, namespaces, worker ids and lock keys are bytea (UTF-8 bytes): any str is
 -- a valid id (NUL included), and byte order is code-point order, as in Python.
 -- Times are epoch milliseconds from the server's clock (statement_timestamp()).
@@ -70,55 +69,55 @@ CREATE TABLE locks (
 --   'i' + base64(event without data)  the event was over the NOTIFY limit
 --                                     (8000 bytes): the subscriber fetches the data.
 
-CREATE FUNCTION msgpack_str(s bytea) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE BEGIN ATOMIC
-    SELECT CASE
-        WHEN s IS NULL THEN '\xc0'::bytea
-        WHEN length(s) < 32 THEN set_byte('\x00'::bytea, 0, 160 + length(s)) || s
-        WHEN length(s) < 256 THEN '\xd9'::bytea || set_byte('\x00'::bytea, 0, length(s)) || s
-        WHEN length(s) < 65536 THEN '\xda'::bytea || substring(int4send(length(s)) FROM 3) || s
-        ELSE '\xdb'::bytea || int4send(length(s)) || s
-    END;
-END;
-
-CREATE FUNCTION msgpack_bin(b bytea) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE BEGIN ATOMIC
-    SELECT CASE
-        WHEN b IS NULL THEN '\xc0'::bytea
-        WHEN length(b) < 256 THEN '\xc4'::bytea || set_byte('\x00'::bytea, 0, length(b)) || b
-        WHEN length(b) < 65536 THEN '\xc5'::bytea || substring(int4send(length(b)) FROM 3) || b
-        ELSE '\xc6'::bytea || int4send(length(b)) || b
-    END;
-END;
-
--- Non-negative integers only (event times are epoch milliseconds).
-CREATE FUNCTION msgpack_uint(n bigint) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE BEGIN ATOMIC
-    SELECT CASE
-        WHEN n < 128 THEN set_byte('\x00'::bytea, 0, n::integer)
-        WHEN n < 256 THEN '\xcc'::bytea || set_byte('\x00'::bytea, 0, n::integer)
-        WHEN n < 65536 THEN '\xcd'::bytea || substring(int4send(n::integer) FROM 3)
-        WHEN n < 4294967296 THEN '\xce'::bytea || substring(int8send(n) FROM 5)
-        ELSE '\xcf'::bytea || int8send(n)
-    END;
-END;
-
-CREATE FUNCTION event_bytes(kind text, id bytea, at bigint, worker bytea, data bytea) RETURNS bytea
-LANGUAGE sql IMMUTABLE PARALLEL SAFE BEGIN ATOMIC
-    SELECT '\x95'::bytea || msgpack_str(convert_to(kind, 'UTF8')) || msgpack_str(id) || msgpack_uint(at)
-        || msgpack_str(worker) || msgpack_bin(data);
-END;
-
+-- PL/pgSQL, one function: its plans are cached per session (SQL functions that
+-- cannot be inlined are planned again at every statement), and it calls only
+-- built-ins, so it works whatever the caller's search_path.
 CREATE FUNCTION event_payload(kind text, id bytea, at bigint, worker bytea, data bytea) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-BEGIN ATOMIC
-    -- A payload must be shorter than 8000 bytes: 1 tag + 4 * ceil(n / 3) base64 characters.
-    SELECT CASE
-        WHEN 4 * ((length(event_bytes(kind, id, at, worker, data)) + 2) / 3) < 7999
-            THEN 'e' || translate(encode(event_bytes(kind, id, at, worker, data), 'base64'), E'\n', '')
-        WHEN 4 * ((length(event_bytes(kind, id, at, worker, NULL)) + 2) / 3) < 7999
-            THEN 'i' || translate(encode(event_bytes(kind, id, at, worker, NULL), 'base64'), E'\n', '')
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    strings bytea[] := ARRAY[convert_to(kind, 'UTF8'), id, worker];
+    parts bytea[] := ARRAY[]::bytea[];  -- msgpack of kind, id, worker
+    s bytea;
+    n bigint;
+    stamp bytea;                        -- msgpack of at (a uint)
+    body bytea := '\xc0'::bytea;        -- msgpack of data (bin, or nil)
+    event bytea;
+BEGIN
+    FOREACH s IN ARRAY strings LOOP
+        IF s IS NULL THEN
+            parts := parts || '\xc0'::bytea;
+        ELSE
+            n := length(s);
+            parts := parts || (CASE
+                WHEN n < 32 THEN set_byte('\x00'::bytea, 0, 160 + n::integer)
+                WHEN n < 256 THEN '\xd9'::bytea || set_byte('\x00'::bytea, 0, n::integer)
+                WHEN n < 65536 THEN '\xda'::bytea || substring(int4send(n::integer) FROM 3)
+                ELSE '\xdb'::bytea || int4send(n::integer) END || s);
+        END IF;
+    END LOOP;
+    stamp := CASE
+        WHEN at < 128 THEN set_byte('\x00'::bytea, 0, at::integer)
+        WHEN at < 256 THEN '\xcc'::bytea || set_byte('\x00'::bytea, 0, at::integer)
+        WHEN at < 65536 THEN '\xcd'::bytea || substring(int4send(at::integer) FROM 3)
+        WHEN at < 4294967296 THEN '\xce'::bytea || substring(int8send(at) FROM 5)
+        ELSE '\xcf'::bytea || int8send(at) END;
+    IF data IS NOT NULL THEN
+        n := length(data);
+        body := CASE
+            WHEN n < 256 THEN '\xc4'::bytea || set_byte('\x00'::bytea, 0, n::integer)
+            WHEN n < 65536 THEN '\xc5'::bytea || substring(int4send(n::integer) FROM 3)
+            ELSE '\xc6'::bytea || int4send(n::integer) END || data;
+    END IF;
+    -- A payload must be shorter than 8000 bytes: 1 tag + 4 * ceil(size / 3) base64 characters.
+    event := '\x95'::bytea || parts[1] || parts[2] || stamp || parts[3] || body;
+    IF 4 * ((length(event) + 2) / 3) < 7999 THEN
+        RETURN 'e' || translate(encode(event, 'base64'), E'\n', '');
+    END IF;
+    event := '\x95'::bytea || parts[1] || parts[2] || stamp || parts[3] || '\xc0'::bytea;
+    IF 4 * ((length(event) + 2) / 3) >= 7999 THEN
         -- Only a worker id of several kilobytes gets here: drop it rather than fail the statement.
-        ELSE 'i' || translate(encode(event_bytes(kind, id, at, NULL, NULL), 'base64'), E'\n', '')
-    END;
-END;
+        event := '\x95'::bytea || parts[1] || parts[2] || stamp || '\xc0c0'::bytea;
+    END IF;
+    RETURN 'i' || translate(encode(event, 'base64'), E'\n', '');
+END
+$$;
