@@ -8,9 +8,15 @@ Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from jobqueue import MemoryStorage, Storage
+from jobqueue_file import FileStorage
+from jobqueue_redis import RedisStorage
 
 from tests.server_support import server_or_skip
 from tools.servers import PostgresServer, ServerKind, ServerProcess, find_postgres_bin
@@ -38,6 +44,42 @@ def redis_url() -> Iterator[str]:
 def valkey_url() -> Iterator[str]:
     """A Valkey 8 server for the whole session."""
     yield from _server_url("valkey")
+
+
+# The one table of storages: tests that run on every backend take the ``backend`` fixture.
+BACKENDS = [
+    pytest.param("memory", marks=pytest.mark.memory, id="memory"),
+    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("valkey", marks=pytest.mark.valkey, id="valkey"),
+    pytest.param("file", marks=pytest.mark.file, id="file"),
+]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to build a fresh storage of one kind, and where its raw data lives."""
+
+    kind: str
+    server_url: str | None
+    directory: Path
+    prefix: str
+
+    def make(self) -> Storage:
+        """A new, unconnected storage that no other test shares."""
+        if self.kind == "memory":
+            return MemoryStorage()
+        if self.kind == "file":
+            return FileStorage(self.directory)
+        assert self.server_url is not None
+        return RedisStorage(self.server_url, prefix=self.prefix)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Every test that uses it runs on each storage."""
+    kind: str = request.param
+    url = request.getfixturevalue(f"{kind}_url") if kind in ("redis", "valkey") else None
+    return Backend(kind, url, tmp_path / "queue", f"h{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

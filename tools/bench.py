@@ -27,8 +27,10 @@ background load hits every system alike; the table shows medians.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -43,11 +45,12 @@ import redis
 from tools.bench_common import Driver, DriverError
 from tools.bench_node import ROOT, driver_command, missing, setup
 from tools.bench_profile import cprofile_summary, pyspy_binary, pyspy_start, pyspy_summary
+from tools.bench_record import write_run
 from tools.bench_report import Results, render
 from tools.servers import ServerProcess
 
-SYSTEMS = ("raw", "jobqueue", "original", "arq", "saq", "file")
-REDIS_SYSTEMS = ("raw", "jobqueue", "original", "arq", "saq")
+SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory")
+REDIS_SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq")
 _READY_TIMEOUT = 60.0
 
 
@@ -59,29 +62,40 @@ class Sizes:
     file_jobs: int
     file_latency: int
     file_waiters: int
+    memory_jobs: int = 100_000
     concurrency: int = 50
     inflight: int = 50
 
 
 FULL = Sizes(jobs=20_000, latency=1_000, waiters=2_000, file_jobs=1_000, file_latency=100, file_waiters=300)
-QUICK = Sizes(jobs=3_000, latency=200, waiters=400, file_jobs=500, file_latency=50, file_waiters=200)
+QUICK = Sizes(
+    jobs=3_000, latency=200, waiters=400, file_jobs=500, file_latency=50, file_waiters=200, memory_jobs=20_000
+)
 # arq and saq drain at a few hundred jobs/s here: smaller workloads keep the run bounded (rates stay rates)
 PEERS = Sizes(jobs=3_000, latency=200, waiters=300, file_jobs=0, file_latency=0, file_waiters=0)
 PEERS_QUICK = Sizes(jobs=1_000, latency=100, waiters=200, file_jobs=0, file_latency=0, file_waiters=0)
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, peers: Sizes, results: Results, server: ServerProcess | None) -> None:
+    def __init__(
+        self,
+        sizes: Sizes,
+        peers: Sizes,
+        results: Results,
+        server: ServerProcess | None,
+        valkey: ServerProcess | None = None,
+    ) -> None:
         self.sizes = sizes
         self.peers = peers
         self.results = results
         self.server = server
+        self.valkey = valkey
         self.redis = redis.Redis(port=server.port) if server is not None else None
 
     # ------------------------------------------------------------------ plumbing
 
     def driver(self, system: str, mode: str, url: str, jobs: int, prefix: str, queue: str) -> Driver:
-        argv, env = driver_command(system, mode)
+        argv, env = driver_command("jobqueue" if system == "valkey" else system, mode)
         s = self.sizes
         argv += ["--url", url, "--jobs", str(jobs), "--concurrency", str(s.concurrency)]
         argv += ["--inflight", str(s.inflight), "--prefix", prefix, "--queue", queue]
@@ -98,14 +112,20 @@ class Bench:
             return result
 
     def flush(self) -> None:
-        if self.redis is not None:
-            self.redis.flushall()
-            self.redis.config_resetstat()
+        for server in (self.server, self.valkey):
+            if server is not None:
+                client = redis.Redis(port=server.port)
+                client.flushall()
+                client.config_resetstat()
+                client.close()
 
-    def commands(self) -> Counter[str]:
+    def commands(self, system: str = "jobqueue") -> Counter[str]:
         """Calls per command the server ran so far (Lua's included), not counting the bench's own."""
-        assert self.redis is not None
-        stats: dict[str, Any] = self.redis.info("commandstats")
+        server = self.valkey if system == "valkey" else self.server
+        assert server is not None
+        client = redis.Redis(port=server.port)
+        stats: dict[str, Any] = client.info("commandstats")
+        client.close()
         ignored = ("info", "config", "flushall")
         calls = Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
         return Counter({k: n for k, n in calls.items() if not k.startswith(ignored)})
@@ -113,19 +133,20 @@ class Bench:
     # --------------------------------------------------------------- workloads
 
     def redis_system(self, system: str, run: int) -> None:
-        assert self.server is not None
-        url, queue = self.server.url, f"bench-{system}"
+        server = self.valkey if system == "valkey" else self.server
+        assert server is not None
+        url, queue = server.url, f"bench-{system}"
         s = self.peers if system in ("arq", "saq") else self.sizes
         self.flush()
         if system == "raw":
             ping = self.run_once("raw", "ping", url, 2_000, "p", queue)
             self.results.add("raw", "ping_p50", ping["ping_p50"])
             self.results.add("raw", "get_p50", ping["get_p50"])
-        before = self.commands()
+        before = self.commands(system)
         produced = self.run_once(system, "produce", url, s.jobs, f"d{run}-", queue)
-        middle = self.commands()
+        middle = self.commands(system)
         drained = self.run_once(system, "drain", url, s.jobs, f"d{run}-", queue)
-        after = self.commands()
+        after = self.commands(system)
         self.results.add(system, "enqueue", produced["rate"])
         self.results.add(system, "drain", drained["rate"])
         for phase, delta in (("enqueue", middle - before), ("drain", after - middle)):
@@ -144,6 +165,19 @@ class Bench:
             self.results.add(system, "waiters", crowd["rate"])
             self.results.add(system, "waiters_p50", crowd["p50"])
             worker.send("stop")
+
+    def memory_system(self) -> None:
+        """The core's own CPU cost per job: 100,000 no-op jobs drained from MemoryStorage in-process."""
+        argv = [
+            sys.executable,
+            str(ROOT / "tools" / "bench_memory.py"),
+            "--jobs",
+            str(self.sizes.memory_jobs),
+        ]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        self.results.add("memory", "cpu_us_per_job", result["cpu_us_per_job"])
+        self.results.add("memory", "drain", result["rate"])
 
     def file_systems(self, run: int, base: Path) -> None:
         s = self.sizes
@@ -228,6 +262,10 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also profile one jobqueue drain (py-spy, else cProfile)"
     )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "benchmarks", help="where the JSON Lines and Markdown go"
+    )
+    parser.add_argument("--label", default="bench", help="the result files' name after the timestamp")
     args = parser.parse_args()
     if args.setup:
         setup()
@@ -246,10 +284,11 @@ def main() -> int:
     base = ROOT / ".bench" / "files"
     base.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    server = ServerProcess.start_new("redis") if redis_systems else None
+    server = ServerProcess.start_new("redis") if set(redis_systems) - {"valkey"} else None
+    valkey = ServerProcess.start_new("valkey") if "valkey" in redis_systems else None
     try:
         peers = PEERS_QUICK if args.quick else PEERS
-        bench = Bench(sizes, peers, results, server)
+        bench = Bench(sizes, peers, results, server, valkey)
         results.notes.append(
             f"workloads: {sizes.jobs:,} jobs enqueued then drained, {sizes.latency:,} sequential requests, "
             f"{sizes.waiters:,} requests over 50 waiters; arq and saq {peers.jobs:,} / {peers.latency:,} / "
@@ -262,9 +301,17 @@ def main() -> int:
             if "file" in only:
                 _attempt(results, f"file run {run + 1}", lambda r=run: bench.file_systems(r, base))
                 print(f"  file done at {time.monotonic() - started:.0f}s", file=sys.stderr)
+            if "memory" in only:
+                _attempt(results, f"memory run {run + 1}", bench.memory_system)
+                print(f"  memory done at {time.monotonic() - started:.0f}s", file=sys.stderr)
             print(f"run {run + 1}/{runs} done after {time.monotonic() - started:.0f}s", file=sys.stderr)
         command = "uv run python tools/bench.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
-        print(render(results, runs=runs, command=command))
+        rendered = render(results, runs=runs, command=command)
+        print(rendered)
+        jsonl, markdown = write_run(
+            results, command=command, table=rendered, directory=args.out, label=args.label
+        )
+        print(f"\nwritten: {jsonl} and {markdown}", file=sys.stderr)
         print(f"\n(total {time.monotonic() - started:.0f}s)", flush=True)
         if args.profile:
             targets = []
@@ -285,8 +332,9 @@ def main() -> int:
                 except DriverError as exc:
                     print(f"profiling request/response failed: {exc}", file=sys.stderr)
     finally:
-        if server is not None:
-            server.close()
+        for process in (server, valkey):
+            if process is not None:
+                process.close()
     return 0
 
 
@@ -294,7 +342,7 @@ def _attempt(results: Results, what: str, work: Any) -> None:
     """Run one system's workloads; a failure becomes a note, the others still run."""
     try:
         work()
-    except DriverError as exc:
+    except (DriverError, subprocess.SubprocessError) as exc:
         results.notes.append(f"{what} failed: {exc}")
         print(f"{what} failed: {exc}", file=sys.stderr)
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 __all__ = ["FILE_WRITES", "Results", "render"]
 
-REDIS_SYSTEMS = ("raw", "jobqueue", "original", "arq", "saq")
+REDIS_SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq")
 LABELS = {
     "raw": "raw loop",
     "jobqueue": "jobqueue",
+    "valkey": "jobqueue on Valkey",
     "original": "original",
     "arq": "arq",
     "saq": "saq",
@@ -106,7 +107,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def redis_table(results: Results) -> list[str]:
     systems = [s for s in REDIS_SYSTEMS if s in results.values]
-    others = [s for s in systems if s != "jobqueue"]
+    others = [s for s in systems if s not in ("jobqueue", "valkey")]
     header = ["metric", *(LABELS[s] for s in systems), *(f"jq / {LABELS[s]}" for s in others)]
     rows = []
     for row in REDIS_ROWS:
@@ -174,6 +175,12 @@ def goals(results: Results) -> list[str]:
     checks: list[tuple[str, float | None, float | None, Callable[[float, float], bool], str]] = [
         ("drain >= 1.5x the original", get("jobqueue", "drain"), get("original", "drain"),
          lambda a, b: a >= 1.5 * b, "x"),
+        ("enqueue >= 1x the original", get("jobqueue", "enqueue"), get("original", "enqueue"),
+         lambda a, b: a >= b, "x"),
+        ("Redis commands per job (enqueue + drain) <= 11", _sum(get("jobqueue", "cmds_enqueue"),
+         get("jobqueue", "cmds_drain")), 11.0, lambda a, b: a <= b, "x"),
+        ("Valkey drain within 10% of Redis", get("valkey", "drain"), get("jobqueue", "drain"),
+         lambda a, b: a >= 0.9 * b, "x"),
         ("request/response p50 <= 0.5x the original", get("jobqueue", "rr_p50"), get("original", "rr_p50"),
          lambda a, b: a <= 0.5 * b, "x"),
         ("request/response p50 <= 1.5x the minimal loop", get("jobqueue", "rr_p50"), get("raw", "rr_p50"),
@@ -182,6 +189,11 @@ def goals(results: Results) -> list[str]:
          lambda a, b: a >= 1.5 * b, "x"),
         ("file drain (durable) >= 1,000 jobs/s", get("file-durable", "drain"), 1000.0,
          lambda a, b: a >= b, "of 1,000/s: "),
+        ("file drain (durable=False) >= 3x durable", get("file-fast", "drain"), get("file-durable", "drain"),
+         lambda a, b: a >= 3 * b, "x"),
+        ("file request/response p50 <= 3 ms", get("file-durable", "rr_p50"), 3.0, lambda a, b: a <= b, "x"),
+        ("memory: <= 30 us of CPU per no-op job", get("memory", "cpu_us_per_job"), 30.0,
+         lambda a, b: a <= b, "x"),
     ]  # fmt: skip
     lines = []
     for label, ours, theirs, ok, _ in checks:
@@ -191,6 +203,10 @@ def goals(results: Results) -> list[str]:
         verdict = "met" if ok(ours, theirs) else "MISSED"
         lines.append(f"- {label}: {ours / theirs:.2f}x — {verdict}")
     return lines
+
+
+def _sum(*values: float | None) -> float | None:
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
 def render(results: Results, *, runs: int, command: str) -> str:
@@ -205,6 +221,13 @@ def render(results: Results, *, runs: int, command: str) -> str:
             )
             out.append(f"- {what}: {listed}")
         out.append("")
+    if "memory" in results.values:
+        cpu, rate = results.get("memory", "cpu_us_per_job"), results.get("memory", "drain")
+        out += [
+            f"MemoryStorage, one process, no-op jobs at concurrency 50: {fmt(cpu, 1)} us of CPU per job "
+            f"({fmt(rate, 0)} jobs/s).",
+            "",
+        ]
     if "file-durable" in results.values or "file-fast" in results.values:
         out += ["FileStorage (same machine, same disk):", "", *file_table(results), ""]
     out += [

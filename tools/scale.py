@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools.servers
 
-from jobqueue._wire import Envelope, encode_envelope
+from jobqueue.storage import Envelope, encode_envelope
 from jobqueue_redis import RedisStorage
 from jobqueue_redis._scripts import scripts
 from redis.asyncio import Redis

@@ -19,7 +19,7 @@ from jobqueue import (
     storage_from_url,
 )
 from jobqueue._backoff import backoff_from
-from jobqueue._wire import Envelope, decode_envelope, encode_envelope
+from jobqueue.storage import Envelope, decode_envelope, encode_envelope
 
 
 @pytest.mark.parametrize("serde", [JsonSerde(), MsgpackSerde()])

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tools/ and tests/ helpers
 
 from tests.e2e.cli_support import APP
 from tests.server_support import server_or_skip

@@ -1,4 +1,4 @@
-"""One table of storages for the hostile-input tests: memory, Redis 7, Valkey 8 and files.
+"""The hostile-input tests run on every row of the storage table (``tests/conftest.py``).
 
 Redis and Valkey: one throw-away server of each per session (``tools/servers.py``),
 with the rules of ``tests/redis/conftest.py``: ``REDIS_URL`` / ``VALKEY_URL``
@@ -10,64 +10,36 @@ fresh key prefix or a fresh directory.
 from __future__ import annotations
 
 import asyncio
-import sys
-import uuid
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
-from jobqueue import JobState, MemoryStorage, Queue, Storage
-from jobqueue_file import FileStorage
-from jobqueue_redis import RedisStorage
+from jobqueue import JobState, Queue, Storage
+from jobqueue.storage import Monitoring
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tests/ and tools/
-
-
-settings.register_profile(
-    "hostile",
-    max_examples=15,
-    deadline=None,
-    # One storage and one worker serve every example of a test; each example cleans up after itself.
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-settings.load_profile("hostile")
-
-BACKENDS = [
-    pytest.param("memory", marks=pytest.mark.memory, id="memory"),
-    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
-    pytest.param("valkey", marks=pytest.mark.valkey, id="valkey"),
-    pytest.param("file", marks=pytest.mark.file, id="file"),
-]
+from tests.conftest import Backend
 
 
-@dataclass(frozen=True)
-class Backend:
-    """How to build a fresh storage of one kind, and where its raw data lives."""
+def budget(examples: int) -> settings:
+    """Hypothesis settings for one property test: its own example budget, no global profile.
 
-    kind: str
-    server_url: str | None
-    directory: Path
-    prefix: str
-
-    def make(self) -> Storage:
-        """A new, unconnected storage that no other test shares."""
-        if self.kind == "memory":
-            return MemoryStorage()
-        if self.kind == "file":
-            return FileStorage(self.directory)
-        assert self.server_url is not None
-        return RedisStorage(self.server_url, prefix=self.prefix)
+    One storage and one worker serve every example of a test; each example
+    cleans up after itself.
+    """
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """Every test that uses it runs on each storage."""
-    kind: str = request.param
-    url = request.getfixturevalue(f"{kind}_url") if kind in ("redis", "valkey") else None
-    return Backend(kind, url, tmp_path / "queue", f"h{uuid.uuid4().hex[:12]}")
+_IN_CI = bool(os.environ.get("CI"))
+THOROUGH = budget(100 if _IN_CI else 30)
+"""Ids, payloads and durations: at least 100 examples per backend in CI."""
+QUICK = budget(25)
+"""Refusals, which write nothing and are checked by many ``@example`` cases too."""
 
 
 @pytest.fixture
@@ -84,6 +56,7 @@ async def echo(job: Any) -> Any:
 
 async def assert_no_trace(storage: Storage, job_id: object = None) -> None:
     """The storage holds nothing: zero jobs in every state, and no record for ``job_id`` (a str)."""
+    assert isinstance(storage, Monitoring)
     assert await storage.counts() == dict.fromkeys(JobState, 0)
     assert (await storage.list_jobs()).records == []
     if isinstance(job_id, str) and job_id:
@@ -92,6 +65,16 @@ async def assert_no_trace(storage: Storage, job_id: object = None) -> None:
         except ValueError:  # an invalid id: the storage refuses to look it up at all
             return
         assert record is None
+
+
+async def forget(storage: Storage, job_id: str) -> None:
+    """Remove a finished job: the contract has no delete, so its TTL is cut to 1 ms and it expires."""
+    assert await storage.update_ttl(job_id, 1) == "updated"
+
+    async def gone() -> bool:
+        return await storage.get(job_id) is None
+
+    await wait_until(gone)
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
@@ -113,7 +96,7 @@ async def warm_up(queue: Queue[Any, Any]) -> None:
     test_limits.test_stop_in_a_later_loop_run_than_start.
     """
     assert await queue.enqueue_and_wait("warm-up", None, timeout=10) is None
-    assert await queue.storage.delete("warm-up")
+    await forget(queue.storage, "warm-up")
 
 
 def worker_queue(storage: Storage, **options: Any) -> Queue[Any, Any]:

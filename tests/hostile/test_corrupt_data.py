@@ -26,12 +26,13 @@ from jobqueue import (
     SerializationError,
     Storage,
 )
-from jobqueue._wire import Envelope, encode_envelope
+from jobqueue.storage import Envelope, encode_envelope
 from jobqueue_file import FileStorage
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
-from tests.hostile.conftest import BACKENDS, Backend, wait_until, worker_queue
+from tests.conftest import BACKENDS, Backend
+from tests.hostile.conftest import wait_until, worker_queue
 
 VALID_ENVELOPE = encode_envelope(Envelope(b'{"x":1}', 1, 3, 60_000))
 BAD_MESSAGES = {

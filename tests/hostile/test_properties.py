@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from jobqueue import JobState, MsgpackSerde, Queue, SerializationError, Storage
 from jobqueue._durations import MAX_SECONDS as LONGEST_ACCEPTED
 
-from tests.hostile.conftest import assert_no_trace, wait_until, warm_up, worker_queue
+from tests.hostile.conftest import QUICK, THOROUGH, assert_no_trace, forget, wait_until, warm_up, worker_queue
 
 MAX_ID_BYTES = 1024
 
@@ -118,13 +118,14 @@ async def round_trip(queue: Queue[Any, Any], job_id: str, payload: Any) -> None:
     assert job_id in [record.id for record in page.records]
     again = await queue.enqueue(job_id, payload)
     assert (again.status, again.job_id, again.result) == ("completed", job_id, payload)
-    assert await queue.storage.delete(job_id)
+    await forget(queue.storage, job_id)
     await assert_no_trace(queue.storage, job_id)
 
 
 # ------------------------------------------------------------------------ ids
 
 
+@THOROUGH
 @given(job_id=VALID_IDS)
 @example(job_id=":")
 @example(job_id="{jq}:job:x")
@@ -145,6 +146,7 @@ async def test_any_valid_id_round_trips(queue: Queue[Any, Any], job_id: str) -> 
     await round_trip(queue, job_id, {"id": job_id})
 
 
+@QUICK
 @given(job_id=st.one_of(INVALID_IDS, NOT_STR_IDS))
 @example(job_id="")
 @example(job_id="x" * (MAX_ID_BYTES + 1))
@@ -166,6 +168,7 @@ async def test_invalid_ids_are_refused_by_every_call(queue: Queue[Any, Any], job
 # ------------------------------------------------------------------- payloads
 
 
+@THOROUGH
 @given(payload=JSON_VALUES)
 @example(payload={"nested": [[[[[{"deep": [1, 2.5, None, True, "é"]}]]]]]})
 @example(payload=2**200)
@@ -177,6 +180,7 @@ async def test_json_payloads_round_trip(queue: Queue[Any, Any], payload: Any) ->
     await round_trip(queue, "payload", payload)
 
 
+@QUICK
 @given(
     payload=st.one_of(
         st.sampled_from([math.nan, math.inf, -math.inf]),
@@ -194,6 +198,7 @@ async def test_non_json_payloads_are_refused(queue: Queue[Any, Any], payload: An
     await assert_no_trace(queue.storage, "p")
 
 
+@THOROUGH
 @given(payload=MSGPACK_VALUES)
 @example(payload=b"\x00\xff" * 1000)
 @example(payload={"blob": bytes(range(256)), "list": [b"", b"\xc1"], "n": 2**64 - 1})
@@ -205,6 +210,7 @@ async def test_msgpack_payloads_round_trip(msgpack_queue: Queue[Any, Any], paylo
     await round_trip(msgpack_queue, "binary", payload)
 
 
+@QUICK
 @given(
     payload=st.one_of(
         st.integers(min_value=2**64),
@@ -268,6 +274,7 @@ def _expect_refusal(value: Any, *, allow_zero: bool, none_ok: bool = True) -> ty
     return None
 
 
+@THOROUGH
 @given(ttl=DURATIONS)
 @example(ttl=0.0)
 @example(ttl=-1)
@@ -288,7 +295,7 @@ async def test_result_ttl_is_validated(queue: Queue[Any, Any], ttl: Any) -> None
     assert await queue.enqueue_and_wait("ttl", {"ttl": 1}, result_ttl=ttl, timeout=20) == {"ttl": 1}
     if seconds is None or seconds >= 2:  # a shorter TTL may already have expired the record
         assert await queue.get_result("ttl") == {"ttl": 1}
-    await queue.storage.delete("ttl")
+    await forget(queue.storage, "ttl")
     await assert_no_trace(queue.storage, "ttl")
 
 
@@ -298,7 +305,7 @@ async def test_hundred_years_is_the_longest_result_ttl(queue: Queue[Any, Any]) -
         "x": 1
     }
     assert await queue.get_result("century") == {"x": 1}
-    assert await queue.storage.delete("century")
+    await forget(queue.storage, "century")
     with pytest.raises(ValueError, match="result_ttl"):
         await queue.enqueue("century", {"x": 1}, result_ttl=LONGEST_ACCEPTED + 0.001)
     await assert_no_trace(queue.storage, "century")
@@ -319,6 +326,7 @@ async def test_huge_durations_are_refused(queue: Queue[Any, Any], option: str, s
     await assert_no_trace(queue.storage, "huge")
 
 
+@THOROUGH
 @given(delay=DURATIONS)
 @example(delay=0)
 @example(delay=0.0)
@@ -336,7 +344,7 @@ async def test_delay_is_validated(queue: Queue[Any, Any], delay: Any) -> None:
         return
     if seconds is None or seconds <= 0.05:
         assert await queue.enqueue_and_wait("later", {"d": 1}, delay=delay, timeout=20) == {"d": 1}
-        await queue.storage.delete("later")
+        await forget(queue.storage, "later")
     else:
         assert (await queue.enqueue("later", {"d": 1}, delay=delay)).status == "queued"
         status = await queue.get_status("later")
@@ -345,6 +353,7 @@ async def test_delay_is_validated(queue: Queue[Any, Any], delay: Any) -> None:
     await assert_no_trace(queue.storage, "later")
 
 
+@THOROUGH
 @given(timeout=DURATIONS)
 @example(timeout=0)
 @example(timeout=-1.0)
@@ -364,7 +373,7 @@ async def test_wait_timeout_is_validated(queue: Queue[Any, Any], timeout: Any) -
     except TimeoutError:  # a tiny timeout: the job goes on and completes all the same
         await wait_until(lambda: _completed(queue, "wait"))
     assert await queue.get_result("wait") == {"w": 1}
-    await queue.storage.delete("wait")
+    await forget(queue.storage, "wait")
     await assert_no_trace(queue.storage, "wait")
 
 
@@ -373,6 +382,7 @@ async def _completed(queue: Queue[Any, Any], job_id: str) -> bool:
     return status is not None and status.state is JobState.COMPLETED
 
 
+@THOROUGH
 @given(
     option=st.sampled_from(["block_timeout", "visibility_timeout", "job_timeout", "result_ttl"]),
     value=DURATIONS,

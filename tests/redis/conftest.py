@@ -7,16 +7,12 @@ Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tools/ and tests/
 
 
 @pytest.fixture(

@@ -11,6 +11,9 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from ._config import QueueConfig
+from ._contract.codecs import Envelope, decode_envelope
+from ._contract.records import Claim, Finish, Revoked
+from ._contract.storage import Storage
 from ._durations import from_ms
 from ._emitter import Emitter
 from ._errors import (
@@ -22,10 +25,9 @@ from ._errors import (
     StorageError,
 )
 from ._failure import ErrorCode, encode_error
+from ._finisher import Finisher
 from ._job import ExecutionContext, Job
 from ._serde import dumps, loads
-from ._contract.storage import Claim, Storage
-from ._contract.codecs import Envelope, decode_envelope
 
 __all__ = ["Attempt", "Handler", "StopReason"]
 
@@ -49,13 +51,18 @@ class Attempt(Generic[P, R]):
 
     claim: Claim
     storage: Storage
+    finisher: Finisher
     config: QueueConfig
     emitter: Emitter
     handler: Handler
     is_async: bool
     job: Job[P] | None = None
+    job_timeout_ms: int | None = None
     stop_reason: StopReason | None = None
-    _handler_task: asyncio.Future[Any] | None = field(default=None, repr=False)
+    # The handler runs in the attempt's own task (one task per job): an interrupt cancels that
+    # task while the handler is being awaited, and ``run`` takes the cancellation back.
+    _task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    _in_handler: bool = field(default=False, repr=False)
 
     def interrupt(self, reason: StopReason) -> None:
         """Stop the handler (async handlers are cancelled; sync ones see ``job.aborted``)."""
@@ -63,8 +70,9 @@ class Attempt(Generic[P, R]):
             self.stop_reason = reason
         if self.job is not None:
             self.job._abort()
-        if self._handler_task is not None:
-            self._handler_task.cancel()
+        if self._in_handler and self._task is not None:
+            self._in_handler = False
+            self._task.cancel()
 
     async def run(self) -> None:
         """Run to a stored outcome; never raises (failures are stored, logged or emitted)."""
@@ -80,6 +88,9 @@ class Attempt(Generic[P, R]):
             stalled = JobQueueError(f"job stalled on attempt {claim.attempt - 1} of {envelope.max_attempts}")
             await self._store_failed(stalled, ErrorCode.MAX_RETRIES, envelope.result_ttl)
             return
+        self.job_timeout_ms = (
+            envelope.job_timeout if envelope.job_timeout is not None else config.job_timeout_ms
+        )
         self.job = job = Job(
             id=claim.id,
             payload=payload,
@@ -93,11 +104,13 @@ class Attempt(Generic[P, R]):
         started = datetime.now(UTC) if config.after_execution is not None else None
         result: Any = None
         error: BaseException | None = None
+        self._task = asyncio.current_task()
         try:
             result = await self._call(job)
         except asyncio.CancelledError:
-            if self.stop_reason is None:
+            if self.stop_reason is None or self._task is None:
                 raise
+            self._task.uncancel()
             error = JobCancelledError(claim.id, f"job {claim.id!r} was aborted while running")
         except Exception as exc:
             error = exc
@@ -105,29 +118,39 @@ class Attempt(Generic[P, R]):
             config.logger.warning("job %r lost its lease while running; its outcome is discarded", claim.id)
             return
         if self.stop_reason is StopReason.SHUTDOWN:
-            if await self._store(self.storage.release, claim.id, config.worker_id):
+            if await self._store(Finish.release(claim.id)):
                 self.emitter.emit("requeued", claim.id)
             return
         await self._finish(envelope, payload, started, result, error)
 
     async def _call(self, job: Job[P]) -> Any:
-        if self.is_async:
-            self._handler_task = asyncio.ensure_future(self.handler(job))
-        else:
+        if not self.is_async:
             job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
-            self._handler_task = asyncio.ensure_future(asyncio.to_thread(self.handler, job))
-        timeout_ms = self.config.job_timeout_ms
-        if timeout_ms is None:
-            return await self._handler_task
+        timeout_ms = self.job_timeout_ms
+        self._in_handler = True
         try:
-            return await asyncio.wait_for(self._handler_task, timeout_ms / 1000)
-        except TimeoutError:
-            if self.stop_reason is not None:
-                raise asyncio.CancelledError from None
-            job._abort()
-            raise JobTimeoutError(
-                f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
-            ) from None
+            if timeout_ms is None:
+                return await self._invoke(job)
+            timeout = asyncio.timeout(timeout_ms / 1000)
+            try:
+                async with timeout:
+                    return await self._invoke(job)
+            except TimeoutError:
+                if not timeout.expired():
+                    raise  # the handler's own TimeoutError, not ours
+                if self.stop_reason is not None:
+                    raise asyncio.CancelledError from None
+                job._abort()
+                raise JobTimeoutError(
+                    f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
+                ) from None
+        finally:
+            self._in_handler = False
+
+    def _invoke(self, job: Job[P]) -> Awaitable[Any]:
+        if self.is_async:
+            return self.handler(job)
+        return asyncio.to_thread(self.handler, job)
 
     async def _finish(
         self,
@@ -153,13 +176,13 @@ class Attempt(Generic[P, R]):
             except SerializationError as exc:
                 error, status = exc, "failing" if claim.attempt < envelope.max_attempts else "failed"
             else:
-                if await self._store(self.storage.complete, claim.id, config.worker_id, body, ttl_ms):
+                if await self._store(Finish.complete(claim.id, body, ttl_ms)):
                     self.emitter.emit("completed", claim.id, result)
                 return
         if status == "failing":
             delay = max(0.0, float(config.retry_delay(claim.attempt)))
             data = encode_error(error, ErrorCode.HANDLER)
-            if await self._store(self.storage.retry, claim.id, config.worker_id, data, round(delay * 1000)):
+            if await self._store(Finish.retry(claim.id, data, round(delay * 1000))):
                 self.emitter.emit("failing", claim.id, error, claim.attempt, delay)
             return
         code = ErrorCode.HANDLER
@@ -210,10 +233,10 @@ class Attempt(Generic[P, R]):
 
     async def _store_failed(self, error: BaseException, code: str, ttl_ms: int) -> None:
         data = encode_error(error, code)
-        if await self._store(self.storage.fail, self.claim.id, self.config.worker_id, data, ttl_ms):
+        if await self._store(Finish.fail(self.claim.id, data, ttl_ms)):
             self.emitter.emit("failed", self.claim.id, error)
 
-    async def _store(self, operation: Callable[..., Awaitable[bool]], *args: Any) -> bool:
+    async def _store(self, outcome: Finish) -> bool:
         """Store an outcome, retrying storage failures for up to one visibility timeout.
 
         Past that the lease has expired anyway and the reaper will run the job again.
@@ -223,7 +246,7 @@ class Attempt(Generic[P, R]):
         delay = 0.05
         while True:
             try:
-                stored = await operation(*args)
+                stored = await self.finisher.finish(outcome)
             except StorageError as exc:
                 if loop.time() + delay > deadline:
                     self.config.logger.error("could not store the outcome of job %r: %s", self.claim.id, exc)
@@ -240,5 +263,5 @@ class Attempt(Generic[P, R]):
 
     async def _extend_lease(self, seconds: float) -> bool:
         lease_ms = max(1, round(seconds * 1000))
-        lost = await self.storage.renew_leases(self.config.worker_id, [self.claim.id], lease_ms)
-        return self.claim.id not in lost
+        revoked = await self.storage.renew_leases(self.config.worker_id, [self.claim.id], lease_ms)
+        return revoked.get(self.claim.id) is not Revoked.LOST

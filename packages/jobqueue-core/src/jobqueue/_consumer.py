@@ -10,11 +10,12 @@ from typing import Any
 
 from ._attempt import Attempt, Handler, StopReason
 from ._config import QueueConfig
+from ._contract.records import Channel, EventKind, Revoked
+from ._contract.storage import ControlChannel, Storage
 from ._emitter import Emitter
 from ._errors import StorageError
-from ._contract.storage import Channel, EventKind, Storage
+from ._finisher import Finisher
 from ._tasks import cancel_and_wait
-from ._types import JobState
 
 __all__ = ["Consumer"]
 
@@ -22,9 +23,10 @@ __all__ = ["Consumer"]
 class Consumer:
     """Runs up to ``concurrency`` jobs at once for one worker id. Owned by ``Queue``.
 
-    Three background tasks: the fetch loop (blocking dequeue of as many jobs as
-    there are free slots), the lease loop (worker heartbeat and lease renewal
-    of running jobs every third of the visibility timeout) and the control
+    Background tasks: the fetch loop (blocking dequeue of as many jobs as
+    there are free slots), the lease loop (one heartbeat call: worker
+    registration and lease renewal of running jobs, every third of the
+    visibility timeout) and, on storages with a control channel, the control
     loop (abort requests). Each survives storage outages by retrying.
     """
 
@@ -39,6 +41,7 @@ class Consumer:
         self._slot_free.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._finisher = Finisher(storage, config.worker_id)
 
     @property
     def running_ids(self) -> list[str]:
@@ -51,8 +54,9 @@ class Consumer:
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name="jobqueue-fetch"),
             asyncio.create_task(self._lease_loop(), name="jobqueue-lease"),
-            asyncio.create_task(self._control_loop(), name="jobqueue-control"),
         ]
+        if isinstance(self._storage, ControlChannel):  # else aborts arrive with the next heartbeat
+            self._tasks.append(asyncio.create_task(self._control_loop(), name="jobqueue-control"))
 
     async def stop(self, drain_timeout: float) -> None:
         """Stop claiming, let running jobs finish for ``drain_timeout`` seconds, then give them back."""
@@ -99,7 +103,7 @@ class Consumer:
             failures = 0
             for claim in claims:
                 attempt: Attempt[Any, Any] = Attempt(
-                    claim, self._storage, config, self._emitter, self._handler, self._is_async
+                    claim, self._storage, self._finisher, config, self._emitter, self._handler, self._is_async
                 )
                 task = asyncio.create_task(attempt.run(), name=f"jobqueue-job-{claim.id}")
                 self._running[claim.id] = (attempt, task)
@@ -124,30 +128,20 @@ class Consumer:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._storage.register_worker(config.worker_id, self._heartbeat_ttl_ms)
-                ids = list(self._running)
-                if ids:
-                    lease_ms = config.visibility_timeout_ms
-                    stop = await self._storage.renew_leases(config.worker_id, ids, lease_ms)
-                    for job_id in stop:
-                        await self._interrupt_stopped(job_id)
+                revoked = await self._storage.heartbeat(
+                    config.worker_id,
+                    ttl_ms=self._heartbeat_ttl_ms,
+                    job_ids=list(self._running),
+                    lease_ms=config.visibility_timeout_ms,
+                )
+                for job_id, reason in revoked.items():
+                    entry = self._running.get(job_id)
+                    if entry is not None:
+                        entry[0].interrupt(StopReason.ABORT if reason is Revoked.ABORTED else StopReason.LOST)
                 failures = 0
             except StorageError as exc:
                 failures += 1
-                await self._report_outage("lease renewal", exc, failures)
-
-    async def _interrupt_stopped(self, job_id: str) -> None:
-        """A job ``renew_leases`` told us to stop: aborted (still ours) or lost."""
-        entry = self._running.get(job_id)
-        if entry is None:
-            return
-        record = await self._storage.get(job_id)
-        ours = (
-            record is not None
-            and record.state is JobState.PROCESSING
-            and record.worker_id == self._config.worker_id
-        )
-        entry[0].interrupt(StopReason.ABORT if ours else StopReason.LOST)
+                await self._report_outage("heartbeat", exc, failures)
 
     async def _control_loop(self) -> None:
         failures = 0

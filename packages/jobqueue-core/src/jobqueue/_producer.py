@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, Unpack
 
 from ._config import QueueConfig, validate_attempts
+from ._contract import rules
+from ._contract.codecs import Envelope, encode_envelope
+from ._contract.records import EventKind, JobRecord, NewJob, StorageEvent
+from ._contract.storage import Storage, check_new_job
 from ._durations import Duration, from_ms, now_ms, to_ms, validate_job_id
 from ._emitter import Emitter
 from ._errors import JobCancelledError, JobNotFoundError, JobQueueError, JobTimeoutError
 from ._failure import decode_error, error_to_exception
 from ._serde import dumps, loads
-from ._contract.storage import EventKind, JobRecord, Storage, StorageEvent
-from ._types import CancelResult, EnqueueResult, JobState, JobStatus, UpdateTtlResult
+from ._types import CancelResult, EnqueueResult, JobOptions, JobState, JobStatus, UpdateTtlResult
 from ._waiters import Outcome, Waiters
-from ._contract.codecs import Envelope, encode_envelope
 
 __all__ = ["Producer"]
 
@@ -24,33 +27,35 @@ R = TypeVar("R")
 
 
 class Producer(Generic[P, R]):
-    """Puts jobs in storage and reads their outcome. Owned by ``Queue``."""
+    """Puts jobs in storage and reads their outcome; ``Queue`` is one.
+
+    Every per-job option is declared once, in ``JobOptions``.
+    """
 
     def __init__(self, storage: Storage, config: QueueConfig, emitter: Emitter) -> None:
-        self._storage = storage
-        self._config = config
+        self.storage = storage
+        self.config = config
         self._emitter = emitter
         self._waiters = Waiters(storage, config.logger)
-        self.running = False
+        self._accepting_waits = False
 
-    async def stop(self) -> None:
+    async def _stop_waiting(self) -> None:
         """Stop the shared ``done`` listener; pending waits fail."""
-        self.running = False
+        self._accepting_waits = False
         await self._waiters.stop()
 
-    def _envelope(
-        self,
-        job_id: object,
-        payload: P,
-        max_attempts: int | None,
-        result_ttl: Duration | None,
-        delay: Duration | None,
-        run_at: datetime | None,
-    ) -> tuple[str, bytes, int]:
-        """Validate everything and build the message, before anything is written."""
+    def _new_job(self, job_id: object, payload: P, options: JobOptions) -> NewJob:
+        """Validate everything and build the job, before anything is written."""
         job_id = validate_job_id(job_id)
-        attempts = self._config.max_attempts if max_attempts is None else validate_attempts(max_attempts)
-        ttl_ms = self._config.result_ttl_ms if result_ttl is None else to_ms(result_ttl, "result_ttl")
+        unknown = sorted(set(options) - set(JobOptions.__annotations__))
+        if unknown:
+            raise TypeError(f"unknown job option(s): {', '.join(unknown)}")
+        config = self.config
+        max_attempts = options.get("max_attempts")
+        attempts = config.max_attempts if max_attempts is None else validate_attempts(max_attempts)
+        result_ttl = options.get("result_ttl")
+        ttl_ms = config.result_ttl_ms if result_ttl is None else to_ms(result_ttl, "result_ttl")
+        delay, run_at = options.get("delay"), options.get("run_at")
         delay_ms = 0 if delay is None else to_ms(delay, "delay", allow_zero=True)
         if run_at is not None:
             if delay is not None:
@@ -58,45 +63,57 @@ class Producer(Generic[P, R]):
             if not isinstance(run_at, datetime) or run_at.tzinfo is None:
                 raise ValueError("run_at must be a timezone-aware datetime")
             delay_ms = max(0, int((run_at - datetime.now(UTC)).total_seconds() * 1000))
-        body = dumps(self._config.payload_serde, payload, f"payload of job {job_id!r}")
-        message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms))
-        return job_id, message, delay_ms
+        job_timeout = options.get("job_timeout")
+        timeout_ms = None if job_timeout is None else to_ms(job_timeout, "job_timeout")
+        priority = options.get("priority", 0)
+        body = dumps(config.payload_serde, payload, f"payload of job {job_id!r}")
+        message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms))
+        return check_new_job(NewJob(job_id, message, delay_ms, priority))
 
-    async def enqueue(
-        self,
-        job_id: str,
-        payload: P,
-        *,
-        max_attempts: int | None = None,
-        result_ttl: Duration | None = None,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
-    ) -> EnqueueResult[R]:
-        """Add a job unless one with this id exists (see the dedup table in the README)."""
-        job_id, message, delay_ms = self._envelope(job_id, payload, max_attempts, result_ttl, delay, run_at)
-        return await self._submit(job_id, message, delay_ms)
+    async def enqueue(self, job_id: str, payload: P, **options: Unpack[JobOptions]) -> EnqueueResult[R]:
+        """Add a job unless one with this id exists (see the dedup table in the README).
 
-    async def _submit(self, job_id: str, message: bytes, delay_ms: int) -> EnqueueResult[R]:
-        outcome = await self._storage.enqueue(job_id, message, delay_ms=delay_ms)
-        if outcome.accepted:
-            self._emitter.emit("enqueued", job_id)
-            return EnqueueResult("queued", job_id)
-        existing = outcome.existing
-        assert existing is not None
-        if existing.state is JobState.COMPLETED:
-            return EnqueueResult("completed", job_id, JobState.COMPLETED, self._result_of(existing))
-        return EnqueueResult("duplicate", job_id, existing.state)
+        Raises:
+            ValueError, TypeError: a bad id, payload or option, before anything is written.
+        """
+        job = self._new_job(job_id, payload, options)
+        return (await self._submit([job]))[0]
+
+    async def enqueue_many(
+        self, jobs: Iterable[tuple[str, P]], **options: Unpack[JobOptions]
+    ) -> list[EnqueueResult[R]]:
+        """Add many jobs in one storage call; results in order, dedup per id (within the batch too).
+
+        Raises:
+            ValueError: an empty batch, more than 1,000 jobs, or a bad id, payload or option.
+        """
+        batch = [self._new_job(job_id, payload, options) for job_id, payload in jobs]
+        if not batch:
+            raise ValueError("enqueue_many needs at least one (job_id, payload) pair")
+        if len(batch) > rules.MAX_BATCH:
+            raise ValueError(f"enqueue_many takes at most {rules.MAX_BATCH} jobs per call, got {len(batch)}")
+        return await self._submit(batch)
+
+    async def _submit(self, jobs: list[NewJob]) -> list[EnqueueResult[R]]:
+        outcomes = await self.storage.enqueue_many(jobs)
+        results: list[EnqueueResult[R]] = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome.accepted:
+                self._emitter.emit("enqueued", job.id)
+                results.append(EnqueueResult("queued", job.id))
+                continue
+            existing = outcome.existing
+            assert existing is not None
+            if existing.state is JobState.COMPLETED:
+                results.append(
+                    EnqueueResult("completed", job.id, JobState.COMPLETED, self._result_of(existing))
+                )
+            else:
+                results.append(EnqueueResult("duplicate", job.id, existing.state))
+        return results
 
     async def enqueue_and_wait(
-        self,
-        job_id: str,
-        payload: P,
-        *,
-        timeout: Duration = 30.0,
-        max_attempts: int | None = None,
-        result_ttl: Duration | None = None,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
+        self, job_id: str, payload: P, *, timeout: Duration = 30.0, **options: Unpack[JobOptions]
     ) -> R:
         """Enqueue (or join the existing job) and return its result.
 
@@ -104,19 +121,45 @@ class Producer(Generic[P, R]):
             JobFailedError: the job failed (``MaxRetriesError`` when it used every attempt).
             JobCancelledError: the job was cancelled before it ran.
             JobTimeoutError: no outcome within ``timeout`` seconds (the job goes on).
+            JobQueueError: the queue is not started.
         """
-        if not self.running:
-            raise JobQueueError("enqueue_and_wait needs a started queue: use `async with queue:`")
-        timeout_s = to_ms(timeout, "timeout") / 1000
-        job_id, message, delay_ms = self._envelope(job_id, payload, max_attempts, result_ttl, delay, run_at)
+        timeout_s = self._check_wait(timeout)
+        job = self._new_job(job_id, payload, options)
+        return await self._wait_for(job.id, timeout_s, job)
+
+    async def wait(self, job_id: str, *, timeout: Duration = 30.0) -> R:
+        """Wait for the outcome of an existing job, without resending it.
+
+        Raises:
+            JobNotFoundError: no job with this id (never enqueued, cancelled or expired).
+            JobFailedError, JobCancelledError, JobTimeoutError: as ``enqueue_and_wait``.
+        """
+        timeout_s = self._check_wait(timeout)
+        return await self._wait_for(validate_job_id(job_id), timeout_s, None)
+
+    def _check_wait(self, timeout: Duration) -> float:
+        if not self._accepting_waits:
+            raise JobQueueError("waiting needs a started queue: use `async with queue:`")
+        return to_ms(timeout, "timeout") / 1000
+
+    async def _wait_for(self, job_id: str, timeout_s: float, job: NewJob | None) -> R:
         await self._waiters.start()
         future = self._waiters.register(job_id)  # subscribe before enqueue: no outcome can slip by
         try:
-            result = await self._submit(job_id, message, delay_ms)
-            if result.status == "completed":
-                return result.result  # type: ignore[return-value]  # R is whatever the serde returns
-            if result.existing_state is JobState.FAILED:
-                record = await self._storage.get(job_id)
+            if job is not None:
+                result = (await self._submit([job]))[0]
+                if result.status == "completed":
+                    return result.result  # type: ignore[return-value]  # R is whatever the serde returns
+                state = JobState.QUEUED if result.status == "queued" else result.existing_state
+            else:
+                record = await self.storage.get(job_id)
+                if record is None:
+                    raise JobNotFoundError(job_id)
+                if record.state.is_terminal:
+                    return await self._outcome_value(job_id, record)
+                state = record.state
+            if state is JobState.FAILED:
+                record = await self.storage.get(job_id)
                 if record is not None and record.state is JobState.FAILED:
                     raise error_to_exception(job_id, decode_error(record.error))
             self._waiters.arm(job_id)
@@ -142,13 +185,13 @@ class Producer(Generic[P, R]):
                 raise JobCancelledError(job_id)
             data = outcome.data
             if data is None:  # too large to ride along: fetch it
-                record = await self._storage.get(job_id)
+                record = await self.storage.get(job_id)
                 if record is None:
                     raise JobQueueError(f"job {job_id!r} finished but its record expired before it was read")
                 return await self._outcome_value(job_id, record)
             if outcome.kind is EventKind.FAILED:
                 raise error_to_exception(job_id, decode_error(data))
-            value: R = loads(self._config.result_serde, data, f"result of job {job_id!r}")
+            value: R = loads(self.config.result_serde, data, f"result of job {job_id!r}")
             return value
         if outcome.state is JobState.FAILED:
             raise error_to_exception(job_id, decode_error(outcome.error))
@@ -157,12 +200,12 @@ class Producer(Generic[P, R]):
     def _result_of(self, record: JobRecord) -> R:
         if record.result is None:
             raise JobQueueError(f"job {record.id!r} is completed but has no stored result")
-        value: R = loads(self._config.result_serde, record.result, f"result of job {record.id!r}")
+        value: R = loads(self.config.result_serde, record.result, f"result of job {record.id!r}")
         return value
 
     async def cancel(self, job_id: str) -> CancelResult:
         """Cancel a job that has not started (see the README's cancel table)."""
-        prior = await self._storage.cancel(validate_job_id(job_id))
+        prior = await self.storage.cancel(validate_job_id(job_id))
         return self._cancel_result(job_id, prior)
 
     async def abort(self, job_id: str) -> CancelResult:
@@ -170,7 +213,7 @@ class Producer(Generic[P, R]):
 
         Returns ``"processing"`` when a running job was told to stop.
         """
-        prior = await self._storage.request_abort(validate_job_id(job_id))
+        prior = await self.storage.request_abort(validate_job_id(job_id))
         return self._cancel_result(job_id, prior)
 
     def _cancel_result(self, job_id: str, prior: JobState | None) -> CancelResult:
@@ -185,7 +228,7 @@ class Producer(Generic[P, R]):
 
     async def get_status(self, job_id: str) -> JobStatus[R] | None:
         """The job's state, attempts, and result or error; None when there is no such job."""
-        record = await self._storage.get(validate_job_id(job_id))
+        record = await self.storage.get(validate_job_id(job_id))
         if record is None:
             return None
         result = self._result_of(record) if record.state is JobState.COMPLETED else None
@@ -195,7 +238,7 @@ class Producer(Generic[P, R]):
 
     async def get_result(self, job_id: str) -> R | None:
         """The result of a completed job, else None."""
-        record = await self._storage.get(validate_job_id(job_id))
+        record = await self.storage.get(validate_job_id(job_id))
         if record is None or record.state is not JobState.COMPLETED:
             return None
         return self._result_of(record)
@@ -203,7 +246,7 @@ class Producer(Generic[P, R]):
     async def update_result_ttl(self, job_id: str, ttl: Duration) -> UpdateTtlResult:
         """Make a finished job's result (or error) live ``ttl`` seconds from now."""
         ttl_ms = to_ms(ttl, "ttl")
-        record = await self._storage.get(validate_job_id(job_id))
+        record = await self.storage.get(validate_job_id(job_id))
         if record is not None and record.state is JobState.COMPLETED and record.result is None:
             return "missing_payload"
-        return await self._storage.update_ttl(job_id, ttl_ms)
+        return await self.storage.update_ttl(job_id, ttl_ms)

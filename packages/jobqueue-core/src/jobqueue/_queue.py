@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from ._attempt import Handler
 from ._backoff import RetryBackoff
 from ._config import AfterExecution, QueueConfig
 from ._consumer import Consumer
+from ._contract.storage import Storage
 from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import JobQueueError
 from ._producer import Producer
 from ._serde import JsonSerde, Serde
-from ._contract.storage import Storage
-from ._types import CancelResult, EnqueueResult, JobStatus, UpdateTtlResult
 
 __all__ = ["QUEUE_EVENTS", "Queue"]
 
@@ -26,16 +24,19 @@ R = TypeVar("R")
 H = TypeVar("H", bound=Callable[..., Any])
 
 QUEUE_EVENTS = frozenset(
-    {"started", "stopped", "enqueued", "processing", "completed", "failing", "failed", "requeued",
-     "cancelled", "error"}
+    {"started", "stopped", "enqueued", "processing", "progress", "completed", "failing", "failed",
+     "requeued", "cancelled", "error"}
 )  # fmt: skip
 
 
-class Queue(Generic[P, R]):
+class Queue(Producer[P, R]):
     """A job queue on a storage: enqueue jobs, and run them when a handler is set.
 
     ``P`` is the payload type, ``R`` the result type. Durations are seconds
-    (``float`` or ``timedelta``). See the README for every option.
+    (``float`` or ``timedelta``). See the README for every option. The
+    producing methods (``enqueue``, ``enqueue_many``, ``enqueue_and_wait``,
+    ``wait``, ``cancel``, ``abort``, ``get_status``, ``get_result``,
+    ``update_result_ttl``) come from ``Producer``.
     """
 
     def __init__(
@@ -60,7 +61,7 @@ class Queue(Generic[P, R]):
             raise TypeError(f"storage must be a jobqueue.Storage, not {type(storage).__name__}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError("name must be a non-empty str (or None for the storage's namespace)")
-        self.config = QueueConfig.build(
+        config = QueueConfig.build(
             concurrency=concurrency,
             worker_id=worker_id,
             max_attempts=max_attempts,
@@ -74,9 +75,8 @@ class Queue(Generic[P, R]):
             after_execution=after_execution,
             logger=logger,
         )
-        self.storage = storage.namespace(name) if name is not None else storage
-        self._emitter = Emitter(QUEUE_EVENTS, self.config.logger)
-        self._producer: Producer[P, R] = Producer(self.storage, self.config, self._emitter)
+        storage = storage.namespace(name) if name is not None else storage
+        super().__init__(storage, config, Emitter(QUEUE_EVENTS, config.logger))
         self._handler: Handler | None = None
         self._consumer: Consumer | None = None
         self._started = False
@@ -125,7 +125,7 @@ class Queue(Generic[P, R]):
             await self.storage.disconnect()
             raise
         self._started = True
-        self._producer.running = True
+        self._accepting_waits = True
         self._emitter.emit("started")
 
     async def stop(self, timeout: Duration | None = None) -> None:
@@ -141,7 +141,7 @@ class Queue(Generic[P, R]):
             return
         self._started = False
         try:
-            await self._producer.stop()
+            await self._stop_waiting()
             if self._consumer is not None:
                 await self._consumer.stop(drain)
                 self._consumer = None
@@ -157,70 +157,6 @@ class Queue(Generic[P, R]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
-
-    async def enqueue(
-        self,
-        job_id: str,
-        payload: P,
-        *,
-        max_attempts: int | None = None,
-        result_ttl: Duration | None = None,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
-    ) -> EnqueueResult[R]:
-        """Add a job unless one with this id exists; see ``EnqueueResult`` and the dedup table."""
-        return await self._producer.enqueue(
-            job_id, payload, max_attempts=max_attempts, result_ttl=result_ttl, delay=delay, run_at=run_at
-        )
-
-    async def enqueue_and_wait(
-        self,
-        job_id: str,
-        payload: P,
-        *,
-        timeout: Duration = 30.0,
-        max_attempts: int | None = None,
-        result_ttl: Duration | None = None,
-        delay: Duration | None = None,
-        run_at: datetime | None = None,
-    ) -> R:
-        """Enqueue (or join the existing job) and wait for its result.
-
-        Raises:
-            JobFailedError: the job failed (``MaxRetriesError`` after its last attempt).
-            JobCancelledError: the job was cancelled before it ran.
-            JobTimeoutError: no outcome within ``timeout`` seconds; the job goes on.
-            JobQueueError: the queue is not started.
-        """
-        return await self._producer.enqueue_and_wait(
-            job_id,
-            payload,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            result_ttl=result_ttl,
-            delay=delay,
-            run_at=run_at,
-        )
-
-    async def cancel(self, job_id: str) -> CancelResult:
-        """Cancel a job that has not started."""
-        return await self._producer.cancel(job_id)
-
-    async def abort(self, job_id: str) -> CancelResult:
-        """Cancel a queued job, or stop a running one (``"processing"``: it was told to stop)."""
-        return await self._producer.abort(job_id)
-
-    async def get_status(self, job_id: str) -> JobStatus[R] | None:
-        """The job's state, attempts, and result or error; None when unknown."""
-        return await self._producer.get_status(job_id)
-
-    async def get_result(self, job_id: str) -> R | None:
-        """The result of a completed job, else None."""
-        return await self._producer.get_result(job_id)
-
-    async def update_result_ttl(self, job_id: str, ttl: Duration) -> UpdateTtlResult:
-        """Make a finished job's result or error live ``ttl`` seconds from now."""
-        return await self._producer.update_result_ttl(job_id, ttl)
 
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"

@@ -12,10 +12,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from ._config import default_worker_id
+from ._contract.records import Recovery
+from ._contract.storage import LeaderLock, Storage
 from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import StorageError
-from ._contract.storage import LeaderLock, Storage
 from ._tasks import cancel_and_wait
 
 __all__ = ["REAPER_EVENTS", "LeaderElection", "Reaper"]
@@ -25,6 +26,7 @@ REAPER_EVENTS = frozenset(
 )
 
 _LOCK_KEY = "reaper"
+_MAX_SLEEP_MS = 500  # a job claimed after a pass may have a short lease: look again at least this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +52,15 @@ class LeaderElection:
 class Reaper:
     """Recovers stalled jobs: those whose lease expired because their worker stopped renewing it.
 
-    Not a poller: it sleeps until the earliest lease deadline the storage
-    holds (never longer than one visibility timeout, since a job claimed
-    later cannot expire sooner) and then recovers every expired job in one
-    atomic storage call. Jobs left by workers that died before this reaper
-    started are found on its first pass. With ``leader_election`` only the
-    holder of the storage's leader lock acts.
+    The leader sleeps until the earliest lease deadline the storage holds,
+    and never more than half a second (a job claimed after a pass may carry a
+    shorter lease than any it saw), then recovers every expired job in one
+    atomic storage call: a stalled job is back in the queue within about a
+    second of its own deadline, whatever ``visibility_timeout`` says. Jobs
+    left by workers that died before this reaper started are found on its
+    first pass. With ``leader_election`` only the holder of the storage's
+    leader lock acts; the others try to take it every ``retry_interval``.
+    ``visibility_timeout`` is kept for compatibility and bounds nothing else.
     """
 
     def __init__(
@@ -122,11 +127,14 @@ class Reaper:
 
     async def sweep(self) -> int:
         """Recover every job whose lease has expired now; return how many."""
-        stalled = await self.storage.recover_stalled()
-        for item in stalled:
+        return len((await self._pass()).stalled)
+
+    async def _pass(self) -> Recovery:
+        recovery = await self.storage.recover_stalled()
+        for item in recovery.stalled:
             self._logger.warning("job %r stalled on worker %s; requeued", item.id, item.worker_id)
             self._emitter.emit("stalled", item.id, item.worker_id)
-        return len(stalled)
+        return recovery
 
     async def _run(self) -> None:
         failures = 0
@@ -153,9 +161,8 @@ class Reaper:
                 return to_ms(election.retry_interval, "")
         else:
             self._set_leader(True)
-        await self.sweep()
-        next_ms = await self.storage.next_lease_expiry()
-        wait = self._visibility_ms if next_ms is None else min(max(next_ms, 0) + 5, self._visibility_ms)
+        next_ms = (await self._pass()).next_expiry_ms
+        wait = _MAX_SLEEP_MS if next_ms is None else min(max(next_ms, 0) + 5, _MAX_SLEEP_MS)
         if election is not None:
             wait = min(wait, to_ms(election.renew_interval, ""))
         return wait

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 __all__ = [

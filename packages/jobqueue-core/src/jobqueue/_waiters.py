@@ -7,9 +7,10 @@ import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 
+from ._contract.records import Channel, EventKind, JobRecord, StorageEvent
+from ._contract.storage import Storage
 from ._durations import now_ms
 from ._errors import JobQueueError
-from ._contract.storage import Channel, EventKind, JobRecord, Storage, StorageEvent
 from ._tasks import cancel_and_wait
 
 __all__ = ["Outcome", "Waiters"]

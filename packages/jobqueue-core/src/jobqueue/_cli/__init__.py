@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from .._errors import JobQueueError
 from .common import (
     EXIT_RUNTIME,
     CliError,
@@ -20,7 +21,6 @@ from .common import (
     positive_seconds,
 )
 from .output import Output, make_output
-from .._errors import JobQueueError
 
 __all__ = ["build_parser", "main"]
 

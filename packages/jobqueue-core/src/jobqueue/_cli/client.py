@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from .common import CliError, open_storage, parse_payload, redact, unreachable
-from .output import Output
+from .._contract.storage import Monitoring
 from .._durations import now_ms
 from .._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
 from .._queue import Queue
 from .._types import JobState
+from .common import CliError, open_storage, parse_payload, redact, unreachable
+from .output import Output
 
 __all__ = ["run_cancel", "run_enqueue", "run_stats", "run_status"]
 
@@ -130,6 +131,8 @@ async def run_cancel(args: argparse.Namespace, out: Output) -> int:
 async def run_stats(args: argparse.Namespace, out: Output) -> int:
     """Print the number of jobs per state and the registered workers."""
     storage = open_storage(args.storage, args.queue)
+    if not isinstance(storage, Monitoring):
+        raise CliError(f"{type(storage).__name__} has no monitoring capability: stats are unavailable")
     try:
         await storage.connect()
     except StorageError as exc:

@@ -8,8 +8,8 @@ import math
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .._errors import StorageError
 from .._contract.storage import Storage
+from .._errors import StorageError
 from .._urls import storage_from_url
 
 __all__ = [

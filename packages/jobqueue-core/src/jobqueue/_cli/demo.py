@@ -11,17 +11,17 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from .client import to_json
-from .common import CliError, open_storage, redact, unreachable
-from .output import Output
+from .._contract.storage import LeaderLock, Monitoring, Storage
 from .._errors import StorageError
 from .._job import Job
 from .._memory import MemoryStorage
 from .._queue import Queue
 from .._reaper import LeaderElection, Reaper
-from .._contract.storage import LeaderLock, Storage
 from .._types import JobState
 from .._urls import storage_from_url
+from .client import to_json
+from .common import CliError, open_storage, redact, unreachable
+from .output import Output
 
 __all__ = ["DEMO_QUEUE", "run_demo"]
 
@@ -187,6 +187,8 @@ def _on_failing(
 
 async def _clean_up(out: Output, producer: Queue[Any, Any]) -> None:
     """Delete what the demo left in its queue (it has its own namespace, so nothing else is touched)."""
+    if not isinstance(producer.storage, Monitoring):
+        return
     try:
         purged = await producer.storage.purge([JobState.COMPLETED, JobState.FAILED])
     except StorageError as exc:

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .common import CliError, open_storage, redact, unreachable
+from .._contract.storage import LeaderLock, Storage
 from .._errors import StorageError
 from .._queue import Queue
 from .._reaper import LeaderElection, Reaper
-from .._contract.storage import LeaderLock, Storage
+from .common import CliError, open_storage, redact, unreachable
 
 __all__ = ["load_handler", "run_worker"]
 

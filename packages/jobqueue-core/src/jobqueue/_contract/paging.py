@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .records import JobPage, JobRecord
 from .._types import JobState
+from .records import JobPage, JobRecord
 
 __all__ = ["page_jobs"]
 

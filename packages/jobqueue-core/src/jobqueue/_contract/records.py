@@ -64,11 +64,17 @@ class EventKind(StrEnum):
     @property
     def channels(self) -> tuple[Channel, ...]:
         """The channels an event of this kind is published on."""
-        if self is EventKind.ABORT:
-            return (Channel.CONTROL,)
-        if self in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED):
-            return (Channel.EVENTS, Channel.DONE)
-        return (Channel.EVENTS,)
+        return _CHANNELS[self]
+
+
+_CHANNELS = {
+    kind: (Channel.CONTROL,)
+    if kind is EventKind.ABORT
+    else (Channel.EVENTS, Channel.DONE)
+    if kind in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED)
+    else (Channel.EVENTS,)
+    for kind in EventKind
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ reads a clock; ``now`` is always passed in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .._durations import MAX_SECONDS
 from .._types import JobState
@@ -30,6 +31,7 @@ __all__ = [
     "Step",
     "cancel",
     "cancel_action",
+    "evolve",
     "claim",
     "claim_order",
     "finish",
@@ -84,6 +86,29 @@ class Step:
     data: bytes | None = None
 
 
+def evolve(record: JobRecord, **changes: Any) -> JobRecord:
+    """A copy of ``record`` with ``changes``: ``dataclasses.replace`` at a third of its cost (hot path)."""
+    get = changes.get
+    r = record
+    return JobRecord(
+        get("id", r.id),
+        get("state", r.state),
+        get("message", r.message),
+        get("created_at", r.created_at),
+        get("updated_at", r.updated_at),
+        get("attempts", r.attempts),
+        get("worker_id", r.worker_id),
+        get("result", r.result),
+        get("error", r.error),
+        get("run_at", r.run_at),
+        get("lease_until", r.lease_until),
+        get("expires_at", r.expires_at),
+        get("priority", r.priority),
+        get("abort_requested", r.abort_requested),
+        get("progress", r.progress),
+    )
+
+
 def later(now: int, ms: int) -> int:
     """``now + ms``, capped at ``MAX_DEADLINE_MS`` (a huge TTL or delay means "forever")."""
     return min(now + max(ms, 0), MAX_DEADLINE_MS)
@@ -113,7 +138,7 @@ def new_record(job: NewJob, now: int) -> Step:
         priority=job.priority,
     )
     if job.delay_ms > 0:
-        return Step(replace(record, run_at=later(now, job.delay_ms)), Place.SCHEDULE, EventKind.ENQUEUED)
+        return Step(evolve(record, run_at=later(now, job.delay_ms)), Place.SCHEDULE, EventKind.ENQUEUED)
     return Step(record, Place.TAIL, EventKind.ENQUEUED)
 
 
@@ -125,13 +150,15 @@ def is_live(record: JobRecord, now: int) -> bool:
 def is_due(record: JobRecord, now: int) -> bool:
     """A scheduled job or a retry whose time has come."""
     return (
-        record.state in (JobState.QUEUED, JobState.FAILING) and record.run_at is not None and record.run_at <= now
+        record.state in (JobState.QUEUED, JobState.FAILING)
+        and record.run_at is not None
+        and record.run_at <= now
     )
 
 
 def promote(record: JobRecord, now: int) -> Step:
     """A due scheduled job or retry becomes ``queued`` at the tail (no event: it was announced)."""
-    return Step(replace(record, state=JobState.QUEUED, run_at=None, updated_at=now), Place.TAIL)
+    return Step(evolve(record, state=JobState.QUEUED, run_at=None, updated_at=now), Place.TAIL)
 
 
 # ------------------------------------------------------------------- workers
@@ -139,7 +166,7 @@ def promote(record: JobRecord, now: int) -> Step:
 
 def claim(record: JobRecord, worker_id: str, now: int, lease_ms: int) -> Step:
     """A ready job is claimed: ``processing`` under ``worker_id``, one more attempt, a fresh lease."""
-    claimed = replace(
+    claimed = evolve(
         record,
         state=JobState.PROCESSING,
         worker_id=worker_id,
@@ -157,7 +184,9 @@ def owned(record: JobRecord | None, worker_id: str) -> bool:
     return record is not None and record.state is JobState.PROCESSING and record.worker_id == worker_id
 
 
-def renew(record: JobRecord | None, worker_id: str, now: int, lease_ms: int) -> tuple[Step | None, Revoked | None]:
+def renew(
+    record: JobRecord | None, worker_id: str, now: int, lease_ms: int
+) -> tuple[Step | None, Revoked | None]:
     """Extend a running job's lease to ``now + lease_ms``; a lease only moves forward.
 
     Returns the step (None: nothing to write) and why the worker must stop
@@ -168,7 +197,7 @@ def renew(record: JobRecord | None, worker_id: str, now: int, lease_ms: int) -> 
     lease = later(now, lease_ms)
     step = None
     if record.lease_until is None or lease > record.lease_until:
-        step = Step(replace(record, lease_until=lease))
+        step = Step(evolve(record, lease_until=lease))
     return step, Revoked.ABORTED if record.abort_requested else None
 
 
@@ -176,7 +205,7 @@ def set_progress(record: JobRecord | None, worker_id: str, data: bytes) -> Step 
     """Store a running job's progress value (None: the worker does not own the job)."""
     if record is None or not owned(record, worker_id):
         return None
-    return Step(replace(record, progress=data), Place.NONE, EventKind.PROGRESS, data)
+    return Step(evolve(record, progress=data), Place.NONE, EventKind.PROGRESS, data)
 
 
 def finish(record: JobRecord, outcome: Finish, now: int) -> Step:
@@ -186,29 +215,31 @@ def finish(record: JobRecord, outcome: Finish, now: int) -> Step:
     - ``RETRY``: ``failing``, the error kept, due again at ``now + delay``.
     - ``RELEASE``: ``queued`` at the head, the attempt not counted.
     """
-    base = replace(record, worker_id=None, lease_until=None, abort_requested=False, updated_at=now)
+    base = evolve(record, worker_id=None, lease_until=None, abort_requested=False, updated_at=now)
     kind = outcome.kind
     if kind is FinishKind.COMPLETE:
-        done = replace(base, state=JobState.COMPLETED, result=outcome.data, expires_at=later(now, outcome.ms))
+        done = evolve(base, state=JobState.COMPLETED, result=outcome.data, expires_at=later(now, outcome.ms))
         return Step(done, Place.NONE, EventKind.COMPLETED, inline(outcome.data))
     if kind is FinishKind.FAIL:
-        failed = replace(base, state=JobState.FAILED, error=outcome.data, expires_at=later(now, outcome.ms))
+        failed = evolve(base, state=JobState.FAILED, error=outcome.data, expires_at=later(now, outcome.ms))
         return Step(failed, Place.NONE, EventKind.FAILED, inline(outcome.data))
     if kind is FinishKind.RETRY:
-        failing = replace(base, state=JobState.FAILING, error=outcome.data, run_at=later(now, outcome.ms))
+        failing = evolve(base, state=JobState.FAILING, error=outcome.data, run_at=later(now, outcome.ms))
         return Step(failing, Place.SCHEDULE, EventKind.FAILING)
-    released = replace(base, state=JobState.QUEUED, attempts=max(record.attempts - 1, 0))
+    released = evolve(base, state=JobState.QUEUED, attempts=max(record.attempts - 1, 0))
     return Step(released, Place.HEAD, EventKind.REQUEUED)
 
 
 def is_stalled(record: JobRecord, now: int) -> bool:
     """A processing job whose lease has run out."""
-    return record.state is JobState.PROCESSING and record.lease_until is not None and record.lease_until <= now
+    return (
+        record.state is JobState.PROCESSING and record.lease_until is not None and record.lease_until <= now
+    )
 
 
 def recover(record: JobRecord, now: int) -> Step:
     """A stalled job goes back to the head of the queue; its attempt counts (publish ``stalled``, then ``requeued``)."""
-    requeued = replace(
+    requeued = evolve(
         record, state=JobState.QUEUED, worker_id=None, lease_until=None, abort_requested=False, updated_at=now
     )
     return Step(requeued, Place.HEAD, EventKind.STALLED)
@@ -245,7 +276,7 @@ def cancel(record: JobRecord, *, abort: bool) -> Step | None:
     if action is CancelAction.CLEAR:
         return Step(None)
     if action is CancelAction.FLAG:
-        return Step(replace(record, abort_requested=True), Place.NONE, EventKind.ABORT)
+        return Step(evolve(record, abort_requested=True), Place.NONE, EventKind.ABORT)
     return None
 
 
@@ -255,14 +286,14 @@ def update_ttl(record: JobRecord | None, now: int, ttl_ms: int) -> tuple[Step | 
         return None, "not_found"
     if not record.state.is_terminal:
         return None, "not_terminal"
-    return Step(replace(record, expires_at=later(now, ttl_ms))), "updated"
+    return Step(evolve(record, expires_at=later(now, ttl_ms))), "updated"
 
 
 def reset_failed(record: JobRecord | None, now: int) -> Step | None:
     """A ``failed`` job is queued again at the tail, its attempts and error cleared (None: not failed)."""
     if record is None or record.state is not JobState.FAILED:
         return None
-    queued = replace(
+    queued = evolve(
         record, state=JobState.QUEUED, attempts=0, error=None, expires_at=None, run_at=None, updated_at=now
     )
     return Step(queued, Place.TAIL, EventKind.ENQUEUED)

@@ -179,7 +179,9 @@ class Storage(abc.ABC):
 
     # -------------------------------------------------------------------- queue
 
-    async def enqueue(self, job_id: str, message: bytes, *, delay_ms: int = 0, priority: int = 0) -> EnqueueOutcome:
+    async def enqueue(
+        self, job_id: str, message: bytes, *, delay_ms: int = 0, priority: int = 0
+    ) -> EnqueueOutcome:
         """Store a new job unless one with this id is live, atomically (see ``_enqueue``)."""
         (outcome,) = await self.enqueue_many([NewJob(job_id, message, delay_ms, priority)])
         return outcome
@@ -311,7 +313,9 @@ class Storage(abc.ABC):
         if not isinstance(data, bytes):
             raise TypeError(f"progress data must be bytes, not {type(data).__name__}")
         if len(data) > rules.INLINE_RESULT_LIMIT:
-            raise ValueError(f"progress must encode to at most {rules.INLINE_RESULT_LIMIT} bytes, got {len(data)}")
+            raise ValueError(
+                f"progress must encode to at most {rules.INLINE_RESULT_LIMIT} bytes, got {len(data)}"
+            )
         return await self._set_progress(job_id, worker_id, data)
 
     @abc.abstractmethod
@@ -395,7 +399,9 @@ class Storage(abc.ABC):
         return self._subscribe(chosen)
 
     @abc.abstractmethod
-    def _subscribe(self, channels: frozenset[Channel]) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
+    def _subscribe(
+        self, channels: frozenset[Channel]
+    ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
         """A subscription to ``channels`` (see ``subscribe``)."""
 
 
@@ -412,7 +418,8 @@ class Monitoring(abc.ABC):
 
     async def counts(self) -> dict[JobState, int]:
         """Number of live jobs per state (every state present, zeros included)."""
-        return await self._counts()
+        counts = await self._counts()
+        return {state: counts.get(state, 0) for state in JobState}
 
     async def list_jobs(
         self, *, state: JobState | None = None, prefix: str = "", cursor: str | None = None, limit: int = 50
@@ -447,7 +454,9 @@ class Monitoring(abc.ABC):
         """Live jobs per state."""
 
     @abc.abstractmethod
-    async def _list_jobs(self, state: JobState | None, prefix: str, cursor: str | None, limit: int) -> JobPage:
+    async def _list_jobs(
+        self, state: JobState | None, prefix: str, cursor: str | None, limit: int
+    ) -> JobPage:
         """One page of live jobs, newest first (``paging.page_jobs`` does it for records in reach)."""
 
     @abc.abstractmethod
@@ -500,4 +509,3 @@ def capabilities(storage: object) -> frozenset[Capability]:
     if isinstance(storage, ControlChannel):
         found.add(Capability.CONTROL_CHANNEL)
     return frozenset(found)
-

@@ -1,10 +1,11 @@
 """The data behind ``MemoryStorage``: one ``MemoryStore`` per store, one ``NamespaceState`` per namespace.
 
 Every method here is synchronous, so each storage operation that calls them
-is atomic with respect to the event loop. Scheduled jobs and result expiry
-live in heaps with lazy deletion: an entry is acted on only when the record
-still carries the same deadline, so cancelling or re-enqueueing never has to
-search a heap.
+is atomic with respect to the event loop. Records change only through
+``apply``, which stores what a ``rules`` function decided. The ready queue,
+the schedule and result expiry are heaps with lazy deletion: an entry is
+acted on only when the record still matches it, so cancelling or
+re-enqueueing never has to search a heap.
 """
 
 from __future__ import annotations
@@ -12,41 +13,59 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from .._contract.storage import Channel, EventKind, JobRecord, StorageEvent, WorkerRecord
+from .._contract import rules
+from .._contract.records import Channel, EventKind, JobRecord, StorageEvent, WorkerRecord
+from .._contract.rules import Place, Step
 from .._types import JobState
 
-__all__ = ["MemoryStore", "NamespaceState", "Subscriber"]
+__all__ = ["MAX_PENDING_EVENTS", "MemoryStore", "NamespaceState", "Subscriber"]
+
+MAX_PENDING_EVENTS = 10_000
+"""Events a slow subscriber may have pending; past that the oldest are dropped (and counted)."""
+
+_log = logging.getLogger("jobqueue.memory")
 
 
 class Subscriber:
-    """One ``subscribe`` context: an unbounded queue of events, iterated until closed."""
+    """One ``subscribe`` context: a bounded queue of events, iterated until closed."""
 
-    def __init__(self, channels: frozenset[Channel]) -> None:
+    def __init__(self, channels: frozenset[Channel], limit: int = MAX_PENDING_EVENTS) -> None:
         self.channels = channels
-        self._queue: asyncio.Queue[StorageEvent | None] = asyncio.Queue()
+        self.dropped = 0
+        self._events: deque[StorageEvent] = deque()
+        self._limit = limit
+        self._ready = asyncio.Event()
         self._closed = False
 
     def deliver(self, event: StorageEvent, channel: Channel) -> None:
-        if channel in self.channels and not self._closed:
-            self._queue.put_nowait(event)
+        if channel not in self.channels or self._closed:
+            return
+        if len(self._events) >= self._limit:
+            self._events.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                _log.warning("memory subscriber is slow: %d events dropped so far", self.dropped)
+        self._events.append(event)
+        self._ready.set()
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._queue.put_nowait(None)
+        self._closed = True
+        self._ready.set()
 
     def __aiter__(self) -> Subscriber:
         return self
 
     async def __anext__(self) -> StorageEvent:
-        event = await self._queue.get()
-        if event is None:
-            self._queue.put_nowait(None)  # keep later __anext__ calls ending too
-            raise StopAsyncIteration
-        return event
+        while not self._events:
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        return self._events.popleft()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,38 +79,87 @@ class NamespaceState:
 
     def __init__(self) -> None:
         self.jobs: dict[str, JobRecord] = {}
-        # Invariant: ``ready`` holds the id of every queued job with no run_at, once, in claim order.
-        self.ready: deque[str] = deque()
         self.processing: dict[str, dict[str, None]] = {}  # worker -> ordered set of job ids
-        self.aborts: set[str] = set()
         self.workers: dict[str, _Registration] = {}
         self.locks: dict[str, tuple[str, int]] = {}
         self.subscribers: list[Subscriber] = []
+        # ready heap: (claim_order..., id); valid while ``_ready_seq[id]`` is that seq
+        self._ready: list[tuple[int, int, str]] = []
+        self._ready_seq: dict[str, int] = {}
+        self._tail = itertools.count(1)
+        self._head = itertools.count(-1, -1)  # head inserts: each one before every earlier entry
         self._schedule: list[tuple[int, int, str]] = []
         self._expiry: list[tuple[int, int, str]] = []
         self._waiters: set[asyncio.Future[None]] = set()
         self._seq = itertools.count()
 
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, job_id: str, step: Step, now: int, worker_id: str | None = None) -> None:
+        """Store what a rule decided: the record, its place, and its event."""
+        old = self.jobs.get(job_id)
+        if old is not None:
+            self._ready_seq.pop(job_id, None)
+            if old.state is JobState.PROCESSING:
+                self._unhold(job_id, old.worker_id)
+        record = step.record
+        if record is None:
+            self.jobs.pop(job_id, None)
+        else:
+            self.jobs[job_id] = record
+            self._place(record, step.place)
+        if step.event is not None:
+            self.publish(step.event, job_id, now, worker_id, step.data)
+
+    def _place(self, record: JobRecord, place: Place) -> None:
+        if place is Place.TAIL or place is Place.HEAD:
+            seq = next(self._tail if place is Place.TAIL else self._head)
+            self._ready_seq[record.id] = seq
+            heapq.heappush(self._ready, (*rules.claim_order(record, seq), record.id))
+            self.wake()
+        elif place is Place.SCHEDULE:
+            assert record.run_at is not None
+            heapq.heappush(self._schedule, (record.run_at, next(self._seq), record.id))
+            self.wake()  # blocked dequeues recompute how long to wait
+        elif record.state is JobState.PROCESSING:
+            assert record.worker_id is not None
+            self.processing.setdefault(record.worker_id, {})[record.id] = None
+        if record.expires_at is not None:
+            heapq.heappush(self._expiry, (record.expires_at, next(self._seq), record.id))
+
+    def _unhold(self, job_id: str, worker_id: str | None) -> None:
+        held = self.processing.get(worker_id or "")
+        if held is not None:
+            held.pop(job_id, None)
+            if not held:
+                del self.processing[worker_id or ""]
+
+    def pop_ready(self) -> JobRecord | None:
+        """The next job to claim (``rules.claim_order``), taken off the ready queue."""
+        while self._ready:
+            _, seq, job_id = heapq.heappop(self._ready)
+            if self._ready_seq.get(job_id) == seq:
+                del self._ready_seq[job_id]
+                return self.jobs[job_id]
+        return None
+
     # ------------------------------------------------------------ time passing
 
     def sweep(self, now: int) -> None:
-        """Drop expired records and move due scheduled jobs to the queue."""
+        """Drop expired records and lapsed workers; promote due scheduled jobs (``rules.promote``)."""
         while self._expiry and self._expiry[0][0] <= now:
             at, _, job_id = heapq.heappop(self._expiry)
             record = self.jobs.get(job_id)
-            if record is not None and record.expires_at == at:
-                self.drop(job_id)
-        promoted = False
+            if record is not None and record.expires_at == at and not rules.is_live(record, now):
+                self.apply(job_id, Step(None), now)
         while self._schedule and self._schedule[0][0] <= now:
             run_at, _, job_id = heapq.heappop(self._schedule)
             record = self.jobs.get(job_id)
-            if record is None or record.run_at != run_at:
-                continue
-            self.jobs[job_id] = replace(record, state=JobState.QUEUED, run_at=None, updated_at=now)
-            self.ready.append(job_id)
-            promoted = True
-        if promoted:
-            self.wake()
+            if record is not None and record.run_at == run_at and rules.is_due(record, now):
+                self.apply(job_id, rules.promote(record, now), now)
+        for worker_id, registration in list(self.workers.items()):
+            if registration.expires_at <= now and worker_id not in self.processing:
+                del self.workers[worker_id]
 
     def next_run_at(self) -> int | None:
         """The earliest run_at among scheduled jobs (stale heap entries are discarded)."""
@@ -103,63 +171,22 @@ class NamespaceState:
             heapq.heappop(self._schedule)
         return None
 
-    def schedule(self, record: JobRecord) -> None:
-        assert record.run_at is not None
-        self.jobs[record.id] = record
-        heapq.heappush(self._schedule, (record.run_at, next(self._seq), record.id))
-        self.wake()  # blocked dequeues recompute how long to wait
-
-    def expire_at(self, record: JobRecord) -> None:
-        assert record.expires_at is not None
-        self.jobs[record.id] = record
-        heapq.heappush(self._expiry, (record.expires_at, next(self._seq), record.id))
-
-    # ------------------------------------------------------------------- jobs
-
-    def owned(self, job_id: str, worker_id: str) -> JobRecord | None:
-        """The record when the job is processing under ``worker_id``."""
-        record = self.jobs.get(job_id)
-        if record is None or record.state is not JobState.PROCESSING or record.worker_id != worker_id:
-            return None
-        return record
-
-    def unhold(self, job_id: str, worker_id: str | None) -> None:
-        """Remove a job from its worker's processing set."""
-        if worker_id is None:
-            return
-        held = self.processing.get(worker_id)
-        if held is not None:
-            held.pop(job_id, None)
-            if not held:
-                del self.processing[worker_id]
-
-    def drop(self, job_id: str) -> JobRecord | None:
-        """Remove every trace of a job."""
-        record = self.jobs.pop(job_id, None)
-        if record is None:
-            return None
-        if record.state is JobState.QUEUED and record.run_at is None:
-            self.ready.remove(job_id)
-        elif record.state is JobState.PROCESSING:
-            self.unhold(job_id, record.worker_id)
-        self.aborts.discard(job_id)
-        return record
+    def leases(self) -> list[JobRecord]:
+        """Records of every processing job."""
+        return [self.jobs[job_id] for held in self.processing.values() for job_id in held]
 
     # ---------------------------------------------------------------- workers
 
     def register(self, worker_id: str, now: int, ttl_ms: int) -> None:
-        self.workers[worker_id] = _Registration(now, now + ttl_ms)
+        self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms))
 
     def unregister(self, worker_id: str, now: int) -> None:
         registration = self.workers.pop(worker_id, None)
         if registration is not None and worker_id in self.processing:
             # Jobs it still holds stay visible (and recoverable) under a lapsed registration.
-            self.workers[worker_id] = replace(registration, expires_at=min(registration.expires_at, now))
+            self.workers[worker_id] = _Registration(registration.last_seen, min(registration.expires_at, now))
 
-    def worker_records(self, now: int) -> list[WorkerRecord]:
-        for worker_id, registration in list(self.workers.items()):
-            if registration.expires_at <= now and worker_id not in self.processing:
-                del self.workers[worker_id]
+    def worker_records(self) -> list[WorkerRecord]:
         records: list[WorkerRecord] = []
         for worker_id in sorted(self.workers.keys() | self.processing.keys()):
             registration = self.workers.get(worker_id, _Registration(0, 0))
@@ -169,7 +196,7 @@ class NamespaceState:
 
     def is_empty(self, now: int) -> bool:
         self.sweep(now)
-        return not self.jobs and not self.worker_records(now)
+        return not self.jobs and not self.workers and not self.processing
 
     # ----------------------------------------------------- waiting and events
 
@@ -192,12 +219,7 @@ class NamespaceState:
         self._waiters.clear()
 
     def publish(
-        self,
-        kind: EventKind,
-        job_id: str,
-        at: int,
-        worker_id: str | None = None,
-        data: bytes | None = None,
+        self, kind: EventKind, job_id: str, at: int, worker_id: str | None = None, data: bytes | None = None
     ) -> None:
         event = StorageEvent(kind=kind, job_id=job_id, at=at, worker_id=worker_id, data=data)
         for subscriber in self.subscribers:

@@ -1,9 +1,11 @@
 """``MemoryStorage``: the storage contract in one process, without persistence.
 
 Each operation runs without an ``await`` between reading and writing, so it
-is atomic with respect to every other task on the loop. Blocking ``dequeue``
-waits on a future that enqueues wake (no polling); expired records are swept
-lazily at the start of every call, so nothing needs a background task.
+is atomic with respect to every other task on the loop. Every change is a
+``rules`` step applied by ``NamespaceState.apply``. Blocking ``dequeue``
+waits on a future that enqueues wake (no polling); expired records and
+lapsed workers are swept at the start of every call, so nothing needs a
+background task.
 """
 
 from __future__ import annotations
@@ -12,36 +14,37 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
 from typing import Self
 from urllib.parse import urlsplit
 
-from .._durations import now_ms
-from .._errors import StorageError
-from .admin import MemoryAdminMixin
-from .state import MemoryStore, NamespaceState, Subscriber
-from .._contract.storage import (
+from .._contract import rules
+from .._contract.records import (
     DEFAULT_NAMESPACE,
     Channel,
     Claim,
     EnqueueOutcome,
     EventKind,
+    Finish,
     JobRecord,
-    LeaderLock,
+    NewJob,
+    Recovery,
+    Revoked,
     Stalled,
-    Storage,
     StorageEvent,
     TtlOutcome,
-    WorkerRecord,
 )
+from .._contract.storage import ControlChannel, LeaderLock, Monitoring, Storage
+from .._durations import now_ms
+from .._errors import StorageError
 from .._types import JobState
 from .._urls import parse_query
-from .._contract.codecs import INLINE_RESULT_LIMIT
+from .admin import MemoryMonitoring
+from .state import MemoryStore, NamespaceState, Subscriber
 
 __all__ = ["MemoryStorage"]
 
 
-class MemoryStorage(MemoryAdminMixin, Storage, LeaderLock):
+class MemoryStorage(MemoryMonitoring, Storage, Monitoring, LeaderLock, ControlChannel):
     """A storage that keeps everything in this process's memory.
 
     ``MemoryStorage()`` is the ``default`` namespace of a new, empty store;
@@ -81,10 +84,7 @@ class MemoryStorage(MemoryAdminMixin, Storage, LeaderLock):
         """The namespace this instance is bound to."""
         return self._name
 
-    def namespace(self, name: str) -> Self:
-        """Return a view on namespace ``name`` sharing this store."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"namespace name must be a non-empty str, got {name!r}")
+    def _view(self, name: str) -> Self:
         view = copy.copy(self)
         view._name = name
         return view
@@ -101,56 +101,39 @@ class MemoryStorage(MemoryAdminMixin, Storage, LeaderLock):
         if self._store.refs == 0:
             self._store.close()
 
-    def _state(self) -> NamespaceState:
+    def _state(self) -> tuple[NamespaceState, int]:
         if self._store.refs <= 0:
             raise StorageError(f"memory storage (namespace {self._name!r}) is not connected; call connect()")
         state = self._store.state(self._name)
-        state.sweep(now_ms())
-        return state
+        now = now_ms()
+        state.sweep(now)
+        return state, now
 
     # -------------------------------------------------------------------- queue
 
-    async def enqueue(self, job_id: str, message: bytes, *, delay_ms: int = 0) -> EnqueueOutcome:
-        """Store a new job unless one with this id exists, atomically."""
-        state = self._state()
-        existing = state.jobs.get(job_id)
-        if existing is not None:
-            return EnqueueOutcome(accepted=False, existing=existing)
-        now = now_ms()
-        record = JobRecord(id=job_id, state=JobState.QUEUED, message=message, created_at=now, updated_at=now)
-        if delay_ms > 0:
-            state.schedule(replace(record, run_at=now + delay_ms))
-        else:
-            state.jobs[job_id] = record
-            state.ready.append(job_id)
-            state.wake()
-        state.publish(EventKind.ENQUEUED, job_id, now)
-        return EnqueueOutcome(accepted=True)
+    async def _enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
+        state, now = self._state()
+        outcomes: list[EnqueueOutcome] = []
+        for job in jobs:
+            existing = state.jobs.get(job.id)
+            if existing is not None:
+                outcomes.append(EnqueueOutcome(accepted=False, existing=existing))
+                continue
+            state.apply(job.id, rules.new_record(job, now), now)
+            outcomes.append(EnqueueOutcome(accepted=True))
+        return outcomes
 
-    async def dequeue(self, worker_id: str, *, lease_ms: int, timeout_ms: int, limit: int = 1) -> list[Claim]:
-        """Claim up to ``limit`` ready jobs, waiting up to ``timeout_ms`` for one."""
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
+    async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(timeout_ms, 0) / 1000
+        deadline = loop.time() + timeout_ms / 1000
         while True:
-            state = self._state()
-            now = now_ms()
+            state, now = self._state()
             claims: list[Claim] = []
-            while state.ready and len(claims) < limit:
-                job_id = state.ready.popleft()
-                record = state.jobs[job_id]
-                state.jobs[job_id] = replace(
-                    record,
-                    state=JobState.PROCESSING,
-                    worker_id=worker_id,
-                    attempts=record.attempts + 1,
-                    lease_until=now + lease_ms,
-                    updated_at=now,
-                )
-                state.processing.setdefault(worker_id, {})[job_id] = None
-                claims.append(Claim(job_id, record.message, record.attempts + 1))
-                state.publish(EventKind.PROCESSING, job_id, now, worker_id)
+            while len(claims) < limit and (record := state.pop_ready()) is not None:
+                step = rules.claim(record, worker_id, now, lease_ms)
+                state.apply(record.id, step, now, worker_id)
+                assert step.record is not None
+                claims.append(Claim(record.id, record.message, step.record.attempts))
             if claims:
                 return claims
             remaining = deadline - loop.time()
@@ -161,215 +144,99 @@ class MemoryStorage(MemoryAdminMixin, Storage, LeaderLock):
                 remaining = min(remaining, (run_at - now + 1) / 1000)
             await state.wait(remaining)
 
-    async def renew_leases(self, worker_id: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
-        """Extend the worker's leases; return the ids it must stop."""
-        state = self._state()
-        now = now_ms()
-        stop: list[str] = []
-        for job_id in job_ids:
-            record = state.owned(job_id, worker_id)
-            if record is None:
-                stop.append(job_id)
+    async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
+        state, now = self._state()
+        stored: list[bool] = []
+        for outcome in outcomes:
+            record = state.jobs.get(outcome.job_id)
+            if record is None or not rules.owned(record, worker_id):
+                stored.append(False)
                 continue
-            state.jobs[job_id] = replace(record, lease_until=now + lease_ms)
-            if job_id in state.aborts:
-                stop.append(job_id)
-        return stop
+            state.apply(outcome.job_id, rules.finish(record, outcome, now), now, worker_id)
+            stored.append(True)
+        return stored
 
-    async def release(self, job_id: str, worker_id: str) -> bool:
-        """Put a claimed job back at the head of the queue, its attempt not counted."""
-        state = self._state()
-        record = state.owned(job_id, worker_id)
-        if record is None:
+    async def _heartbeat(
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+    ) -> dict[str, Revoked]:
+        state, now = self._state()
+        if ttl_ms is not None:
+            state.register(worker_id, now, ttl_ms)
+        revoked: dict[str, Revoked] = {}
+        for job_id in job_ids:
+            step, reason = rules.renew(state.jobs.get(job_id), worker_id, now, lease_ms)
+            if step is not None:
+                state.apply(job_id, step, now)
+            if reason is not None:
+                revoked[job_id] = reason
+        return revoked
+
+    async def _unregister_worker(self, worker_id: str) -> None:
+        state, now = self._state()
+        state.unregister(worker_id, now)
+
+    async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
+        state, now = self._state()
+        step = rules.set_progress(state.jobs.get(job_id), worker_id, data)
+        if step is None:
             return False
-        now = now_ms()
-        self._requeue(state, record, now, attempts=max(record.attempts - 1, 0))
-        state.publish(EventKind.REQUEUED, job_id, now, worker_id)
+        state.apply(job_id, step, now, worker_id)
         return True
 
-    async def complete(self, job_id: str, worker_id: str, result: bytes, ttl_ms: int) -> bool:
-        """Store the result and set ``completed`` when the worker still owns the job."""
-        return self._finish(job_id, worker_id, JobState.COMPLETED, result, ttl_ms)
-
-    async def fail(self, job_id: str, worker_id: str, error: bytes, ttl_ms: int) -> bool:
-        """Store the error and set ``failed`` when the worker still owns the job."""
-        return self._finish(job_id, worker_id, JobState.FAILED, error, ttl_ms)
-
-    def _finish(self, job_id: str, worker_id: str, outcome: JobState, data: bytes, ttl_ms: int) -> bool:
-        state = self._state()
-        record = state.owned(job_id, worker_id)
-        if record is None:
-            return False
-        now = now_ms()
-        state.unhold(job_id, worker_id)
-        state.aborts.discard(job_id)
-        completed = outcome is JobState.COMPLETED
-        state.expire_at(
-            replace(
-                record,
-                state=outcome,
-                result=data if completed else None,
-                error=None if completed else data,
-                lease_until=None,
-                expires_at=now + ttl_ms,
-                updated_at=now,
-            )
-        )
-        inline = data if len(data) <= INLINE_RESULT_LIMIT else None
-        kind = EventKind.COMPLETED if completed else EventKind.FAILED
-        state.publish(kind, job_id, now, worker_id, inline)
-        return True
-
-    async def retry(self, job_id: str, worker_id: str, error: bytes, delay_ms: int) -> bool:
-        """Store the error, set ``failing`` and schedule the job ``delay_ms`` from now."""
-        state = self._state()
-        record = state.owned(job_id, worker_id)
-        if record is None:
-            return False
-        now = now_ms()
-        state.unhold(job_id, worker_id)
-        state.schedule(
-            replace(
-                record,
-                state=JobState.FAILING,
-                error=error,
-                worker_id=None,
-                lease_until=None,
-                run_at=now + max(delay_ms, 0),
-                updated_at=now,
-            )
-        )
-        state.publish(EventKind.FAILING, job_id, now, worker_id)
-        return True
-
-    async def cancel(self, job_id: str) -> JobState | None:
-        """Delete a job that has not started (and a failed one); return the state it had."""
-        state = self._state()
-        return self._cancel(state, job_id)
-
-    @staticmethod
-    def _cancel(state: NamespaceState, job_id: str) -> JobState | None:
+    async def _cancel(self, job_id: str, *, abort: bool) -> JobState | None:
+        state, now = self._state()
         record = state.jobs.get(job_id)
         if record is None:
             return None
-        if record.state in (JobState.QUEUED, JobState.FAILING):
-            state.drop(job_id)
-            state.publish(EventKind.CANCELLED, job_id, now_ms())
-        elif record.state is JobState.FAILED:
-            state.drop(job_id)
+        step = rules.cancel(record, abort=abort)
+        if step is not None:
+            state.apply(job_id, step, now, record.worker_id)
         return record.state
 
-    async def request_abort(self, job_id: str) -> JobState | None:
-        """Cancel a job that has not started, or flag a processing one; return the state it had."""
-        state = self._state()
-        record = state.jobs.get(job_id)
-        if record is None or record.state is not JobState.PROCESSING:
-            if record is not None and record.state.is_terminal:
-                return record.state
-            return self._cancel(state, job_id)
-        state.aborts.add(job_id)
-        state.publish(EventKind.ABORT, job_id, now_ms(), record.worker_id)
-        return record.state
-
-    async def recover_stalled(self) -> list[Stalled]:
-        """Put every job whose lease expired back at the head of the queue."""
-        state = self._state()
-        now = now_ms()
+    async def _recover_stalled(self) -> Recovery:
+        state, now = self._state()
         expired = sorted(
-            (record.lease_until, record.id)
-            for held in state.processing.values()
-            for record in (state.jobs[job_id] for job_id in held)
-            if record.lease_until is not None and record.lease_until <= now
+            (
+                (record.lease_until or 0, record.id)
+                for record in state.leases()
+                if rules.is_stalled(record, now)
+            ),
         )
         stalled: list[Stalled] = []
         # Requeued at the head in reverse, so the job that stalled first is claimed first.
         for _, job_id in reversed(expired):
             record = state.jobs[job_id]
             worker_id = record.worker_id or ""
-            self._requeue(state, record, now, attempts=record.attempts)
+            state.apply(job_id, rules.recover(record, now), now, worker_id)
+            state.publish(EventKind.REQUEUED, job_id, now, worker_id)
             stalled.append(Stalled(job_id, worker_id))
         stalled.reverse()
-        for item in stalled:
-            state.publish(EventKind.STALLED, item.id, now, item.worker_id)
-            state.publish(EventKind.REQUEUED, item.id, now, item.worker_id)
-        return stalled
-
-    @staticmethod
-    def _requeue(state: NamespaceState, record: JobRecord, now: int, *, attempts: int) -> None:
-        state.unhold(record.id, record.worker_id)
-        state.jobs[record.id] = replace(
-            record, state=JobState.QUEUED, worker_id=None, attempts=attempts, lease_until=None, updated_at=now
-        )
-        state.ready.appendleft(record.id)
-        state.wake()
-
-    async def next_lease_expiry(self) -> int | None:
-        """Milliseconds until the earliest lease expires (None: no job is processing)."""
-        state = self._state()
-        leases = [
-            lease
-            for held in state.processing.values()
-            for job_id in held
-            if (lease := state.jobs[job_id].lease_until) is not None
-        ]
-        return min(leases) - now_ms() if leases else None
+        leases = [record.lease_until for record in state.leases() if record.lease_until is not None]
+        return Recovery(stalled, min(leases) - now if leases else None)
 
     # ---------------------------------------------------------------- job state
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        """The live record of a job, or None."""
-        return self._state().jobs.get(job_id)
+    async def _get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        state, _ = self._state()
+        return [state.jobs.get(job_id) for job_id in job_ids]
 
-    async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
-        """``get`` for many ids, in the order given."""
-        jobs = self._state().jobs
-        return [jobs.get(job_id) for job_id in job_ids]
-
-    async def delete(self, job_id: str) -> bool:
-        """Remove a job that is not processing; True when something was removed."""
-        state = self._state()
-        record = state.jobs.get(job_id)
-        if record is None or record.state is JobState.PROCESSING:
-            return False
-        state.drop(job_id)
-        return True
-
-    async def update_ttl(self, job_id: str, ttl_ms: int) -> TtlOutcome:
-        """Make a terminal record expire ``ttl_ms`` from now."""
-        state = self._state()
-        record = state.jobs.get(job_id)
-        if record is None:
-            return "not_found"
-        if not record.state.is_terminal:
-            return "not_terminal"
-        state.expire_at(replace(record, expires_at=now_ms() + ttl_ms))
-        return "updated"
-
-    # ------------------------------------------------------------------ workers
-
-    async def register_worker(self, worker_id: str, ttl_ms: int) -> None:
-        """Register a worker or refresh its heartbeat for ``ttl_ms``."""
-        self._state().register(worker_id, now_ms(), ttl_ms)
-
-    async def unregister_worker(self, worker_id: str) -> None:
-        """Remove a worker's registration; jobs it holds stay recoverable."""
-        self._state().unregister(worker_id, now_ms())
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        """Registered workers, and lapsed ones that still hold jobs, by id."""
-        return self._state().worker_records(now_ms())
+    async def _update_ttl(self, job_id: str, ttl_ms: int) -> TtlOutcome:
+        state, now = self._state()
+        step, outcome = rules.update_ttl(state.jobs.get(job_id), now, ttl_ms)
+        if step is not None:
+            state.apply(job_id, step, now)
+        return outcome
 
     # ------------------------------------------------------------ notifications
 
-    def subscribe(self, *channels: Channel) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
-        """Listen to the namespace's channels (see ``Storage.subscribe``)."""
-        if not channels:
-            raise ValueError("subscribe needs at least one channel")
-        return self._subscription(frozenset(Channel(channel) for channel in channels))
+    def _subscribe(
+        self, channels: frozenset[Channel]
+    ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
+        return self._subscription(channels)
 
     @asynccontextmanager
     async def _subscription(self, channels: frozenset[Channel]) -> AsyncIterator[AsyncIterator[StorageEvent]]:
-        state = self._state()
+        state, _ = self._state()
         subscriber = Subscriber(channels)
         state.subscribers.append(subscriber)
         try:
