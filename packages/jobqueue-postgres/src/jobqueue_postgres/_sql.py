@@ -46,10 +46,7 @@ class Statements:
     flag_abort: str
     set_expiry: str
     recover: str
-    next_lease: str
-    sweep_jobs: str
-    sweep_workers: str
-    sweep_locks: str
+    sweep: str
     get_many: str
     job_data: str
     notify: str
@@ -215,16 +212,22 @@ SELECT id, worker_id,
        pg_notify($3, {event}('stalled', id, {NOW}, worker_id, NULL)),
        pg_notify($3, {event}('requeued', id, {NOW}, worker_id, NULL))
 FROM recovered ORDER BY lease_until, id""",
-            next_lease=f"SELECT min(lease_until) - {NOW} FROM {s}.jobs WHERE namespace = $1 AND state = 'processing'",
-            # The leader's sweep, across namespaces, in batches of $1 rows: expired records
-            # (no longer rules.is_live), lapsed registrations that hold no job, expired locks.
-            sweep_jobs=f"""
-DELETE FROM {s}.jobs WHERE (namespace, id) IN (
-    SELECT namespace, id FROM {s}.jobs WHERE expires_at <= {NOW} LIMIT $1 FOR UPDATE SKIP LOCKED)""",
-            sweep_workers=f"""
-DELETE FROM {s}.workers w WHERE w.expires_at <= {NOW} AND NOT EXISTS (
-    SELECT 1 FROM {s}.jobs j WHERE j.namespace = w.namespace AND j.worker_id = w.id AND j.state = 'processing')""",
-            sweep_locks=f"DELETE FROM {s}.locks WHERE expires_at <= {NOW}",
+            # The leader's sweep, across namespaces: expired records (no longer rules.is_live), at most
+            # $2 of them, lapsed registrations that hold no job, expired locks; then the namespace's
+            # next lease deadline (ms from now), read after the recovery statement committed.
+            sweep=f"""
+WITH gone_jobs AS (
+    DELETE FROM {s}.jobs WHERE (namespace, id) IN (
+        SELECT namespace, id FROM {s}.jobs WHERE expires_at <= {NOW} LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), gone_workers AS (
+    DELETE FROM {s}.workers w WHERE w.expires_at <= {NOW} AND NOT EXISTS (
+        SELECT 1 FROM {s}.jobs j WHERE j.namespace = w.namespace AND j.worker_id = w.id AND j.state = 'processing')
+), gone_locks AS (
+    DELETE FROM {s}.locks WHERE expires_at <= {NOW}
+)
+SELECT (SELECT count(*) FROM gone_jobs),
+       (SELECT min(lease_until) - {NOW} FROM {s}.jobs WHERE namespace = $1 AND state = 'processing')""",
             get_many=f"""
 SELECT {JOB_COLUMNS}, {NOW} AS now FROM {s}.jobs j
 WHERE j.namespace = $1 AND j.id = ANY($2::bytea[]) AND {_LIVE}""",

@@ -299,19 +299,13 @@ class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, Lea
             ]
             if len(rows) < _BATCH:
                 break
-        await self._sweep()
-        next_ms = await self._fetchval("recover_stalled", sql.next_lease, self._ns)
-        return Recovery(stalled, None if next_ms is None else max(next_ms, 0))
-
-    async def _sweep(self) -> None:
-        """Delete expired records, lapsed registrations and expired locks, across namespaces, in batches."""
-        sql = self._shared.sql
+        # Then the sweep, in batches, and the next lease deadline: one round trip in the common case.
         for _ in range(_MAX_SWEEP_BATCHES):
-            done = await self._execute("sweep", sql.sweep_jobs, _BATCH)
-            if int(done.split()[-1]) < _BATCH:
+            row = await self._fetchrow("recover_stalled", sql.sweep, self._ns, _BATCH)
+            if row[0] < _BATCH:
                 break
-        await self._execute("sweep", sql.sweep_workers)
-        await self._execute("sweep", sql.sweep_locks)
+        next_ms = row[1]
+        return Recovery(stalled, None if next_ms is None else max(next_ms, 0))
 
     # ---------------------------------------------------------------- job state
 
