@@ -19,15 +19,22 @@ __all__ = ["Options", "channel_name", "encode_name", "present", "to_record"]
 # Options of ours; the others that asyncpg's DSN understands pass through to it.
 _OUR_OPTIONS = {"schema", "pool_min", "pool_max"}
 _DRIVER_OPTIONS = {
+    # libpq URL parameters asyncpg's DSN parser reads ...
+    "host",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "passfile",
     "sslmode",
     "sslrootcert",
     "sslcert",
     "sslkey",
+    "sslcrl",
     "sslpassword",
-    "application_name",
     "target_session_attrs",
-    "passfile",
-    "connect_timeout",
+    # ... and a server setting it passes on (asyncpg sends unknown parameters as settings).
+    "application_name",
 }
 
 
