@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import asyncpg
 import pytest
-from jobqueue import JobState
+from jobqueue import Job, JobState, LeaderElection, Queue, Reaper
 from jobqueue.storage import Channel, EventKind, StorageError, StorageEvent
 from jobqueue_postgres import PostgresStorage
 
@@ -161,3 +161,49 @@ async def test_a_server_crash_loses_nothing_committed_and_the_storage_carries_on
                 raise AssertionError("no event after the restart")
         rest = await storage.dequeue("w", lease_ms=60_000, timeout_ms=0, limit=10)
         assert sorted(c.id for c in rest) == [f"job-{i}" for i in range(4, 10)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_a_server_crash_under_load_loses_no_acknowledged_job(own_server: PostgresServer) -> None:
+    storage = PostgresStorage(own_server.url, schema="load")
+    queue: Queue[int, int] = Queue(storage, concurrency=4, block_timeout=1.0, visibility_timeout=3.0)
+    handled: set[str] = set()
+
+    @queue.execute
+    async def handler(job: Job[int]) -> int:
+        handled.add(job.id)
+        return job.payload
+
+    acknowledged: list[str] = []
+
+    async def produce(count: int) -> None:
+        for i in range(count):
+            job_id = f"job-{len(acknowledged)}-{i}"
+            try:
+                await queue.enqueue(job_id, i)
+            except StorageError:
+                await asyncio.sleep(0.05)  # the server is away: pace the retries
+                continue
+            acknowledged.append(job_id)
+
+    async with (
+        storage,
+        queue,
+        Reaper(storage, leader_election=LeaderElection(lock_ttl=2, renew_interval=0.5)),
+    ):
+        await produce(60)
+        await asyncio.to_thread(own_server.kill)
+        await produce(20)  # refused while the server is down: not acknowledged, nothing promised
+        await asyncio.to_thread(own_server.start)
+        await produce(60)
+        for _ in range(600):  # until every acknowledged job has completed, or 120 s
+            records = await _eventually(lambda: storage.get_many(acknowledged))
+            if all(r is not None and r.state is JobState.COMPLETED for r in records[0]):
+                break
+            await asyncio.sleep(0.2)
+    missing = [job_id for job_id, r in zip(acknowledged, records[0], strict=True) if r is None]
+    assert missing == [], "rule: an acknowledged enqueue survives a server crash"
+    unfinished = [r.id for r in records[0] if r is not None and r.state is not JobState.COMPLETED]
+    assert unfinished == [], "rule: workers carry on after the restart"
+    assert len(acknowledged) >= 120
