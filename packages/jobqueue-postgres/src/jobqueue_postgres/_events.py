@@ -151,6 +151,13 @@ class Listener:
                 await conn.add_listener(channel, self._on_notify)
                 self._listening.add(channel)
 
+    def watch(self, channel: str, sink: Sink) -> bool:
+        """Deliver to ``sink`` at once when the channel is already listened to; False (and no change) if not."""
+        if channel not in self._listening or self._conn is None or self._conn.is_closed():
+            return False
+        self._sinks.setdefault(channel, set()).add(sink)
+        return True
+
     def remove(self, channel: str, sink: Sink) -> None:
         """Stop delivering to ``sink``. The channel stays listened to: the next claim needs it again."""
         sinks = self._sinks.get(channel)

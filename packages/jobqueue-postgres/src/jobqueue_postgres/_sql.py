@@ -36,7 +36,6 @@ class Statements:
 
     enqueue: str
     claim: str
-    next_due: str
     finish: str
     heartbeat: str
     unregister: str
@@ -110,12 +109,16 @@ WITH ready AS (
     FROM chosen c WHERE j.namespace = $1 AND j.id = c.id AND j.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING j.id, j.message, j.attempts, c.priority, c.due_at, c.seq
 )
-SELECT id, message, attempts, pg_notify($5, {event}('processing', id, {NOW}, $2, NULL))
-FROM claimed ORDER BY priority DESC, due_at NULLS FIRST, seq""",
-            # Milliseconds until the next scheduled job or retry falls due (NULL: none).
-            next_due=f"""
-SELECT min(run_at) - {NOW} FROM {s}.jobs
-WHERE namespace = $1 AND run_at IS NOT NULL AND state IN ('queued', 'failing')""",
+SELECT id, message, attempts, pg_notify($5, {event}('processing', id, {NOW}, $2, NULL)), NULL::bigint AS next_due,
+       priority, due_at, seq
+FROM claimed
+UNION ALL
+-- nothing claimed: one row with the ms until the next scheduled job or retry falls due (NULL: none)
+SELECT NULL, NULL, NULL, NULL, (
+    SELECT min(run_at) - {NOW} FROM {s}.jobs
+    WHERE namespace = $1 AND run_at IS NOT NULL AND state IN ('queued', 'failing')), NULL, NULL, NULL
+WHERE NOT EXISTS (SELECT 1 FROM claimed)
+ORDER BY priority DESC, due_at NULLS FIRST, seq""",
             # $2 worker, $3 ids, $4 kinds, $5 data, $6 ms, $7 inline data, $8 channel, $9 max deadline.
             finish=f"""
 WITH input AS (

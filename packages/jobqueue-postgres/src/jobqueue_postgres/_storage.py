@@ -147,31 +147,39 @@ class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, Lea
 
     async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
         worker = encode_name(worker_id, "worker_id")
-        claims = await self._claim_once(worker, lease_ms, limit)
-        if claims or timeout_ms == 0:
-            return claims
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
-        waiter = ClaimWaiter()
         listener = self._shared.listener
-        with pg_errors("listen"):
-            await listener.add(self._channel, waiter)  # before looking again, so no wake-up is missed
+        waiter = ClaimWaiter()
+        # Wake-ups must be watched before looking, or a job enqueued in between is noticed only at the
+        # safety re-check. Once the channel is listened to, that costs nothing, so it is the common path.
+        watching = timeout_ms > 0 and listener.watch(self._channel, waiter)
         try:
-            while True:
-                waiter.clear()
-                claims = await self._claim_once(worker, lease_ms, limit)
+            claims, due_ms = await self._claim_once(worker, lease_ms, limit)
+            if claims or timeout_ms == 0:
+                return claims
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_ms / 1000
+            if not watching:
+                with pg_errors("listen"):
+                    await listener.add(self._channel, waiter)  # the first LISTEN of this namespace
+                watching = True
+                claims, due_ms = await self._claim_once(worker, lease_ms, limit)
+            while not claims:
                 remaining = deadline - loop.time()
-                if claims or remaining <= 0:
-                    return claims
+                if remaining <= 0:
+                    break
                 wait = min(remaining, _RECHECK_SECONDS)
-                due_ms = await self._fetchval("claim", self._shared.sql.next_due, self._ns)
                 if due_ms is not None:
                     wait = min(wait, max(due_ms, 0) / 1000 + 0.001)
                 await waiter.wait(wait)
+                waiter.clear()
+                claims, due_ms = await self._claim_once(worker, lease_ms, limit)
+            return claims
         finally:
-            listener.remove(self._channel, waiter)
+            if watching:
+                listener.remove(self._channel, waiter)
 
-    async def _claim_once(self, worker: bytes, lease_ms: int, limit: int) -> list[Claim]:
+    async def _claim_once(self, worker: bytes, lease_ms: int, limit: int) -> tuple[list[Claim], int | None]:
+        """Claim what is ready; with nothing, the ms until the next scheduled job falls due (None: none)."""
         sql = self._shared.sql
         rows = await self._fetch(
             None,
@@ -184,7 +192,9 @@ class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, Lea
             self._channel,
             rules.MAX_DEADLINE_MS,
         )
-        return [Claim(bytes(row[0]).decode("utf-8"), bytes(row[1]), row[2]) for row in rows]
+        if len(rows) == 1 and rows[0][0] is None:
+            return [], rows[0][4]
+        return [Claim(bytes(row[0]).decode("utf-8"), bytes(row[1]), row[2]) for row in rows], None
 
     async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         firsts: dict[str, Finish] = {}
