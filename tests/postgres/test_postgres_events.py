@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jobqueue.storage import Channel, EventKind, Finish, StorageEvent, encode_event, rules
 from jobqueue_postgres import PostgresStorage
-from jobqueue_postgres._events import parse_payload
+from jobqueue_postgres._events import Subscription, parse_payload
 
 pytestmark = pytest.mark.postgres
 
@@ -157,3 +157,15 @@ async def test_finish_events_carry_the_worker_and_inline_data(storage: PostgresS
         (EventKind.FAILING, "again", "w", None),
         (EventKind.REQUEUED, "back", "w", None),
     ]
+
+
+async def test_a_slow_subscriber_keeps_the_newest_events() -> None:
+    async def no_fetch(event: StorageEvent) -> bytes | None:
+        raise AssertionError("nothing to fetch")
+
+    subscription = Subscription(frozenset({Channel.EVENTS}), no_fetch, limit=3)
+    for i in range(5):
+        subscription.deliver(StorageEvent(EventKind.ENQUEUED, f"j{i}", i), partial=False)
+    subscription.close()
+    assert [event.job_id async for event in subscription] == ["j2", "j3", "j4"]
+    assert subscription.dropped == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
@@ -30,7 +31,7 @@ from jobqueue.storage import (
     rules,
 )
 
-__all__ = ["ClaimWaiter", "Listener", "Subscription", "parse_payload"]
+__all__ = ["MAX_PENDING_EVENTS", "ClaimWaiter", "Listener", "Subscription", "parse_payload"]
 
 logger = logging.getLogger("jobqueue.postgres")
 
@@ -48,13 +49,22 @@ def parse_payload(payload: str) -> tuple[StorageEvent, bool]:
     return decode_event(base64.b64decode(body)), tag == "i"
 
 
+MAX_PENDING_EVENTS = 10_000
+"""Events a slow subscriber may have pending; past that the oldest are dropped (and counted)."""
+
+
 class Subscription:
     """One ``subscribe`` context: events of its channels, in the order the listener received them."""
 
-    def __init__(self, channels: frozenset[Channel], fetch: FetchData) -> None:
+    def __init__(
+        self, channels: frozenset[Channel], fetch: FetchData, limit: int = MAX_PENDING_EVENTS
+    ) -> None:
         self.channels = channels
+        self.dropped = 0
         self._fetch = fetch
-        self._queue: asyncio.Queue[tuple[StorageEvent, bool] | None] = asyncio.Queue()
+        self._events: deque[tuple[StorageEvent, bool]] = deque()
+        self._limit = limit
+        self._ready = asyncio.Event()
         self._closed = False
 
     def deliver(self, event: StorageEvent, partial: bool) -> None:
@@ -63,26 +73,32 @@ class Subscription:
             return
         for channel in event.kind.channels:
             if channel in self.channels:
-                self._queue.put_nowait((event, partial))
+                if len(self._events) >= self._limit:
+                    self._events.popleft()
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        logger.warning("postgres subscriber is slow: %d events dropped so far", self.dropped)
+                self._events.append((event, partial))
+                self._ready.set()
 
     def lost(self) -> None:
         """The listening connection dropped (events may be missing); nothing to do."""
 
     def close(self) -> None:
         """End the iteration (the storage disconnected)."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put_nowait(None)
+        self._closed = True
+        self._ready.set()
 
     def __aiter__(self) -> AsyncIterator[StorageEvent]:
         return self
 
     async def __anext__(self) -> StorageEvent:
-        item = await self._queue.get()
-        if item is None:
-            self._queue.put_nowait(None)  # later calls end too
-            raise StopAsyncIteration
-        event, partial = item
+        while not self._events:
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        event, partial = self._events.popleft()
         if partial:
             try:
                 data = rules.inline(await self._fetch(event))
