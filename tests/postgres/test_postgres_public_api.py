@@ -51,3 +51,11 @@ def test_driver_options_pass_through_and_ours_do_not() -> None:
     assert storage.schema == "s"
     assert "schema" not in repr(storage._shared.options.dsn)
     assert "sslmode=disable" in storage._shared.options.dsn
+
+
+@pytest.mark.parametrize("name", ["", "bad\ud800"])
+def test_bad_namespaces_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="namespace name"):
+        PostgresStorage("postgresql://h/db", name=name)
+    with pytest.raises(ValueError, match="namespace name"):
+        PostgresStorage("postgresql://h/db").namespace(name)

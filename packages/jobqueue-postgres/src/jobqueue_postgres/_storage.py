@@ -101,6 +101,8 @@ class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, Lea
         return cls(options.dsn, schema=options.schema, pool_min=options.pool_min, pool_max=options.pool_max)
 
     def _bind(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"namespace name must be a non-empty str, got {name!r}")
         self._name = name
         self._ns = encode_name(name, "namespace name")
         self._channel = channel_name(self._shared.options.schema, self._ns)
