@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -84,3 +86,31 @@ async def test_migrations_ship_as_package_data() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1))
     assert MIGRATIONS[0].name == "initial"
     assert "CREATE TABLE jobs" in MIGRATIONS[0].sql
+
+
+async def test_a_role_without_create_privileges_uses_a_migrated_schema(
+    postgres_url: str, schema: str, admin: asyncpg.Connection
+) -> None:
+    if os.environ.get("JOBQUEUE_POSTGRES_URL"):
+        pytest.skip("logs in as a new role without a password: needs the tests' own trust-auth server")
+    await migrate(admin, schema)
+    role = f"app_{schema}"
+    await admin.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}'
+        )
+        await admin.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
+        # PostgreSQL 15 grants PUBLIC no CREATE on the database nor on schema public: this role creates nothing.
+        url = urlunsplit(
+            urlsplit(postgres_url)._replace(netloc=f"{role}@{urlsplit(postgres_url).netloc.split('@')[-1]}")
+        )
+        async with PostgresStorage(url, schema=schema) as storage:
+            assert (await storage.enqueue("a", b"m")).accepted
+            assert [c.id for c in await storage.dequeue("w", lease_ms=1000, timeout_ms=0)] == ["a"]
+    finally:
+        await admin.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM {role}')
+        await admin.execute(f'REVOKE ALL ON ALL SEQUENCES IN SCHEMA "{schema}" FROM {role}')
+        await admin.execute(f'REVOKE ALL ON SCHEMA "{schema}" FROM {role}')
+        await admin.execute(f"DROP ROLE {role}")

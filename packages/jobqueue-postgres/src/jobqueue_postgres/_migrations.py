@@ -92,12 +92,15 @@ async def migrate(
     latest = migrations[-1].version if migrations else 0
     await connection.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
     try:
-        await connection.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {quoted};"
-            f"CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # Look before creating: CREATE ... IF NOT EXISTS still needs the CREATE privilege, which an
+        # application's role may lack once the schema is in place.
+        if await connection.fetchval("SELECT to_regclass($1)", f"{quoted}.schema_migrations") is None:
+            await connection.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {quoted};"
+                f"CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         current: int = await connection.fetchval(
             f"SELECT coalesce(max(version), 0) FROM {quoted}.schema_migrations"
         )
