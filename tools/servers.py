@@ -264,6 +264,10 @@ class PostgresServer:
             # Throw-away data: skip fsync (a process crash loses nothing the OS already has; commits stay synchronous).
             "-c fsync=off -c full_page_writes=off"
         )
+        if (self.bindir.parent / "lib" / "pg_stat_statements.so").exists():
+            options += (
+                " -c shared_preload_libraries=pg_stat_statements"  # statements per job, counted by tests
+            )
         self._run("pg_ctl", "start", "-w", "-t", str(int(_READY_TIMEOUT * 4)), "-D", str(self.data),
                   "-l", str(self.dir / "server.log"), "-o", options)  # fmt: skip
 
