@@ -44,6 +44,7 @@ class Shared:
         self.options = options
         self.sql = Statements.for_schema(quote_schema(options.schema))
         self.refs = 0
+        self._migrated = False
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
@@ -74,22 +75,30 @@ class Shared:
             )
         return self._listener
 
-    async def open(self) -> None:
-        """Take one reference; the first opens the pool and migrates the schema."""
+    async def open(self, channel: str) -> None:
+        """Take one reference; the first opens the pool, migrates the schema and starts listening to ``channel``."""
         async with self._lock:
             if self.refs == 0:
                 with pg_errors("connect"):
+                    self._migrated = False
                     pool = await asyncpg.create_pool(
-                        self.options.dsn, min_size=self.options.pool_min, max_size=self.options.pool_max
+                        self.options.dsn,
+                        min_size=self.options.pool_min,
+                        max_size=self.options.pool_max,
+                        init=self._warm,
                     )
                     try:
                         async with pool.acquire() as conn:
                             await migrate(conn, self.options.schema)
+                            self._migrated = True
+                            await self._warm(conn)
                     except BaseException:
                         await pool.close()
                         raise
                 self._pool = pool
                 self._listener = Listener(self._connect_listener)
+                # In the background: the first blocking claim then finds its channel listened to already.
+                self._listener.start(channel)
             self.refs += 1
 
     async def close(self) -> None:
@@ -109,6 +118,20 @@ class Shared:
                     await asyncio.wait_for(pool.close(), timeout=10)
                 except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     pool.terminate()
+
+    async def _warm(self, conn: Conn) -> None:
+        """Prepare the hot statements on a new connection, so the first real call pays no parse or plan.
+
+        Each runs once with empty input (no row changes); asyncpg keeps the
+        prepared statement, and the server compiles ``event_payload`` once per session.
+        """
+        if not self._migrated:
+            return  # the pool's first connections open before the schema exists: warmed after the migration
+        try:
+            for sql, args in self.sql.warmups():
+                await conn.fetch(sql, *args)
+        except asyncpg.PostgresError:
+            pass  # an optimisation only: the real call prepares the statement itself
 
     async def _connect_listener(self) -> asyncpg.Connection:
         with pg_errors("listen"):

@@ -149,6 +149,7 @@ class Listener:
         self._sinks: dict[str, set[Sink]] = {}
         self._lock = asyncio.Lock()
         self._reconnect: asyncio.Task[None] | None = None
+        self._priming: asyncio.Task[None] | None = None
         self._closed = False
 
     async def add(self, channel: str, sink: Sink) -> None:
@@ -159,6 +160,16 @@ class Listener:
         except BaseException:
             self.remove(channel, sink)
             raise
+
+    def start(self, channel: str) -> None:
+        """Connect and LISTEN to ``channel`` in the background, ahead of the first subscription or blocking claim."""
+        self._priming = asyncio.get_running_loop().create_task(self._prime(channel))
+
+    async def _prime(self, channel: str) -> None:
+        try:
+            await self._listen(channel)
+        except (StorageError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.debug("listener not opened ahead: %s", exc)  # the first add() tries again and reports
 
     async def _listen(self, channel: str) -> None:
         async with self._lock:
@@ -233,7 +244,7 @@ class Listener:
     async def close(self) -> None:
         """End every subscription and close the connection."""
         self._closed = True
-        await cancel_and_wait(self._reconnect)
+        await cancel_and_wait(self._reconnect, self._priming)
         for sinks in self._sinks.values():
             for sink in sinks:
                 if isinstance(sink, Subscription):

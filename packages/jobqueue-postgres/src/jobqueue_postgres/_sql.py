@@ -15,6 +15,7 @@ has none, and the planner would scan the whole namespace).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["JOB_COLUMNS", "NOW", "Statements"]
 
@@ -49,6 +50,7 @@ class Statements:
     get_many: str
     job_data: str
     notify: str
+    compile_events: str
 
     @classmethod
     def for_schema(cls, s: str) -> Statements:
@@ -237,4 +239,18 @@ WHERE j.namespace = $1 AND j.id = ANY($2::bytea[]) AND {_LIVE}""",
             job_data=f"SELECT result, error, progress FROM {s}.jobs WHERE namespace = $1 AND id = $2",
             # $1 channel, $2 kind, $3 id, $4 worker, $5 data.
             notify=f"SELECT pg_notify($1, {event}($2, $3, {NOW}, $4, $5))",
+            # PL/pgSQL compiles a function at its first call in a session: do it ahead.
+            compile_events=f"SELECT {event}('enqueued', ''::bytea, 0, NULL, NULL)",
         )
+
+    def warmups(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The hot statements with input that changes nothing (an empty namespace, no ids), to prepare them."""
+        ns, channel, cap = b"", "jq_warm_up", 4_102_444_800_000  # nothing is claimed: no deadline is written
+        return [
+            (self.enqueue, (ns, [], [], [], [], channel, cap)),
+            (self.claim, (ns, b"w", 1, 1, channel, cap)),
+            (self.finish, (ns, b"w", [], [], [], [], [], channel, cap)),
+            (self.heartbeat, (ns, b"w", None, [], 1, cap)),
+            (self.get_many, (ns, [])),
+            (self.compile_events, ()),
+        ]

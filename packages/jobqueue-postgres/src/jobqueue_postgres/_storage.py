@@ -129,7 +129,7 @@ class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, Lea
 
     async def connect(self) -> None:
         """Open the pool (and migrate the schema) on the first call; later calls take a reference."""
-        await self._shared.open()
+        await self._shared.open(self._channel)
 
     async def disconnect(self) -> None:
         """Release one ``connect``; the last ends subscriptions and closes the connections."""
