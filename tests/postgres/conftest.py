@@ -6,12 +6,15 @@ Without the PostgreSQL binaries the tests skip, unless ``JOBQUEUE_REQUIRE_SERVER
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import pytest
 from jobqueue_postgres import PostgresStorage
+
+from tools.servers import PostgresServer, find_postgres_bin
 
 pytestmark = pytest.mark.postgres
 
@@ -51,3 +54,14 @@ async def storage(postgres_url: str, schema: str) -> AsyncIterator[PostgresStora
     """A connected storage in a fresh schema."""
     async with PostgresStorage(postgres_url, schema=schema) as storage:
         yield storage
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, to crash."""
+    if find_postgres_bin() is None:
+        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
+    with PostgresServer.start_new() as server:
+        yield server

@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
@@ -15,7 +15,7 @@ from jobqueue import Job, JobState, LeaderElection, Queue, Reaper
 from jobqueue.storage import Channel, EventKind, StorageError, StorageEvent
 from jobqueue_postgres import PostgresStorage
 
-from tools.servers import PostgresServer, find_postgres_bin
+from tools.servers import PostgresServer
 
 pytestmark = pytest.mark.postgres
 
@@ -108,17 +108,6 @@ async def test_terminated_connections_give_storage_errors_then_the_same_object_c
             seen = [await _next(events)]
             while (seen[-1].kind, seen[-1].job_id) != (EventKind.PROCESSING, "woken"):
                 seen.append(await _next(events))
-
-
-@pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, to crash."""
-    if find_postgres_bin() is None:
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
-    with PostgresServer.start_new() as server:
-        yield server
 
 
 @pytest.mark.slow
