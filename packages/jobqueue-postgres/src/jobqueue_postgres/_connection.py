@@ -44,7 +44,6 @@ class Shared:
         self.options = options
         self.sql = Statements.for_schema(quote_schema(options.schema))
         self.refs = 0
-        self._migrated = False
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
@@ -80,21 +79,19 @@ class Shared:
         async with self._lock:
             if self.refs == 0:
                 with pg_errors("connect"):
-                    self._migrated = False
+                    # Migrate on a connection of its own first, so that every pooled connection
+                    # finds the schema in place and prepares the hot statements as it opens.
+                    conn = await asyncpg.connect(self.options.dsn)
+                    try:
+                        await migrate(conn, self.options.schema)
+                    finally:
+                        await conn.close()
                     pool = await asyncpg.create_pool(
                         self.options.dsn,
                         min_size=self.options.pool_min,
                         max_size=self.options.pool_max,
                         init=self._warm,
                     )
-                    try:
-                        async with pool.acquire() as conn:
-                            await migrate(conn, self.options.schema)
-                            self._migrated = True
-                            await self._warm(conn)
-                    except BaseException:
-                        await pool.close()
-                        raise
                 self._pool = pool
                 self._listener = Listener(self._connect_listener)
                 # In the background: the first blocking claim then finds its channel listened to already.
@@ -125,8 +122,6 @@ class Shared:
         Each runs once with empty input (no row changes); asyncpg keeps the
         prepared statement, and the server compiles ``event_payload`` once per session.
         """
-        if not self._migrated:
-            return  # the pool's first connections open before the schema exists: warmed after the migration
         try:
             for sql, args in self.sql.warmups():
                 await conn.fetch(sql, *args)

@@ -97,7 +97,7 @@ class Options:
 
     dsn: str
     schema: str = "jobqueue"
-    pool_min: int = 1
+    pool_min: int = 2
     pool_max: int = 10
 
     @classmethod
@@ -119,7 +119,7 @@ class Options:
         return cls.build(
             dsn,
             schema=params.get("schema", "jobqueue"),
-            pool_min=_int_option(params, "pool_min", 1),
+            pool_min=_int_option(params, "pool_min", 2),
             pool_max=_int_option(params, "pool_max", 10),
         )
 

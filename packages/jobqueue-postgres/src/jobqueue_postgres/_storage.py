@@ -68,7 +68,7 @@ class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, Lea
         dsn: str = "postgresql://localhost/postgres",
         *,
         schema: str = "jobqueue",
-        pool_min: int = 1,
+        pool_min: int = 2,
         pool_max: int = 10,
         name: str = DEFAULT_NAMESPACE,
     ) -> None:
@@ -77,7 +77,7 @@ class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, Lea
         Args:
             dsn: a libpq-style ``postgresql://`` URL for asyncpg (without our options).
             schema: the schema holding the tables: lower-case letters, digits and ``_``.
-            pool_min: connections the pool keeps open.
+            pool_min: connections the pool keeps open (two: a claim woken while an enqueue runs needs a second).
             pool_max: connections the pool may open (a blocking claim does not hold one while it waits).
             name: the namespace.
 
