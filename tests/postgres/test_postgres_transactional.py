@@ -124,3 +124,20 @@ async def test_a_failing_statement_is_a_storage_error_and_validation_comes_first
     missing = PostgresStorage(postgres_url, schema=f"{schema}_missing")  # never connected: no schema
     with pytest.raises(StorageError, match="postgres enqueue"):
         await missing.enqueue_on(admin, "x", b"m")
+
+
+@pytest.mark.parametrize("commit", [True, False])
+async def test_a_concurrent_enqueue_of_the_same_id_waits_for_the_transaction(
+    storage: PostgresStorage, admin: asyncpg.Connection, commit: bool
+) -> None:
+    transaction = admin.transaction()
+    await transaction.start()
+    assert (await storage.enqueue_on(admin, "same", b"in-tx")).accepted
+    elsewhere = asyncio.create_task(storage.enqueue("same", b"elsewhere"))
+    done, _ = await asyncio.wait([elsewhere], timeout=0.3)
+    assert not done, "rule: the other enqueue waits for the transaction that holds the id"
+    await (transaction.commit() if commit else transaction.rollback())
+    outcome = await asyncio.wait_for(elsewhere, 10)
+    assert outcome.accepted is not commit
+    record = await storage.get("same")
+    assert record is not None and record.message == (b"in-tx" if commit else b"elsewhere")
