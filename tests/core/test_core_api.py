@@ -11,8 +11,11 @@ import jobqueue.storage
 ROOT = Path(__file__).resolve().parents[2]
 
 APPLICATION_API = {
+    "__version__",
     # queue
-    "Backoff", "ExecutionContext", "Job", "JobOptions", "LeaderElection", "Queue", "Reaper",
+    "Backoff", "ExecutionContext", "Job", "JobOptions", "LeaderElection", "Queue", "Reaper", "SyncQueue",
+    # ids
+    "content_id", "new_id",
     # storages
     "MemoryStorage", "Storage", "available_schemes", "storage_from_url",
     # values
@@ -33,7 +36,8 @@ STORAGE_AUTHOR_API = {
     "WorkerRecord",
     # rules, codecs, helpers
     "rules", "Envelope", "decode_envelope", "decode_event", "encode_envelope", "encode_event",
-    "MAX_SECONDS", "check_ms", "check_new_job", "now_ms", "page_jobs", "parse_query", "validate_job_id",
+    "MAX_SECONDS", "check_ms", "check_new_job", "now_ms", "page_jobs", "parse_query", "redact_url",
+    "validate_job_id",
     "CorruptDataError", "StorageError", "cancel_and_wait", "map_exceptions",
 }  # fmt: skip
 

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from jobqueue import Channel, JobState, MemoryStorage, StorageError, StorageEvent, storage_from_url
+from jobqueue import JobState, MemoryStorage, StorageError, storage_from_url
+from jobqueue.storage import Channel, StorageEvent
 from jobqueue_conformance import StorageSuite, wait_until
 
 pytestmark = pytest.mark.memory

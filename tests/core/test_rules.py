@@ -1,23 +1,25 @@
 """The rules of a job's life, as pure functions: every backend applies or mirrors these."""
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from jobqueue import JobState
 from jobqueue.storage import EventKind, Finish, JobRecord, NewJob, Revoked, rules
 
-CancelAction, Place = rules.CancelAction, rules.Place
+CancelAction = rules.CancelAction
+Place = rules.Place
 
 NOW = 1_000_000
 
 
-def queued(job_id: str = "j", **changes: object) -> JobRecord:
+def queued(job_id: str = "j", **changes: Any) -> JobRecord:
     step = rules.new_record(NewJob(job_id, b"m"), NOW)
     assert step.record is not None
-    return replace(step.record, **changes)  # type: ignore[arg-type]  # test data
+    return replace(step.record, **changes)
 
 
-def running(worker: str = "w", lease_ms: int = 1000, **changes: object) -> JobRecord:
+def running(worker: str = "w", lease_ms: int = 1000, **changes: Any) -> JobRecord:
     step = rules.claim(queued(**changes), worker, NOW, lease_ms)
     assert step.record is not None
     return step.record
@@ -52,7 +54,7 @@ def test_a_claim_counts_an_attempt_and_leases_the_job() -> None:
     ],
 )
 def test_every_end_of_an_attempt_clears_the_abort_flag_and_the_lease(
-    outcome: Finish, state: JobState, place: Place
+    outcome: Finish, state: JobState, place: rules.Place
 ) -> None:
     step = rules.finish(replace(running(), abort_requested=True), outcome, NOW + 1)
     assert step.record is not None and step.place is place
@@ -103,7 +105,7 @@ def test_renew_reports_lost_and_aborted_jobs() -> None:
         (JobState.FAILED, True, CancelAction.NOTHING),
     ],
 )
-def test_the_cancel_and_abort_table(state: JobState, abort: bool, action: CancelAction) -> None:
+def test_the_cancel_and_abort_table(state: JobState, abort: bool, action: rules.CancelAction) -> None:
     assert rules.cancel_action(state, abort=abort) is action
 
 

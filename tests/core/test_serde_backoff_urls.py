@@ -7,19 +7,23 @@ import pytest
 from jobqueue import (
     Backoff,
     CorruptDataError,
-    EventKind,
     JsonSerde,
     MemoryStorage,
     MsgpackSerde,
     SerializationError,
-    StorageEvent,
     available_schemes,
-    decode_event,
-    encode_event,
     storage_from_url,
 )
 from jobqueue._backoff import backoff_from
-from jobqueue.storage import Envelope, decode_envelope, encode_envelope
+from jobqueue.storage import (
+    Envelope,
+    EventKind,
+    StorageEvent,
+    decode_envelope,
+    decode_event,
+    encode_envelope,
+    encode_event,
+)
 
 
 @pytest.mark.parametrize("serde", [JsonSerde(), MsgpackSerde()])
@@ -99,6 +103,12 @@ def test_storage_from_url_memory() -> None:
         ("nothing-here", ValueError, "has no scheme"),
         ("ftp://host/x", ValueError, r"no storage backend handles ftp://.*installed: "),
         ("memory://?colour=blue", ValueError, "unknown storage url option"),
+        ("memory://?colour=blue&token=s3cret", ValueError, r"in 'memory://\?colour=blue&token=\*\*\*'"),
+        (
+            "redis://u:s3cret@localhost:99999/0",
+            ValueError,
+            r"bad storage url 'redis://u:\*\*\*@localhost:99999/0': its port",
+        ),
         (42, TypeError, "storage url must be a str"),
     ],
 )

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from jobqueue import MemoryStorage, Queue, SerializationError
+from jobqueue.storage import Monitoring
 
 pytestmark = pytest.mark.memory
 
@@ -19,6 +20,7 @@ async def queue() -> AsyncIterator[Queue[object, object]]:
 
 
 async def assert_nothing_stored(queue: Queue[object, object]) -> None:
+    assert isinstance(queue.storage, Monitoring)
     counts = await queue.storage.counts()
     assert sum(counts.values()) == 0, f"something was written: {counts}"
 

@@ -86,6 +86,13 @@ async def work(storage: FileStorage, worker: str) -> None:
                 say(claim.id)
 
 
+async def register(storage: FileStorage, worker: str, ttl_ms: str) -> None:
+    """Register a worker once, then hang until killed (it never heartbeats again)."""
+    await storage.register_worker(worker, int(ttl_ms))
+    say("ready")
+    await asyncio.Event().wait()
+
+
 async def queue_produce(storage: FileStorage, prefix: str, count: str) -> None:
     """Enqueue COUNT jobs through a Queue after the go line; print "done"."""
     queue: Queue[dict[str, int], int] = Queue(storage)
@@ -132,6 +139,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[None]]] = {
     "wait_one": wait_one,
     "produce": produce,
     "work": work,
+    "register": register,
     "queue_produce": queue_produce,
     "queue_feed": queue_feed,
     "queue_work": queue_work,

@@ -15,8 +15,8 @@ import pytest
 from jobqueue import Job, JobState, Queue, Reaper
 from jobqueue_conformance import wait_until
 from jobqueue_file import FileStorage
-from jobqueue_file._names import PROCESSING_PREFIX, QUEUE_PREFIX, SCHEDULED_PREFIX, parse_entry
-from jobqueue_file._records import Record, unpack_record
+from jobqueue_file._names import EXPIRY_PREFIX, PROCESSING_PREFIX, QUEUE_PREFIX, SCHEDULED_PREFIX, parse_entry
+from jobqueue_file._records import Stored, unpack_record
 
 pytestmark = [pytest.mark.file, pytest.mark.slow]
 
@@ -49,14 +49,14 @@ async def kill_and_collect(proc: asyncio.subprocess.Process) -> list[str]:
     return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
 
 
-def read_layout(root: Path) -> tuple[dict[str, Record], list[tuple[str, str, str]]]:
+def read_layout(root: Path) -> tuple[dict[str, Stored], list[tuple[str, str, str]]]:
     """Every record (each must decode) and every entry (path, uid, key) of the default namespace."""
     space = root / "default"
     temps = [p for p in space.rglob(".tmp-*")]
     assert not temps, f"temp files survived the repair: {temps}"
     records = {path.name: unpack_record(path.read_bytes(), str(path)) for path in (space / "jobs").iterdir()}
     entries = []
-    for sub, prefix in (("queue", QUEUE_PREFIX), ("scheduled", SCHEDULED_PREFIX)):
+    for sub, prefix in (("queue", QUEUE_PREFIX), ("scheduled", SCHEDULED_PREFIX), ("expiry", EXPIRY_PREFIX)):
         for path in (space / sub).iterdir():
             parsed = parse_entry(path.name, prefix)
             assert parsed is not None, f"stray file {path}"
@@ -70,7 +70,7 @@ def read_layout(root: Path) -> tuple[dict[str, Record], list[tuple[str, str, str
 
 
 def check_invariants(root: Path) -> int:
-    """Each live job is in exactly one place, the one its record names; return the stray entries.
+    """Each job is in exactly one place, the one its record names; return the stray entries.
 
     Strays are entries no record claims (an enqueue killed between creating
     its entry and its record): harmless, dropped by the first claimer that
@@ -80,22 +80,22 @@ def check_invariants(root: Path) -> int:
     strays = 0
     owned: dict[str, list[str]] = {}
     for path, uid, key in entries:
-        record = records.get(key)
-        if record is None or record.uid != uid:
+        stored = records.get(key)
+        if stored is None or stored.uid != uid:
             assert not path.startswith("processing/"), f"a processing entry without its record: {path}"
             strays += 1
             continue
         owned.setdefault(key, []).append(path)
-    for key, record in records.items():
-        where = owned.get(key, [])
+    for key, stored in records.items():
+        record, where = stored.record, owned.get(key, [])
+        assert where == [stored.entry], (
+            f"job {record.id!r} ({record.state}) at {where}, record says {stored.entry}"
+        )
+        assert stored.entry is not None
+        if record.state is JobState.PROCESSING:
+            assert stored.entry.startswith("processing/")
         if record.state.is_terminal:
-            assert where == [], f"finished job {record.id!r} still has entries {where}"
-        else:
-            assert where == [record.entry], (
-                f"job {record.id!r} ({record.state}) at {where}, record says {record.entry}"
-            )
-            if record.state is JobState.PROCESSING:
-                assert record.entry is not None and record.entry.startswith("processing/")
+            assert stored.entry.startswith("expiry/"), f"finished job {record.id!r} at {stored.entry}"
     return strays
 
 

@@ -134,6 +134,24 @@ async def test_a_blocked_dequeue_uses_almost_no_cpu(tmp_path: Path) -> None:
     assert report["cpu"] < 0.05 * report["wall"], f"a waiting dequeue burns CPU: {report}"
 
 
+async def test_the_registration_of_a_killed_worker_is_deleted_by_another_process_unasked(
+    tmp_path: Path,
+) -> None:
+    registration = tmp_path / "default" / "workers" / "doomed"
+    async with FileStorage(tmp_path):  # a process that only has the root open: it never lists workers
+        child = await Child.start("register", tmp_path, "doomed", "500")
+        await child.ready()
+        child.proc.kill()
+        await child.proc.wait()
+        assert registration.exists()
+
+        async def gone() -> bool:
+            return not registration.exists()
+
+        # The ttl (0.5 s), then at most one sweep interval (1 s) for a process that learns of it late.
+        await wait_until(gone, message="a dead worker's registration outlived its ttl", timeout=5)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)  # ~20 s on an idle 2-core machine; minutes when other suites share the disk
 async def test_queues_in_many_processes_run_every_job_exactly_once(tmp_path: Path) -> None:

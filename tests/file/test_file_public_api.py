@@ -5,6 +5,7 @@ from __future__ import annotations
 import jobqueue
 import jobqueue_file
 import pytest
+from jobqueue.storage import Capability, Storage, capabilities
 
 pytestmark = pytest.mark.file
 
@@ -13,9 +14,14 @@ def test_all_is_pinned() -> None:
     assert jobqueue_file.__all__ == ["FileStorage"]
 
 
-def test_file_storage_declares_the_leader_lock_capability() -> None:
-    assert issubclass(jobqueue_file.FileStorage, jobqueue.Storage)
-    assert issubclass(jobqueue_file.FileStorage, jobqueue.LeaderLock)
+def test_file_storage_declares_every_capability() -> None:
+    assert issubclass(jobqueue_file.FileStorage, Storage)
+    storage = jobqueue_file.FileStorage("/nonexistent/never-created")
+    assert capabilities(storage) == {
+        Capability.MONITORING,
+        Capability.LEADER_LOCK,
+        Capability.CONTROL_CHANNEL,
+    }
 
 
 def test_the_file_scheme_is_registered() -> None:

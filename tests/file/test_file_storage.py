@@ -1,4 +1,7 @@
-"""What only FileStorage promises: safe names, persistence, TTL cleanup, URLs (disk errors: test_file_errors)."""
+"""What only FileStorage promises: safe names, persistence, priorities, TTL cleanup, URLs.
+
+Disk errors are in test_file_errors, symlinks and file modes in test_file_hardening.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jobqueue import (
-    Channel,
-    EventKind,
-    JobState,
-    StorageError,
-    StorageEvent,
-    storage_from_url,
-)
+from jobqueue import JobState, StorageError, storage_from_url
+from jobqueue.storage import Channel, EventKind, StorageEvent, rules
 from jobqueue_conformance import wait_until
 from jobqueue_file import FileStorage
 from jobqueue_file._events import EventLog, EventTail
@@ -160,28 +157,90 @@ async def test_an_expired_record_is_invisible_at_once_and_the_cleaner_deletes_it
         assert (await storage.get("long")) is not None
 
 
-async def test_only_one_process_runs_the_cleaner(tmp_path: Path) -> None:
-    async with (
-        FileStorage(tmp_path, cleanup_interval=0.05) as first,
-        FileStorage(tmp_path, cleanup_interval=0.05) as second,
-    ):
-        lock = tmp_path / "cleaner.lock"
+def namespace_files(root: Path, namespace: str = "default") -> list[str]:
+    """Every record, entry and registration a namespace holds (not its fixed lock and log files)."""
+    space = root / namespace
+    found = []
+    for sub in ("jobs", "queue", "scheduled", "processing", "expiry", "workers"):
+        found += [str(path.relative_to(space)) for path in (space / sub).rglob("*")]
+    return sorted(found)
 
-        async def held() -> bool:
-            return lock.exists() and lock.stat().st_size > 0
 
-        await wait_until(held, message="no cleaner took the leader lock")
-        owners = {first._root.owner, second._root.owner}
-        leaders = set()
-        for _ in range(10):  # over several sweeps, the same one process keeps the lock
-            content = lock.read_bytes()
-            leaders |= {owner for owner in owners if owner.encode() in content}
-            await asyncio.sleep(0.03)
-        assert len(leaders) == 1, f"cleaner leadership moved or was shared: {leaders}"
+async def test_a_lone_process_deletes_expired_records_and_lapsed_workers_without_being_asked(
+    tmp_path: Path,
+) -> None:
+    async with FileStorage(tmp_path) as storage:  # the default cleanup_interval: "within seconds"
+        await storage.enqueue("job", b"x")
+        await storage.register_worker("w", 200)
+        assert await storage.dequeue("w", lease_ms=30_000, timeout_ms=0)
+        assert await storage.complete("job", "w", b"r", 200)
+        assert namespace_files(tmp_path) != []
+
+        async def clean() -> bool:
+            return namespace_files(tmp_path) == []
+
+        # Nobody calls get, list_workers or anything else: the process sweeps on its own.
+        await wait_until(clean, message="expired records or a lapsed registration stayed on disk", timeout=5)
+
+
+async def test_a_registration_disappears_when_its_ttl_runs_out_not_a_sweep_interval_later(
+    tmp_path: Path,
+) -> None:
+    async with FileStorage(tmp_path, cleanup_interval=60) as storage:
+        await storage.register_worker("w", 300)
+        registration = tmp_path / "default" / "workers" / "w"
+        assert registration.exists()
+
+        async def gone() -> bool:
+            return not registration.exists()
+
+        await wait_until(gone, message="a lapsed registration outlived its ttl", timeout=2)
+
+
+async def test_any_running_process_sweeps_a_namespace_it_never_opened(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path, name="left-behind") as storage:
+        await storage.enqueue("job", b"x")
+        assert await storage.dequeue("w", lease_ms=30_000, timeout_ms=0)
+        assert await storage.complete("job", "w", b"r", 300)
+    assert namespace_files(tmp_path, "left-behind") != [], "the writer is gone, its files stay"
+    async with FileStorage(tmp_path, name="elsewhere", cleanup_interval=0.1):
+
+        async def clean() -> bool:
+            return namespace_files(tmp_path, "left-behind") == []
+
+        await wait_until(clean, message="another process did not sweep the namespace", timeout=5)
+
+
+async def test_higher_priority_first_then_fifo_and_released_jobs_first_within_their_priority(
+    tmp_path: Path,
+) -> None:
+    async with FileStorage(tmp_path) as storage:
+        for job_id, priority in (("low-1", -5), ("mid-1", 0), ("high-1", 7), ("mid-2", 0), ("high-2", 7)):
+            await storage.enqueue(job_id, b"x", priority=priority)
+        first = await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=3)
+        assert [claim.id for claim in first] == ["high-1", "high-2", "mid-1"]
+        assert await storage.release("mid-1", "w")
+        await storage.enqueue("mid-3", b"x")
+        rest = await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=10)
+        assert [claim.id for claim in rest] == ["mid-1", "mid-2", "mid-3", "low-1"]
+        record = await storage.get("low-1")
+        assert record is not None and record.priority == -5
+
+
+async def test_new_record_fields_survive_a_restart(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path) as storage:
+        await storage.enqueue("job", b"x", priority=3)
+        assert await storage.dequeue("w", lease_ms=30_000, timeout_ms=0)
+        assert await storage.set_progress("job", "w", b"half")
+        assert await storage.request_abort("job") is JobState.PROCESSING
+    async with FileStorage(tmp_path) as reopened:
+        record = await reopened.get("job")
+        assert record is not None
+        assert (record.priority, record.progress, record.abort_requested) == (3, b"half", True)
 
 
 async def test_the_event_log_rotates_without_losing_events(tmp_path: Path) -> None:
-    log = EventLog(str(tmp_path), str(tmp_path / "lock"), rotate_bytes=20_000)
+    log = EventLog(str(tmp_path), str(tmp_path / "lock"), 0o600, rotate_bytes=20_000)
     tail = EventTail(log)
     tail.open()
     sent = [StorageEvent(EventKind.ENQUEUED, f"job-{i}", i) for i in range(3_000)]
@@ -206,7 +265,7 @@ async def test_the_event_log_rotates_without_losing_events(tmp_path: Path) -> No
 
 
 def test_a_reader_far_behind_skips_ahead_and_keeps_reading(tmp_path: Path) -> None:
-    log = EventLog(str(tmp_path), str(tmp_path / "lock"), rotate_bytes=1_000)
+    log = EventLog(str(tmp_path), str(tmp_path / "lock"), 0o600, rotate_bytes=1_000)
     tail = EventTail(log)
     tail.open()
     for i in range(1_000):  # many generations while the reader sleeps: the oldest are deleted
@@ -232,11 +291,13 @@ async def test_subscribers_in_this_process_hear_only_their_channels(tmp_path: Pa
 # -------------------------------------------------------------------- urls
 
 
-def test_from_url_reads_the_path_and_the_durable_option(tmp_path: Path) -> None:
-    storage = FileStorage.from_url(f"file://{tmp_path}/q%20dir?durable=false")
+def test_from_url_reads_the_path_and_the_options(tmp_path: Path) -> None:
+    storage = FileStorage.from_url(f"file://{tmp_path}/q%20dir?durable=false&mode=0660")
     assert storage.path == str(tmp_path / "q dir") and storage.name == "default"
-    assert storage._root.durable is False
-    assert FileStorage.from_url(f"file://localhost{tmp_path}")._root.durable is True
+    assert storage._root.durable is False and storage._root.mode == 0o660
+    assert FileStorage.from_url(f"file://{tmp_path}?mode=0o640")._root.mode == 0o640
+    default = FileStorage.from_url(f"file://localhost{tmp_path}")
+    assert default._root.durable is True and default._root.mode == 0o600
     assert isinstance(storage_from_url(f"file://{tmp_path}"), FileStorage)
 
 
@@ -245,6 +306,9 @@ def test_from_url_reads_the_path_and_the_durable_option(tmp_path: Path) -> None:
     [
         ("file:///tmp/q?prefix=x", "unknown storage url option"),
         ("file:///tmp/q?durable=maybe", "durable must be true or false"),
+        ("file:///tmp/q?mode=rw", "octal file mode"),
+        ("file:///tmp/q?mode=0440", "owner read and write"),
+        ("file:///tmp/q?mode=01777", "within 0o777"),
         ("file://host/tmp/q", "take no host"),
         ("file://", "needs a directory path"),
         ("redis://localhost", "not a file:// url"),
@@ -262,6 +326,10 @@ def test_the_constructor_rejects_bad_arguments() -> None:
         FileStorage("/tmp/q", cleanup_interval=0)
     with pytest.raises(TypeError, match="durable"):
         FileStorage("/tmp/q", durable="yes")  # type: ignore[arg-type]  # the wrong type on purpose
+    with pytest.raises(TypeError, match="mode"):
+        FileStorage("/tmp/q", mode="0600")  # type: ignore[arg-type]  # the wrong type on purpose
+    with pytest.raises(ValueError, match="owner read and write"):
+        FileStorage("/tmp/q", mode=0o400)
 
 
 async def test_calls_before_connect_raise_a_storage_error(tmp_path: Path) -> None:
@@ -298,8 +366,8 @@ async def test_huge_durations_mean_forever_not_an_overflow(tmp_path: Path) -> No
         await storage.enqueue("now", b"x")
         claims = await storage.dequeue("w", lease_ms=huge, timeout_ms=0, limit=5)
         assert [claim.id for claim in claims] == ["now"], "a job delayed for ever is not due"
-        assert await storage.renew_leases("w", ["now"], huge) == []
+        assert await storage.renew_leases("w", ["now"], huge) == {}
         assert await storage.complete("now", "w", b"r", huge)
         assert await storage.update_ttl("now", huge) == "updated"
         record = await storage.get("now")
-        assert record is not None and record.expires_at is not None and record.expires_at > 10**14
+        assert record is not None and record.expires_at == rules.MAX_DEADLINE_MS

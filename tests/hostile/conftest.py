@@ -56,15 +56,20 @@ async def echo(job: Any) -> Any:
 
 async def assert_no_trace(storage: Storage, job_id: object = None) -> None:
     """The storage holds nothing: zero jobs in every state, and no record for ``job_id`` (a str)."""
-    assert isinstance(storage, Monitoring)
-    assert await storage.counts() == dict.fromkeys(JobState, 0)
-    assert (await storage.list_jobs()).records == []
+    assert await monitor(storage).counts() == dict.fromkeys(JobState, 0)
+    assert (await monitor(storage).list_jobs()).records == []
     if isinstance(job_id, str) and job_id:
         try:
             record = await storage.get(job_id)
         except ValueError:  # an invalid id: the storage refuses to look it up at all
             return
         assert record is None
+
+
+def monitor(storage: Storage) -> Monitoring:
+    """The storage's monitoring side (every storage of the table has it)."""
+    assert isinstance(storage, Monitoring), f"{type(storage).__name__} has no Monitoring capability"
+    return storage
 
 
 async def forget(storage: Storage, job_id: str) -> None:

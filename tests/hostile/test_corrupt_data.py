@@ -32,7 +32,7 @@ from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
 from tests.conftest import BACKENDS, Backend
-from tests.hostile.conftest import wait_until, worker_queue
+from tests.hostile.conftest import monitor, wait_until, worker_queue
 
 VALID_ENVELOPE = encode_envelope(Envelope(b'{"x":1}', 1, 3, 60_000))
 BAD_MESSAGES = {
@@ -103,7 +103,7 @@ async def test_poison_message_fails_with_decode_error_and_the_worker_goes_on(
             "job message" in status.error["message"] or "payload of job 'poison'" in status.error["message"]
         )
         assert status.attempts == 1  # failed once, not retried in a loop
-        counts = await storage.counts()
+        counts = await monitor(storage).counts()
         assert (counts[JobState.FAILED], counts[JobState.COMPLETED]) == (1, 2)
 
 
@@ -123,9 +123,9 @@ async def test_garbage_result_raises_serialization_error_and_the_worker_goes_on(
         with pytest.raises(SerializationError, match="result of job 'done'"):
             await within(queue.enqueue_and_wait("done", {"x": 1}, timeout=10))
         assert await within(queue.enqueue_and_wait("next", {"y": 2}, timeout=10)) == {"y": 2}
-        counts = await within(storage.counts())
+        counts = await within(monitor(storage).counts())
         assert counts[JobState.COMPLETED] == 2
-        page = await within(storage.list_jobs())
+        page = await within(monitor(storage).list_jobs())
         assert sorted(record.id for record in page.records) == ["done", "next"]
 
 
@@ -159,14 +159,14 @@ async def test_unknown_state_is_reported_naming_the_job(backend: Backend, storag
         await within(producer.get_status("odd"))
     with pytest.raises(CorruptDataError, match="odd"):
         await within(storage.get("odd"))
-    counts = await within(storage.counts())
+    counts = await within(monitor(storage).counts())
     assert set(counts) == set(JobState)
     assert sum(counts.values()) <= 1
     if backend.kind == "file":  # logs the unreadable file and lists the others
-        assert (await within(storage.list_jobs())).records == []
+        assert (await within(monitor(storage).list_jobs())).records == []
     else:  # Redis: the whole page fails, naming the job
         with pytest.raises(CorruptDataError, match="odd"):
-            await within(storage.list_jobs())
+            await within(monitor(storage).list_jobs())
     async with worker_queue(storage) as queue:
         assert await within(queue.enqueue_and_wait("fine", {"y": 1}, timeout=10)) == {"y": 1}
     with pytest.raises(CorruptDataError, match="odd"):

@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 from jobqueue import JobState, MsgpackSerde, Queue, SerializationError, Storage
 from jobqueue._durations import MAX_SECONDS as LONGEST_ACCEPTED
 
-from tests.hostile.conftest import QUICK, THOROUGH, assert_no_trace, forget, wait_until, warm_up, worker_queue
+from tests.hostile.conftest import (
+    QUICK,
+    THOROUGH,
+    assert_no_trace,
+    forget,
+    monitor,
+    wait_until,
+    warm_up,
+    worker_queue,
+)
 
 MAX_ID_BYTES = 1024
 
@@ -114,7 +123,7 @@ async def round_trip(queue: Queue[Any, Any], job_id: str, payload: Any) -> None:
     assert status is not None
     assert (status.id, status.state, status.result) == (job_id, JobState.COMPLETED, payload)
     assert await queue.get_result(job_id) == payload
-    page = await queue.storage.list_jobs(prefix=job_id)
+    page = await monitor(queue.storage).list_jobs(prefix=job_id)
     assert job_id in [record.id for record in page.records]
     again = await queue.enqueue(job_id, payload)
     assert (again.status, again.job_id, again.result) == ("completed", job_id, payload)

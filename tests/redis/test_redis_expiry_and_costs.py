@@ -1,4 +1,4 @@
-"""Native expiry leaves no keys behind; the consumer path's round trips and commands per job."""
+"""Physical cleanliness with no further call; the consumer path's round trips and commands per job."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from jobqueue import Channel, JobState
+from jobqueue import Queue
+from jobqueue.storage import Channel, Finish, NewJob
 from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
@@ -19,45 +20,92 @@ from tools.servers import ServerKind, ServerProcess
 JOBS = 2000
 
 
-async def _key_count(raw: Redis, pattern: str) -> int:
-    return len([key async for key in raw.scan_iter(match=pattern, count=1000)])
+async def _keys(raw: Redis, prefix: str) -> list[bytes]:
+    return [key async for key in raw.scan_iter(match=f"{prefix}:*", count=1000)]
 
 
-async def _drain(storage: RedisStorage, worker: str, jobs: int, *, limit: int, ttl_ms: int) -> None:
-    done = 0
-    while done < jobs:
-        claims = await storage.dequeue(worker, lease_ms=30_000, timeout_ms=1000, limit=limit)
-        assert claims, f"queue ran dry after {done} of {jobs} jobs"
-        finishes = [
-            storage.complete(c.id, worker, b"result", ttl_ms)
-            if i % 2
-            else storage.fail(c.id, worker, b"error", ttl_ms)
-            for i, c in enumerate(claims)
-        ]
-        assert all(await asyncio.gather(*finishes))
-        done += len(claims)
+async def _no_key_left(raw: Redis, prefix: str, *, timeout: float) -> None:
+    async def gone() -> bool:
+        return await _keys(raw, prefix) == []
+
+    await wait_until(gone, message=f"no key of {prefix} remains", timeout=timeout, interval=0.1)
 
 
 @pytest.mark.slow
 async def test_finished_jobs_leave_no_key_once_their_ttl_passed(
     storage: RedisStorage, raw: Redis, prefix: str
 ) -> None:
-    await storage.register_worker("w", 60_000)
-    outcomes = await asyncio.gather(*(storage.enqueue(f"job:{i}", b"payload") for i in range(JOBS)))
-    assert all(outcome.accepted for outcome in outcomes)
-    await _drain(storage, "w", JOBS, limit=100, ttl_ms=2500)
-    counts = await storage.counts()
-    assert counts[JobState.QUEUED] == counts[JobState.PROCESSING] == 0
-    assert counts[JobState.COMPLETED] > 0 and counts[JobState.FAILED] > 0
-    assert await _key_count(raw, f"{prefix}:*:job:*") > 0
+    await storage.register_worker("w", 1000)  # and never again: the registry expires by itself too
+    for start in range(0, JOBS, 500):
+        outcomes = await storage.enqueue_many(
+            [NewJob(f"job:{i}", b"payload") for i in range(start, start + 500)]
+        )
+        assert all(outcome.accepted for outcome in outcomes)
+    done = 0
+    while done < JOBS:
+        claims = await storage.dequeue("w", lease_ms=30_000, timeout_ms=1000, limit=100)
+        assert claims, f"queue ran dry after {done} of {JOBS} jobs"
+        finishes = [
+            Finish.complete(c.id, b"result", 500) if i % 2 else Finish.fail(c.id, b"error", 500)
+            for i, c in enumerate(claims)
+        ]
+        assert all(await storage.finish_many("w", finishes))
+        done += len(claims)
+    assert {key.rsplit(b":", 1)[-1] for key in await _keys(raw, prefix)} >= {b"completed", b"failed", b"jobs"}
+    await _no_key_left(raw, prefix, timeout=20)  # no call of any kind meanwhile
 
-    async def job_keys_gone() -> bool:
-        return await _key_count(raw, f"{prefix}:*:job:*") == 0
 
-    await wait_until(job_keys_gone, message="every job hash expires natively", timeout=20)
-    assert all(count == 0 for count in (await storage.counts()).values()), "indexes are pruned too"
-    await storage.unregister_worker("w")
-    assert [key async for key in raw.scan_iter(match=f"{prefix}:*")] == [], "no key of the queue remains"
+@pytest.mark.slow
+async def test_a_queue_with_a_short_result_ttl_leaves_no_key(
+    server_url: str, raw: Redis, prefix: str
+) -> None:
+    async with RedisStorage(server_url, prefix=prefix) as storage:
+        queue: Queue[int, int] = Queue(
+            storage, concurrency=4, result_ttl=0.5, max_attempts=1, block_timeout=0.5
+        )
+
+        @queue.execute
+        async def handle(job: Any) -> int:
+            if job.payload % 5 == 0:
+                raise ValueError("a failure is kept for result_ttl too")
+            return int(job.payload) * 2
+
+        async with queue:
+            await queue.enqueue_many([(f"j{i}", i) for i in range(100)])
+            assert await queue.enqueue_and_wait("last", 21, timeout=10) == 42
+
+            async def all_finished() -> bool:
+                statuses = [await queue.get_status(f"j{i}") for i in (1, 5, 99)]
+                return all(s is None or s.state.is_terminal for s in statuses)
+
+            await wait_until(all_finished, message="every job finished", timeout=20)
+    await _no_key_left(raw, prefix, timeout=20)
+
+
+async def test_a_lapsed_worker_leaves_the_registry_without_list_workers(
+    storage: RedisStorage, raw: Redis
+) -> None:
+    workers = storage.keys.fixed("workers")
+    await storage.register_worker("short", 300)
+    await storage.register_worker("long", 20_000)
+    loop = asyncio.get_running_loop()
+    registered_at = loop.time()
+
+    async def short_is_gone() -> bool:
+        await storage.register_worker("long", 20_000)  # any heartbeat prunes lapsed entries
+        return await raw.zscore(workers, "short") is None
+
+    await wait_until(short_is_gone, message="the lapsed registration is pruned by a heartbeat", timeout=10)
+    assert loop.time() - registered_at >= 0.25
+    assert await raw.hkeys(storage.keys.fixed("heartbeats")) == [b"long"]
+    await storage.register_worker("long", 300)  # now the last worker lapses in 300 ms
+    await storage.register_worker("gone", 60_000)
+    await storage.unregister_worker("gone")  # the registry's expiry follows the workers that remain
+
+    async def registry_expired() -> bool:
+        return not await raw.exists(workers, storage.keys.fixed("heartbeats"))
+
+    await wait_until(registry_expired, message="the registry key expires natively", timeout=10)
 
 
 # ---------------------------------------------------------------------------- costs on a server of its own
@@ -93,31 +141,35 @@ async def _command_calls(raw: Redis) -> dict[str, int]:
     }
 
 
-@pytest.mark.parametrize("limit", [1, 50])
+@pytest.mark.parametrize(("limit", "max_commands"), [(1, 22), (50, 11)])
 async def test_consumer_path_costs_at_most_two_round_trips_per_job(
-    own_server: ServerProcess, own_raw: Redis, limit: int
+    own_server: ServerProcess, own_raw: Redis, limit: int, max_commands: int
 ) -> None:
     jobs = 200
     async with RedisStorage(own_server.url, prefix=f"p{uuid.uuid4().hex[:8]}") as storage:
-        await asyncio.gather(*(storage.enqueue(f"job-{i}", b"m") for i in range(jobs)))
+        await own_raw.config_resetstat()
+        await storage.enqueue_many([NewJob(f"job-{i}", b"m") for i in range(jobs)])
+        enqueue = await _command_calls(own_raw)
         await own_raw.config_resetstat()
         done = 0
         while done < jobs:
             claims = await storage.dequeue("w", lease_ms=30_000, timeout_ms=0, limit=limit)
-            for claim in claims:  # one at a time: every script call is its own round trip
-                assert await storage.complete(claim.id, "w", b"r", 60_000)
+            # the whole batch in one finish call: one script, one round trip
+            stored = await storage.finish_many("w", [Finish.complete(c.id, b"r", 60_000) for c in claims])
+            assert all(stored)
             done += len(claims)
         calls = await _command_calls(own_raw)
     scripts = calls.get("evalsha", 0) + calls.get("eval", 0)
     inner = sum(calls.values()) - scripts
     print(
         f"\n{own_server.kind} limit={limit}: {scripts / jobs:.2f} round trips per job, "
-        f"{inner / jobs:.1f} commands per job inside the scripts: {calls}"
+        f"{inner / jobs:.2f} Redis commands per job inside the scripts: {calls}; "
+        f"enqueue_many of {jobs}: {enqueue}"
     )
-    assert calls.get("blmove", 0) == 0, "no blocking call while the queue is not empty"
-    assert scripts == jobs + -(-jobs // limit), "one claim script per batch plus one finish script per job"
+    assert calls.get("bzpopmin", 0) == 0, "no blocking call while the queue is not empty"
+    assert scripts == 2 * -(-jobs // limit), "one claim script and one finish script per batch"
     assert scripts / jobs <= 2
-    assert inner / jobs <= 22, "fewer Redis commands per job than the original's 22"
+    assert inner / jobs <= max_commands, f"at most {max_commands} Redis commands per job (the original: 22)"
 
 
 async def test_one_process_uses_at_most_three_connections(own_server: ServerProcess, own_raw: Redis) -> None:

@@ -8,15 +8,8 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
-from jobqueue import (
-    INLINE_RESULT_LIMIT,
-    Channel,
-    EventKind,
-    JobState,
-    StorageError,
-    StorageEvent,
-    storage_from_url,
-)
+from jobqueue import JobState, StorageError, storage_from_url
+from jobqueue.storage import Channel, EventKind, StorageEvent, rules
 from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
@@ -57,8 +50,8 @@ async def test_every_key_of_a_namespace_shares_one_hash_tag(
     await _drive_every_structure(storage, ODD_IDS)
     keys = await _keys(raw, prefix)
     names = {key.decode()[len(f"{prefix}:{{default}}:") :].split(":")[0] for key in keys}
-    assert {"queue", "scheduled", "retries", "leases", "completed", "failed", "jobs", "job"} <= names
-    assert {"workers", "heartbeats", "holders", "processing", "lock"} <= names
+    assert {"live", "ready", "scheduled", "retries", "leases", "completed", "failed", "jobs", "job"} <= names
+    assert {"workers", "heartbeats", "lock", "seq", "marker"} <= names
     assert all(key.startswith(f"{prefix}:{{default}}:".encode()) for key in keys)
     assert {key_slot(key) for key in keys} == {key_slot(b"{default}")}, "one slot for the whole namespace"
     for channel in Channel:
@@ -95,7 +88,7 @@ async def test_two_prefixes_and_two_namespaces_are_isolated(server_url: str, pre
 
 
 async def test_odd_job_ids_round_trip_through_keys_and_events(storage: RedisStorage) -> None:
-    big = b"\xff" * (INLINE_RESULT_LIMIT + 1)
+    big = b"\xff" * (rules.INLINE_RESULT_LIMIT + 1)
     async with storage.subscribe(Channel.EVENTS, Channel.DONE) as events:
         for job_id in ODD_IDS:
             await storage.enqueue(job_id, b"m")
@@ -115,7 +108,7 @@ async def test_odd_job_ids_round_trip_through_keys_and_events(storage: RedisStor
     assert {e.worker_id for e in processing} == {"wörker:1"}
     done = [e for e in seen if e.kind is EventKind.COMPLETED]
     assert [e.job_id for e in done] == [job_id for job_id in ODD_IDS for _ in range(2)]
-    assert done[0].data is None, "a result over INLINE_RESULT_LIMIT is not inlined"
+    assert done[0].data is None, "a result over rules.INLINE_RESULT_LIMIT is not inlined"
     assert done[2].data == b"\x00\xc0binary\xff" + ODD_IDS[1].encode(), "binary results ride intact"
     assert all(e.at > 0 for e in seen)
     for job_id in ODD_IDS[1:]:
@@ -123,21 +116,18 @@ async def test_odd_job_ids_round_trip_through_keys_and_events(storage: RedisStor
         assert record is not None and record.id == job_id and record.state is JobState.COMPLETED
 
 
-async def test_unregistering_a_worker_keeps_its_processing_set(storage: RedisStorage, raw: Redis) -> None:
+async def test_an_unregistered_worker_is_listed_while_it_holds_jobs(storage: RedisStorage) -> None:
     await storage.register_worker("w", 10_000)
     await storage.enqueue("held", b"m")
     assert await storage.dequeue("w", lease_ms=200, timeout_ms=0)
     await storage.unregister_worker("w")
-    assert await raw.smembers(storage.keys.processing("w")) == {b"held"}
     [worker] = await storage.list_workers()
-    assert worker.id == "w" and worker.jobs == ("held",)
+    assert worker.id == "w" and worker.jobs == ("held",) and worker.expires_at == 0
 
-    async def lease_expired() -> bool:
-        return (await storage.next_lease_expiry() or 0) <= 0
+    async def recovered() -> bool:
+        return [s.id for s in (await storage.recover_stalled()).stalled] == ["held"]
 
-    await wait_until(lease_expired, message="the 200 ms lease runs out")
-    assert [s.id for s in await storage.recover_stalled()] == ["held"]
-    assert not await raw.exists(storage.keys.processing("w"))
+    await wait_until(recovered, message="the 200 ms lease runs out and the job is recovered")
     assert await storage.list_workers() == []
 
 
@@ -152,8 +142,8 @@ async def test_urls_choose_scheme_prefix_and_redis_options(redis_url: str) -> No
             await storage.enqueue(f"in-db-3-{scheme}", b"m")
     db3 = Redis.from_url(f"redis://{netloc}/3", protocol=2)
     try:
-        keys = sorted([key async for key in db3.scan_iter(match=f"{prefix}:*:job:*")])
-        assert keys == [f"{prefix}:{{default}}:job:in-db-3-{s}".encode() for s in ("redis", "valkey")]
+        live = await db3.hkeys(f"{prefix}:{{default}}:live")
+        assert sorted(live) == [f"in-db-3-{s}".encode() for s in ("redis", "valkey")]
         await db3.delete(*[key async for key in db3.scan_iter(match=f"{prefix}:*")])
     finally:
         await db3.aclose()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import jobqueue_redis
-from jobqueue import LeaderLock, Storage, available_schemes
+from jobqueue import available_schemes
+from jobqueue.storage import Capability, Storage, capabilities
 
 
 def test_all_is_pinned() -> None:
@@ -13,5 +14,17 @@ def test_all_is_pinned() -> None:
 
 def test_storage_capabilities_and_schemes() -> None:
     assert issubclass(jobqueue_redis.RedisStorage, Storage)
-    assert issubclass(jobqueue_redis.RedisStorage, LeaderLock)
+    assert capabilities(jobqueue_redis.RedisStorage("redis://h:1/0")) == set(Capability)
     assert {"redis", "rediss", "valkey", "valkeys"} <= set(available_schemes())
+
+
+def test_the_package_imports_only_the_public_jobqueue_modules() -> None:
+    from importlib import resources
+
+    for source in resources.files("jobqueue_redis").iterdir():
+        if source.name.endswith(".py"):
+            for line in source.read_text(encoding="utf-8").splitlines():
+                if line.startswith(("from jobqueue", "import jobqueue")) and not line.startswith(
+                    ("from jobqueue_redis", "from jobqueue import", "from jobqueue.storage import")
+                ):
+                    raise AssertionError(f"{source.name}: {line}")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from jobqueue import JobState, Queue, Storage
+from jobqueue.storage import Monitoring
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._screens.confirm import ConfirmScreen
 from jobqueue_tui._screens.detail import DetailScreen
@@ -128,6 +129,7 @@ async def test_purge_finished_jobs(storage: Storage) -> None:
             await confirm(pilot, app, "p", "escape")
             == "Purge every completed and failed job of queue default?"
         )
+        assert isinstance(storage, Monitoring)
         assert (await storage.counts())[JobState.COMPLETED] == 2  # escape answers no
         await confirm(pilot, app, "p", "y")
         await wait_until(pilot, lambda: table_ids(app) == ["waiting"], "only the waiting job")

@@ -56,7 +56,7 @@ async def test_json_payload_and_result_of_a_completed_job(storage: Storage) -> N
         assert "job order-7" in text
         assert shows(app, "state", "completed")
         assert shows(app, "attempts", "1 of 3")
-        assert shows(app, "worker", "worker-test")
+        assert shows(app, "worker", "-")  # contract v2: a finished attempt holds no worker (rules.finish)
         for label in ("created", "updated", "expires", "result ttl"):
             assert re.search(rf"^ {label} ", text, re.MULTILINE), label
         assert "payload (json)" in text

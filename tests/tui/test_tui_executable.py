@@ -166,11 +166,28 @@ async def test_bad_arguments_fail_with_one_clear_line() -> None:
     assert "--refresh must be > 0 seconds" in err
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://u:hunter2@127.0.0.1:99999/0",  # a port out of range was a traceback
+        "redis://127.0.0.1/0?password=hunter2&bogus=1",  # the unknown option's error quoted the URL
+        "memory://?token=hunter2",
+    ],
+)
+async def test_a_bad_url_is_one_line_without_its_secrets(url: str) -> None:
+    code, err = await run_cli(url)
+    assert code == 2
+    assert err.startswith("jobqueue-tui: ")
+    assert "hunter2" not in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.redis
 async def test_unreachable_server_fails_with_the_password_masked(unused_tcp_port: int) -> None:
     code, err = await run_cli(f"redis://:hunter2@127.0.0.1:{unused_tcp_port}/0")
     assert code == 1
-    assert err.startswith(f"jobqueue-tui: cannot connect to redis://:****@127.0.0.1:{unused_tcp_port}/0")
+    assert err.startswith(f"jobqueue-tui: cannot connect to redis://:***@127.0.0.1:{unused_tcp_port}/0")
     assert "hunter2" not in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from jobqueue import EventKind
-from jobqueue_tui._format import decode_bytes, decode_error, format_age, mask_url
+from jobqueue import MemoryStorage
+from jobqueue.storage import EventKind, redact_url
+from jobqueue_tui import DashboardApp
+from jobqueue_tui._format import decode_bytes, decode_error, format_age
 from jobqueue_tui._throughput import Throughput
 
 from .tui_helpers import msgpack_bytes
@@ -15,18 +17,19 @@ from .tui_helpers import msgpack_bytes
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("redis://:s3cret@localhost:6379/0", "redis://:****@localhost:6379/0"),
-        ("redis://alice:s3cret@localhost:6379/0?prefix=jq", "redis://alice:****@localhost:6379/0?prefix=jq"),
-        ("rediss://s3cret@cache.example:6380", "rediss://****@cache.example:6380"),
+        ("redis://:s3cret@localhost:6379/0", "redis://:***@localhost:6379/0"),
+        ("redis://alice:s3cret@localhost:6379/0?prefix=jq", "redis://alice:***@localhost:6379/0?prefix=jq"),
+        ("rediss://s3cret@cache.example:6380", "rediss://***@cache.example:6380"),
         ("redis://localhost:6379/0", "redis://localhost:6379/0"),
         ("memory://", "memory://"),
         ("file:///var/lib/jobqueue", "file:///var/lib/jobqueue"),
-        ("redis://h/0?password=s3cret&prefix=a", "redis://h/0?password=****&prefix=a"),
+        ("redis://h/0?password=s3cret&prefix=a", "redis://h/0?password=***&prefix=a"),
     ],
 )
-def test_mask_url_hides_passwords(url: str, shown: str) -> None:
-    assert mask_url(url) == shown
-    assert "s3cret" not in mask_url(url)
+def test_the_dashboard_shows_urls_redacted(url: str, shown: str) -> None:
+    """The header shows ``redact_url`` of the URL it was given (the one redaction of the project)."""
+    assert DashboardApp(MemoryStorage(), url=url).display_url == shown
+    assert "s3cret" not in redact_url(url)
 
 
 def test_decode_bytes_prefers_json_then_msgpack_then_hex() -> None:

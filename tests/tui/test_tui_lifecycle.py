@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from jobqueue import JobState, StorageError, storage_from_url
+from jobqueue.storage import Monitoring
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._widgets.counts import StateCount
 from textual.worker import WorkerState
@@ -27,6 +28,7 @@ async def test_exit_stops_every_worker_and_disconnects(storage_url: str) -> None
     assert app.return_code == 0
     assert workers
     assert all(w.is_finished for w in workers), [(w.name, w.state) for w in workers]
+    assert isinstance(storage, Monitoring)
     with pytest.raises(StorageError, match="not connected"):
         await storage.counts()
 

@@ -261,7 +261,7 @@ async def test_everything_fits_80_by_24(storage: Storage) -> None:
         assert app.screen.query_one("#jobs").region.height >= 10
         await wait_until(pilot, lambda: "Help" in screen_text(app).splitlines()[-1], "the footer")
         lines = screen_text(app).splitlines()
-        assert lines[0].startswith(" jobqueue  queue default  redis://:****@queue-cache")
+        assert lines[0].startswith(" jobqueue  queue default  redis://:***@queue-cache")
         assert lines[0].rstrip().endswith("…")  # the URL is cut at the edge, not wrapped away
         assert "hunter2" not in screen_text(app)
         assert "failed 0" in lines[1]  # every count visible on the counts line

@@ -7,7 +7,8 @@ import contextlib
 import time
 
 import pytest
-from jobqueue import JobPage, JobState, MemoryStorage
+from jobqueue import JobState, MemoryStorage
+from jobqueue.storage import JobPage
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._widgets.counts import StateCount
 from jobqueue_tui._widgets.jobs import JobsTable

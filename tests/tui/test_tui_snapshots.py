@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 
 import pytest
-from jobqueue import MemoryStorage, now_ms
+from jobqueue import MemoryStorage
+from jobqueue.storage import now_ms
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._screens.detail import DetailScreen
 from jobqueue_tui._widgets.counts import StateCount

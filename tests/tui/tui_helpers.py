@@ -11,14 +11,28 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import msgpack
-from jobqueue import Claim, Queue, Storage, now_ms
-from jobqueue._wire import Envelope, encode_envelope
+from jobqueue import JobState, MemoryStorage, Queue, Storage
+from jobqueue.storage import (
+    Channel,
+    Claim,
+    EnqueueOutcome,
+    Envelope,
+    Finish,
+    JobRecord,
+    NewJob,
+    Recovery,
+    Revoked,
+    StorageEvent,
+    TtlOutcome,
+    encode_envelope,
+    now_ms,
+)
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._widgets.jobs import JobsTable
 from textual.pilot import Pilot
@@ -187,3 +201,65 @@ def servers_module() -> Any:
     if str(TOOLS) not in sys.path:
         sys.path.insert(0, str(TOOLS))
     return importlib.import_module("servers")
+
+
+class BareStorage(Storage):
+    """A storage with the required primitives only: no ``Monitoring``, no lock, no control channel.
+
+    Each primitive is the one of a ``MemoryStorage``, so jobs, events and
+    workers are real; what a dashboard or ``jobqueue stats`` cannot do is list
+    or count them, as on a third-party backend that offers no monitoring.
+    """
+
+    def __init__(self, inner: MemoryStorage | None = None) -> None:
+        self.inner = inner or MemoryStorage()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def _view(self, name: str) -> Self:
+        return type(self)(self.inner.namespace(name))
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
+    async def disconnect(self) -> None:
+        await self.inner.disconnect()
+
+    async def _enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
+        return await self.inner._enqueue(jobs)
+
+    async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
+        return await self.inner._claim(worker_id, lease_ms, limit, timeout_ms)
+
+    async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
+        return await self.inner._finish(worker_id, outcomes)
+
+    async def _heartbeat(
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+    ) -> dict[str, Revoked]:
+        return await self.inner._heartbeat(worker_id, ttl_ms, job_ids, lease_ms)
+
+    async def _unregister_worker(self, worker_id: str) -> None:
+        await self.inner._unregister_worker(worker_id)
+
+    async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
+        return await self.inner._set_progress(job_id, worker_id, data)
+
+    async def _cancel(self, job_id: str, *, abort: bool) -> JobState | None:
+        return await self.inner._cancel(job_id, abort=abort)
+
+    async def _recover_stalled(self) -> Recovery:
+        return await self.inner._recover_stalled()
+
+    async def _get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        return await self.inner._get_many(job_ids)
+
+    async def _update_ttl(self, job_id: str, ttl_ms: int) -> TtlOutcome:
+        return await self.inner._update_ttl(job_id, ttl_ms)
+
+    def _subscribe(
+        self, channels: frozenset[Channel]
+    ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
+        return self.inner._subscribe(channels)

@@ -4,7 +4,7 @@ A backend author subclasses a suite and provides one ``storage`` fixture::
 
     from jobqueue_conformance import QueueSuite, StorageSuite
 
-    class TestMyStorage(StorageSuite):      # the storage protocol, method by method
+    class TestMyStorage(StorageSuite):      # the storage contract, primitive by primitive
         @pytest.fixture
         async def storage(self):
             async with MyStorage() as storage:
@@ -16,8 +16,11 @@ A backend author subclasses a suite and provides one ``storage`` fixture::
             async with MyStorage() as storage:
                 yield storage
 
-Every assertion names the rule it checks (``rule: ...``); tests of an optional
-capability the storage lacks are skipped with the reason.
+No pytest configuration is needed: the plugin runs these in pytest-asyncio's
+strict mode too. Every assertion names the rule it checks (``rule: ...``);
+tests of an optional capability the storage lacks are skipped with a reason
+naming it. Override ``assert_namespace_empty`` to check physical cleanliness
+in the backend itself.
 """
 
 from ._helpers import next_event, wait_until

@@ -1,12 +1,21 @@
-"""Helpers shared by the suites: waiting on conditions, reading events, claiming jobs."""
+"""Helpers shared by the suites: waiting on conditions, reading events, claiming jobs, capabilities."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import pytest
-from jobqueue import LeaderLock, Storage, StorageEvent
+from jobqueue.storage import (
+    Capability,
+    ControlChannel,
+    LeaderLock,
+    Monitoring,
+    Storage,
+    StorageEvent,
+    capabilities,
+)
 
 __all__ = [
     "CLOCK_SKEW_MS",
@@ -14,8 +23,12 @@ __all__ = [
     "LONG_TTL_MS",
     "WAKE_BOUND_S",
     "claim",
+    "monitoring_of",
     "next_event",
+    "refused_with_value_error",
+    "require_control_channel",
     "require_leader_lock",
+    "require_monitoring",
     "wait_until",
 ]
 
@@ -35,6 +48,12 @@ The rule is "wakes as soon as a job is enqueued": a backend that polls or
 waits out its timeout takes far longer. Event-driven backends wake in a
 millisecond or two; the bound leaves room for a loaded two-core CI machine.
 """
+
+_MIXINS = {
+    Capability.MONITORING: "Monitoring",
+    Capability.LEADER_LOCK: "LeaderLock",
+    Capability.CONTROL_CHANNEL: "ControlChannel",
+}
 
 
 async def wait_until(
@@ -75,8 +94,43 @@ async def claim(
     assert [c.id for c in claims] == [job_id], f"rule: dequeue claims the only ready job ({job_id!r})"
 
 
+def _require(storage: Storage, capability: Capability) -> None:
+    if capability not in capabilities(storage):
+        pytest.skip(
+            f"{type(storage).__name__} lacks the optional capability {capability.value!r} "
+            f"(jobqueue.storage.{_MIXINS[capability]})"
+        )
+
+
+def require_monitoring(storage: Storage) -> Monitoring:
+    """The storage as ``Monitoring``, or skip the test naming the missing capability."""
+    _require(storage, Capability.MONITORING)
+    return cast(Monitoring, storage)  # what capabilities() checked
+
+
 def require_leader_lock(storage: Storage) -> LeaderLock:
-    """The storage as a ``LeaderLock``, or skip: the capability is optional."""
-    if not isinstance(storage, LeaderLock):
-        pytest.skip("storage does not implement the LeaderLock capability")
-    return storage
+    """The storage as a ``LeaderLock``, or skip the test naming the missing capability."""
+    _require(storage, Capability.LEADER_LOCK)
+    return cast(LeaderLock, storage)
+
+
+def require_control_channel(storage: Storage) -> ControlChannel:
+    """The storage as a ``ControlChannel``, or skip the test naming the missing capability."""
+    _require(storage, Capability.CONTROL_CHANNEL)
+    return cast(ControlChannel, storage)
+
+
+def monitoring_of(storage: Storage) -> Monitoring | None:
+    """The storage as ``Monitoring`` when it declares it: for checks a test adds only when it can."""
+    return cast(Monitoring, storage) if Capability.MONITORING in capabilities(storage) else None
+
+
+async def refused_with_value_error(call: Awaitable[object], *, rule: str, naming: str) -> None:
+    """Await ``call`` and fail with ``rule`` unless it raises ``ValueError`` whose message names ``naming``."""
+    try:
+        await call
+    except ValueError as exc:
+        if naming not in str(exc):
+            pytest.fail(f"{rule} (the ValueError {str(exc)!r} does not name {naming!r})")
+    else:
+        pytest.fail(f"{rule} (no ValueError was raised)")

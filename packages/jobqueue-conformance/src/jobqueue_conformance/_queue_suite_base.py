@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import pytest
-from jobqueue import LeaderElection, Queue, Reaper, Storage
+import pytest_asyncio
+from jobqueue import LeaderElection, Queue, Reaper
+from jobqueue.storage import Storage
 
 __all__ = ["MakeQueue", "MakeReaper", "QueueSuiteBase", "Recorder", "fast_election"]
 
@@ -39,7 +40,7 @@ class Recorder:
 class QueueSuiteBase:
     """Provides ``make_queue`` and ``make_reaper`` over the implementer's ``storage`` fixture."""
 
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def make_queue(self, storage: Storage) -> AsyncIterator[MakeQueue]:
         """Build queues on ``storage`` (short timeouts); each is stopped after the test."""
         created: list[Queue[Any, Any]] = []
@@ -53,7 +54,7 @@ class QueueSuiteBase:
         for queue in created:
             await queue.stop(timeout=0)
 
-    @pytest.fixture
+    @pytest_asyncio.fixture
     async def make_reaper(self, storage: Storage) -> AsyncIterator[MakeReaper]:
         """Build reapers on ``storage``; each is stopped after the test."""
         created: list[Reaper] = []

@@ -15,8 +15,8 @@ from jobqueue import (
     JobFailedError,
     JobState,
     MaxRetriesError,
-    Storage,
 )
+from jobqueue.storage import Storage
 
 from ._helpers import wait_until
 from ._queue_suite_base import MakeQueue, QueueSuiteBase, Recorder
@@ -65,8 +65,12 @@ class OutcomesSuite(QueueSuiteBase):
             assert error["type"] == "KeyError" and "nope" in error["message"], "rule: the last error is kept"
             assert "Traceback" in error["traceback"], "rule: the stored error carries the traceback"
             status = await queue.get_status("e")
-            assert status is not None and status.state is JobState.FAILED and status.attempts == 2
-            assert status.error is not None and status.error["code"] == "MAX_RETRIES"
+            assert status is not None and status.state is JobState.FAILED and status.attempts == 2, (
+                "rule: a job that used every attempt is failed, its attempts counted"
+            )
+            assert status.error is not None and status.error["code"] == "MAX_RETRIES", (
+                "rule: the status of a job that used every attempt carries MAX_RETRIES"
+            )
 
     async def test_job_timeout_fails_a_hung_attempt(self, make_queue: MakeQueue) -> None:
         queue = make_queue(max_attempts=1, job_timeout=0.2)
@@ -130,8 +134,10 @@ class OutcomesSuite(QueueSuiteBase):
 
         async with queue:
             await queue.enqueue("sync-abort", None)
-            assert await asyncio.to_thread(started.wait, 5)
-            assert await queue.abort("sync-abort") == "processing"
+            assert await asyncio.to_thread(started.wait, 5), "rule: a queued job runs"
+            assert await queue.abort("sync-abort") == "processing", (
+                "rule: abort of a running job reports processing"
+            )
             await wait_until(
                 lambda: _state_is(queue, "sync-abort", JobState.FAILED),
                 message="rule: an aborted sync attempt fails",
@@ -144,7 +150,7 @@ class OutcomesSuite(QueueSuiteBase):
             assert await producer.cancel("q") == "cancelled", "rule: a queued job can be cancelled"
             assert await storage.get("q") is None, "rule: a cancelled job leaves no record"
             assert (await producer.enqueue("q", None)).status == "queued", "rule: cancel frees the id"
-            assert await producer.cancel("q") == "cancelled"
+            assert await producer.cancel("q") == "cancelled", "rule: a queued job can be cancelled"
         worker = make_queue(max_attempts=1)
         gate = asyncio.Event()
         ran: list[str] = []
@@ -175,16 +181,18 @@ class OutcomesSuite(QueueSuiteBase):
         self, make_queue: MakeQueue, storage: Storage
     ) -> None:
         outcome = await storage.enqueue("poison", b"\xc1 not msgpack at all")
-        assert outcome.accepted
+        assert outcome.accepted, "rule: enqueue accepts a new id"
         queue = make_queue()
         queue.execute(lambda job: "fine")
         async with queue:
-            assert await queue.enqueue_and_wait("healthy", None, timeout=5) == "fine"
+            assert await queue.enqueue_and_wait("healthy", None, timeout=5) == "fine", (
+                "rule: a poison message does not stop the worker"
+            )
             await wait_until(
                 lambda: _state_is(queue, "poison", JobState.FAILED), message="rule: a poison message fails"
             )
             status = await queue.get_status("poison")
-            assert status is not None and status.error is not None
+            assert status is not None and status.error is not None, "rule: a poison message stores an error"
             assert status.error["code"] == "DECODE_ERROR", "rule: a poison message fails with DECODE_ERROR"
 
     async def test_after_execution_can_change_what_is_stored(
@@ -205,8 +213,12 @@ class OutcomesSuite(QueueSuiteBase):
             )
             await wait_until(lambda: _gone(storage, "h"), message="rule: after_execution can change the TTL")
         ctx = contexts[0]
-        assert (ctx.id, ctx.status, ctx.attempt, ctx.worker_id) == ("h", "completed", 1, queue.worker_id)
-        assert ctx.duration >= 0 and ctx.finished_at >= ctx.started_at
+        assert (ctx.id, ctx.status, ctx.attempt, ctx.worker_id) == ("h", "completed", 1, queue.worker_id), (
+            "rule: after_execution sees the job's id, outcome, attempt and worker"
+        )
+        assert ctx.duration >= 0 and ctx.finished_at >= ctx.started_at, (
+            "rule: after_execution sees the timing"
+        )
 
     async def test_events_and_a_raising_callback(self, make_queue: MakeQueue) -> None:
         queue = make_queue(max_attempts=1)
@@ -225,7 +237,9 @@ class OutcomesSuite(QueueSuiteBase):
             return "ok"
 
         async with queue:
-            assert await queue.enqueue_and_wait("good", None, timeout=5) == "ok"
+            assert await queue.enqueue_and_wait("good", None, timeout=5) == "ok", (
+                "rule: a job runs and returns"
+            )
             unsubscribe()
             with pytest.raises(JobFailedError):
                 await queue.enqueue_and_wait("bad", None, timeout=5)
@@ -233,11 +247,15 @@ class OutcomesSuite(QueueSuiteBase):
                 "rule: a raising callback never kills the worker"
             )
         names = events.names()
-        assert names[0] == "started" and names[-1] == "stopped"
+        assert names[0] == "started" and names[-1] == "stopped", "rule: started comes first and stopped last"
         # enqueued is emitted by the producer, processing by the worker: their order is not fixed
-        assert sorted(events.names("good")) == ["completed", "enqueued", "processing"]
+        assert sorted(events.names("good")) == ["completed", "enqueued", "processing"], (
+            "rule: a successful job emits enqueued, processing and completed"
+        )
         assert events.names("good")[-1] == "completed", "rule: completed is the last event of a job"
-        assert sorted(events.names("bad")) == ["enqueued", "failed", "processing"]
+        assert sorted(events.names("bad")) == ["enqueued", "failed", "processing"], (
+            "rule: a failed job emits enqueued, processing and failed"
+        )
         assert names.count("error") == 1, "rule: a raising callback is reported as error, once"
 
 

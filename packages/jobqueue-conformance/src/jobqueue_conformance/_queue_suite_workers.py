@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from jobqueue import Job, JobState, LeaderLock, Storage, now_ms
+import pytest
+from jobqueue import Job, JobState, Reaper
+from jobqueue.storage import Capability, Storage, capabilities, now_ms
 
-from ._helpers import CLOCK_SKEW_MS, require_leader_lock, wait_until
+from ._helpers import CLOCK_SKEW_MS, require_leader_lock, require_monitoring, wait_until
 from ._queue_suite_base import MakeQueue, MakeReaper, QueueSuiteBase, Recorder, fast_election
 from ._queue_suite_dedup import _state_is, _true
 
 __all__ = ["WorkersSuite"]
+
+RECOVERY_SLACK_MS = 1_500
+"""Extra time, past the rule's one second, a loaded two-core machine may need to observe a recovery."""
 
 
 class WorkersSuite(QueueSuiteBase):
@@ -48,7 +53,9 @@ class WorkersSuite(QueueSuiteBase):
         reaper = make_reaper(visibility_timeout=0.3)
         stalled.watch(reaper, "stalled")
         async with queue, reaper:
-            assert await queue.enqueue_and_wait("long", None, timeout=10) == "ok"
+            assert await queue.enqueue_and_wait("long", None, timeout=10) == "ok", (
+                "rule: a job longer than visibility_timeout completes"
+            )
         assert runs == [1], "rule: a running job's lease is renewed, so it is never stolen"
         assert stalled.seen == [], "rule: a live worker's job is never reported stalled"
 
@@ -59,7 +66,7 @@ class WorkersSuite(QueueSuiteBase):
             await producer.enqueue("orphan", {"n": 1})
         # a worker that claims and then dies: it never renews nor finishes
         claims = await storage.dequeue("dead-worker", lease_ms=300, timeout_ms=1000)
-        assert [c.id for c in claims] == ["orphan"]
+        assert [c.id for c in claims] == ["orphan"], "rule: dequeue claims the only ready job"
         reaper = make_reaper(visibility_timeout=0.3)
         events = Recorder()
         events.watch(reaper, "stalled")
@@ -84,6 +91,45 @@ class WorkersSuite(QueueSuiteBase):
             "rule: the dead worker's late finish is refused"
         )
 
+    @pytest.mark.parametrize("order", ["reaper-first", "claim-first"])
+    async def test_a_stalled_job_is_recovered_at_its_own_lease_deadline(
+        self, make_queue: MakeQueue, storage: Storage, order: str
+    ) -> None:
+        """A Reaper with every default (visibility_timeout 30 s, leader election) and a 0.5 s lease.
+
+        Bound: recovered by the lease deadline + 1 s (the rule) + RECOVERY_SLACK_MS (a loaded machine),
+        2.5 s past the deadline in all, far below the 30 s a visibility-timeout scan would take.
+        """
+        async with make_queue() as producer:
+            await producer.enqueue("orphan", {"n": 1})
+        # every default; leader election needs the LeaderLock capability (without it, a lone reaper acts)
+        has_lock = Capability.LEADER_LOCK in capabilities(storage)
+        reaper = Reaper(storage) if has_lock else Reaper(storage, leader_election=None)
+        async with reaper:
+            if order == "reaper-first":
+                await wait_until(lambda: _true(reaper.is_leader), message="the only reaper becomes leader")
+            # a worker that claims with a 0.5 s lease and dies: it never renews nor finishes
+            claims = await storage.dequeue("dead-worker", lease_ms=500, timeout_ms=1000)
+            assert [c.id for c in claims] == ["orphan"], "rule: dequeue claims the only ready job"
+            record = await storage.get("orphan")
+            assert record is not None and record.lease_until is not None, "rule: a claimed job has a lease"
+            deadline = record.lease_until
+            recovered_at: list[int] = []
+
+            async def recovered() -> bool:
+                current = await storage.get("orphan")
+                if current is not None and current.state is JobState.QUEUED:
+                    recovered_at.append(now_ms())
+                return bool(recovered_at)
+
+            rule = "rule: a stalled job is recovered at its own lease deadline plus at most one second"
+            await wait_until(recovered, message=rule, timeout=(500 + 1_000 + RECOVERY_SLACK_MS) / 1000 + 1)
+        late = recovered_at[0] - deadline
+        assert late <= 1_000 + RECOVERY_SLACK_MS, (
+            f"{rule}, whatever the reaper's visibility_timeout (recovered {late} ms after the deadline; "
+            f"bound 1 s + {RECOVERY_SLACK_MS} ms of slack)"
+        )
+
     async def test_one_leader_among_reapers(self, make_reaper: MakeReaper, storage: Storage) -> None:
         require_leader_lock(storage)
         reapers = [make_reaper(leader_election=fast_election(), visibility_timeout=0.3) for _ in range(3)]
@@ -106,8 +152,9 @@ class WorkersSuite(QueueSuiteBase):
         self, make_reaper: MakeReaper, storage: Storage
     ) -> None:
         lock = require_leader_lock(storage)
-        assert isinstance(lock, LeaderLock)
-        assert await lock.acquire_lock("reaper", "crashed-reaper", 600), "a dead reaper holds the lock"
+        assert await lock.acquire_lock("reaper", "crashed-reaper", 600), (
+            "rule: a free lock can be acquired (by a reaper that then dies)"
+        )
         reaper = make_reaper(leader_election=fast_election(), visibility_timeout=0.3)
         await reaper.start()
         await asyncio.sleep(0.2)
@@ -164,13 +211,14 @@ class WorkersSuite(QueueSuiteBase):
     async def test_heartbeat_keeps_the_worker_registered(
         self, make_queue: MakeQueue, storage: Storage
     ) -> None:
+        monitoring = require_monitoring(storage)
         queue = make_queue(visibility_timeout=0.3)
         queue.execute(lambda job: None)
         async with queue:
             await asyncio.sleep(1.0)  # three heartbeat TTLs
-            workers = {w.id: w for w in await storage.list_workers()}
+            workers = {w.id: w for w in await monitoring.list_workers()}
             assert queue.worker_id in workers, "rule: a running worker stays registered"
-        workers_after = {w.id for w in await storage.list_workers()}
+        workers_after = {w.id for w in await monitoring.list_workers()}
         assert queue.worker_id not in workers_after, "rule: a stopped worker unregisters"
 
     async def test_extend_lease(self, make_queue: MakeQueue, storage: Storage) -> None:

@@ -6,6 +6,10 @@ from typing import Any
 
 import pytest
 
+from ._plugin import conformance_suite
+from ._storage_suite_batch import StorageBatchTests
+from ._storage_suite_cleanliness import StorageCleanlinessTests
+from ._storage_suite_leases import StorageLeaseTests
 from ._storage_suite_lock import StorageLockTests
 from ._storage_suite_monitoring import StorageMonitoringTests
 from ._storage_suite_namespaces import StorageNamespaceTests
@@ -17,18 +21,20 @@ from ._storage_suite_workers import StorageWorkerTests
 __all__ = ["StorageSuite"]
 
 
-@pytest.mark.asyncio
-@pytest.mark.jobqueue_conformance
+@conformance_suite
 class StorageSuite(
     StorageQueueTests,
+    StorageBatchTests,
     StorageStateTests,
+    StorageLeaseTests,
     StoragePubSubTests,
     StorageWorkerTests,
     StorageMonitoringTests,
     StorageNamespaceTests,
     StorageLockTests,
+    StorageCleanlinessTests,
 ):
-    """The storage protocol, method by method, each assertion naming the rule it checks.
+    """The storage contract, primitive by primitive, each assertion naming the rule it checks.
 
     Subclass it in a test module and provide one fixture::
 
@@ -38,8 +44,10 @@ class StorageSuite(
                 async with MyStorage(...) as storage:  # the default namespace of an empty store
                     yield storage
 
-    Tests of the optional ``LeaderLock`` capability are skipped, with the
-    reason, for a storage that is not a ``LeaderLock``.
+    Tests of an optional capability (``Monitoring``, ``LeaderLock``,
+    ``ControlChannel``) are skipped, with a reason naming it, for a storage
+    that does not declare it. Override ``assert_namespace_empty`` to check
+    physical cleanliness in the backend itself (no key, file or row left).
     """
 
     @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobqueue import Storage, now_ms
+from jobqueue.storage import Storage, now_ms
 
 from ._helpers import require_leader_lock, wait_until
 

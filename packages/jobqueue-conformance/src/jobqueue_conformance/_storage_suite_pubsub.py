@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from jobqueue import INLINE_RESULT_LIMIT, Channel, EventKind, Storage, now_ms
+from jobqueue.storage import Channel, EventKind, Storage, now_ms, rules
 
-from ._helpers import CLOCK_SKEW_MS, LEASE_MS, LONG_TTL_MS, claim, next_event, wait_until
+from ._helpers import (
+    CLOCK_SKEW_MS,
+    LEASE_MS,
+    LONG_TTL_MS,
+    claim,
+    next_event,
+    require_control_channel,
+    wait_until,
+)
 
 __all__ = ["StoragePubSubTests"]
 
@@ -57,7 +65,7 @@ class StoragePubSubTests:
         async with storage.subscribe(Channel.EVENTS) as events:
 
             async def recovered() -> bool:
-                return bool(await storage.recover_stalled())
+                return bool((await storage.recover_stalled()).stalled)
 
             await wait_until(recovered, message="rule: recover_stalled recovers a job whose lease ran out")
             first = await next_event(events, message="rule: recover_stalled publishes stalled")
@@ -92,8 +100,8 @@ class StoragePubSubTests:
         assert event.data == b"the error", "rule: a small error rides along on the done event"
 
     async def test_done_channel_inlines_results_up_to_the_limit(self, storage: Storage) -> None:
-        at_limit = b"a" * INLINE_RESULT_LIMIT
-        too_big = b"b" * (INLINE_RESULT_LIMIT + 1)
+        at_limit = b"a" * rules.INLINE_RESULT_LIMIT
+        too_big = b"b" * (rules.INLINE_RESULT_LIMIT + 1)
         async with storage.subscribe(Channel.DONE) as done:
             await claim(storage, "at-limit", "worker-1")
             await storage.complete("at-limit", "worker-1", at_limit, LONG_TTL_MS)
@@ -116,6 +124,7 @@ class StoragePubSubTests:
         assert (event.kind, event.job_id) == (EventKind.CANCELLED, "job-1"), "rule: cancel publishes on done"
 
     async def test_control_channel_carries_abort_requests(self, storage: Storage) -> None:
+        require_control_channel(storage)
         async with storage.subscribe(Channel.CONTROL) as control:
             await claim(storage, "job-1", "worker-1")
             await storage.request_abort("job-1")
@@ -123,6 +132,33 @@ class StoragePubSubTests:
         assert (event.kind, event.job_id) == (EventKind.ABORT, "job-1"), (
             "rule: control carries abort requests only"
         )
+
+    async def test_set_progress_publishes_progress_with_the_data(self, storage: Storage) -> None:
+        await claim(storage, "job-1", "worker-1")
+        async with storage.subscribe(Channel.EVENTS) as events:
+            await storage.set_progress("job-1", "worker-1", b"half way")
+            await storage.set_progress("job-1", "worker-2", b"not mine")
+            await storage.complete("job-1", "worker-1", b"r", LONG_TTL_MS)
+            first = await next_event(events, message="rule: set_progress publishes progress")
+            second = await next_event(events, message="rule: complete publishes completed")
+        assert (first.kind, first.job_id, first.data) == (EventKind.PROGRESS, "job-1", b"half way"), (
+            "rule: set_progress publishes a progress event carrying the data"
+        )
+        assert second.kind == EventKind.COMPLETED, "rule: a refused set_progress publishes nothing"
+
+    async def test_a_subscriber_to_two_channels_gets_an_event_once_per_channel(
+        self, storage: Storage
+    ) -> None:
+        await claim(storage, "job-1", "worker-1")
+        async with storage.subscribe(Channel.EVENTS, Channel.DONE) as events:
+            await storage.complete("job-1", "worker-1", b"r", LONG_TTL_MS)
+            await storage.enqueue("job-2", b"m")
+            seen = [await next_event(events, message=f"rule: events #{i} is delivered") for i in range(3)]
+        assert sorted((e.kind, e.job_id) for e in seen) == [
+            (EventKind.COMPLETED, "job-1"),
+            (EventKind.COMPLETED, "job-1"),
+            (EventKind.ENQUEUED, "job-2"),
+        ], "rule: a subscriber to several channels receives an event once per channel it was published on"
 
     async def test_events_before_subscribing_are_not_delivered(self, storage: Storage) -> None:
         await storage.enqueue("before", b"m")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from jobqueue import Channel, JobState, Storage, now_ms
+from jobqueue import JobState
+from jobqueue.storage import Channel, Storage, now_ms
 
-from ._helpers import CLOCK_SKEW_MS, LEASE_MS, LONG_TTL_MS, WAKE_BOUND_S, claim, next_event
+from ._helpers import CLOCK_SKEW_MS, LEASE_MS, LONG_TTL_MS, WAKE_BOUND_S, claim, monitoring_of, next_event
 
 __all__ = ["StorageQueueTests"]
 
@@ -41,6 +42,9 @@ class StorageQueueTests:
         assert record.lease_until is None, "rule: a queued job has no lease"
         assert record.expires_at is None, "rule: a queued job does not expire"
         assert abs(record.created_at - before) < CLOCK_SKEW_MS, "rule: created_at is epoch milliseconds"
+        assert (record.priority, record.abort_requested, record.progress) == (0, False, None), (
+            "rule: a new job has priority 0 (by default), no abort request and no progress"
+        )
 
     async def test_duplicate_enqueue_returns_the_live_record(self, storage: Storage) -> None:
         await storage.enqueue("job-1", b"first")
@@ -236,6 +240,8 @@ class StorageQueueTests:
             record = await storage.get(job_id)
             assert record is not None and record.id == job_id, "rule: get returns the job id unchanged"
             assert record.result == b"result", "rule: the result of an odd id is stored"
-            page = await storage.list_jobs(prefix=job_id)
-            assert [r.id for r in page.records] == [job_id], "rule: list_jobs(prefix) finds an odd id"
+            monitoring = monitoring_of(storage)
+            if monitoring is not None:
+                page = await monitoring.list_jobs(prefix=job_id)
+                assert [r.id for r in page.records] == [job_id], "rule: list_jobs(prefix) finds an odd id"
             assert not (await storage.enqueue(job_id, b"m")).accepted, "rule: dedup holds for an odd id"

@@ -1,17 +1,18 @@
-"""Storage suite, job-state group: finishing, TTLs, cancel, abort, leases, get/delete."""
+"""Storage suite, job-state group: finishing, TTLs, cancel, get, update_ttl."""
 
 from __future__ import annotations
 
 import pytest
-from jobqueue import JobState, Stalled, Storage, now_ms
+from jobqueue import JobState
+from jobqueue.storage import Finish, Storage, now_ms
 
-from ._helpers import CLOCK_SKEW_MS, LEASE_MS, LONG_TTL_MS, claim, wait_until
+from ._helpers import CLOCK_SKEW_MS, LEASE_MS, LONG_TTL_MS, claim, monitoring_of, wait_until
 
 __all__ = ["StorageStateTests"]
 
 
 class StorageStateTests:
-    """``complete``, ``fail``, ``retry``, ``cancel``, ``request_abort``, leases, TTLs, ``get``, ``delete``."""
+    """``complete``, ``fail``, ``retry``, ``finish_many``, ``cancel``, TTLs, ``get``, ``update_ttl``."""
 
     async def test_complete_stores_the_result(self, storage: Storage) -> None:
         await claim(storage, "job-1", "worker-1")
@@ -114,9 +115,11 @@ class StorageStateTests:
             return await storage.get("job-1") is None
 
         await wait_until(gone, message=f"rule: a {outcome} record expires after its ttl_ms")
-        counts = await storage.counts()
-        assert counts[JobState(outcome)] == 0, "rule: an expired record is not counted"
-        assert (await storage.list_jobs()).records == [], "rule: an expired record is not listed"
+        monitoring = monitoring_of(storage)
+        if monitoring is not None:
+            counts = await monitoring.counts()
+            assert counts[JobState(outcome)] == 0, "rule: an expired record is not counted"
+            assert (await monitoring.list_jobs()).records == [], "rule: an expired record is not listed"
         assert (await storage.enqueue("job-1", b"again")).accepted, "rule: expiry frees the job id"
 
     async def test_cancel_of_a_queued_job_deletes_it(self, storage: Storage) -> None:
@@ -163,85 +166,6 @@ class StorageStateTests:
         assert record is not None and record.result == b"r", "rule: cancel leaves a completed job"
         assert await storage.cancel("missing") is None, "rule: cancel of a missing job returns None"
 
-    async def test_request_abort_flags_a_processing_job(self, storage: Storage) -> None:
-        await claim(storage, "job-1", "worker-1")
-        assert await storage.request_abort("job-1") == JobState.PROCESSING, (
-            "rule: request_abort returns the state it found"
-        )
-        record = await storage.get("job-1")
-        assert record is not None and record.state == JobState.PROCESSING, "rule: an abort request only flags"
-        assert await storage.renew_leases("worker-1", ["job-1"], LEASE_MS) == ["job-1"], (
-            "rule: renew_leases reports a job whose abort was requested"
-        )
-
-    async def test_an_abort_request_ends_with_its_job(self, storage: Storage) -> None:
-        await claim(storage, "job-1", "worker-1")
-        await storage.request_abort("job-1")
-        await storage.fail("job-1", "worker-1", b"aborted", LONG_TTL_MS)
-        await storage.delete("job-1")
-        await claim(storage, "job-1", "worker-1")
-        assert await storage.renew_leases("worker-1", ["job-1"], LEASE_MS) == [], (
-            "rule: an abort request does not outlive its job (a new job with the id runs)"
-        )
-
-    async def test_request_abort_cancels_a_job_that_has_not_started(self, storage: Storage) -> None:
-        await storage.enqueue("job-1", b"m")
-        assert await storage.request_abort("job-1") == JobState.QUEUED, (
-            "rule: request_abort returns the state it found"
-        )
-        assert await storage.get("job-1") is None, "rule: request_abort cancels a queued job"
-        assert await storage.request_abort("missing") is None, "rule: request_abort of a missing job is None"
-
-    async def test_renew_leases_extends_own_leases_and_reports_lost_ones(self, storage: Storage) -> None:
-        await claim(storage, "job-1", "worker-1", lease_ms=1_000)
-        before = now_ms()
-        assert await storage.renew_leases("worker-1", ["job-1"], 60_000) == [], (
-            "rule: renew_leases reports nothing for the worker's own running jobs"
-        )
-        record = await storage.get("job-1")
-        assert record is not None and record.lease_until is not None, "rule: a processing job has a lease"
-        assert abs(record.lease_until - before - 60_000) < CLOCK_SKEW_MS, "rule: renew sets now + lease_ms"
-        assert await storage.renew_leases("worker-2", ["job-1"], 60_000) == ["job-1"], (
-            "rule: renew_leases reports a job another worker holds"
-        )
-        assert await storage.renew_leases("worker-1", ["missing", "job-1"], 60_000) == ["missing"], (
-            "rule: renew_leases reports a missing job"
-        )
-        await storage.complete("job-1", "worker-1", b"r", LONG_TTL_MS)
-        assert await storage.renew_leases("worker-1", ["job-1"], 60_000) == ["job-1"], (
-            "rule: renew_leases reports a job that is no longer processing"
-        )
-
-    async def test_recover_stalled_requeues_expired_leases_at_the_head(self, storage: Storage) -> None:
-        assert await storage.next_lease_expiry() is None, "rule: next_lease_expiry is None with no lease"
-        await claim(storage, "job-a", "worker-1", lease_ms=150)
-        await storage.enqueue("job-b", b"b")
-        expiry = await storage.next_lease_expiry()
-        assert expiry is not None and expiry <= 150, (
-            "rule: next_lease_expiry is the ms until a lease runs out"
-        )
-        assert await storage.recover_stalled() == [], "rule: recover_stalled leaves live leases alone"
-
-        async def expired() -> bool:
-            left = await storage.next_lease_expiry()
-            return left is not None and left <= 0
-
-        await wait_until(expired, message="rule: next_lease_expiry reaches <= 0 when the lease runs out")
-        stalled = await storage.recover_stalled()
-        assert stalled == [Stalled("job-a", "worker-1")], "rule: recover_stalled returns each expired job"
-        record = await storage.get("job-a")
-        assert record is not None and record.state == JobState.QUEUED, "rule: a stalled job is queued again"
-        assert record.worker_id is None and record.lease_until is None, "rule: a stalled job loses its worker"
-        assert await storage.next_lease_expiry() is None, "rule: a recovered job holds no lease"
-        assert not await storage.complete("job-a", "worker-1", b"late", LONG_TTL_MS), (
-            "rule: a late complete of a recovered job returns False"
-        )
-        claims = await storage.dequeue("worker-2", lease_ms=LEASE_MS, timeout_ms=0)
-        assert [(c.id, c.attempt) for c in claims] == [("job-a", 2)], (
-            "rule: a stalled job goes back to the head of the queue"
-        )
-        assert await storage.recover_stalled() == [], "rule: recover_stalled never recovers a job twice"
-
     async def test_get_many_keeps_the_order_given(self, storage: Storage) -> None:
         await storage.enqueue("job-a", b"a")
         await storage.enqueue("job-b", b"b")
@@ -250,21 +174,6 @@ class StorageStateTests:
             "rule: get_many returns one entry per id, in the order given, None for missing"
         )
         assert await storage.get_many([]) == [], "rule: get_many of no ids is []"
-
-    async def test_delete_removes_a_job_that_is_not_processing(self, storage: Storage) -> None:
-        await claim(storage, "running", "worker-1")
-        await storage.enqueue("queued", b"m")
-        assert await storage.delete("queued"), "rule: delete of a queued job returns True"
-        assert await storage.get("queued") is None, "rule: delete removes the record"
-        assert await storage.dequeue("w", lease_ms=LEASE_MS, timeout_ms=0) == [], (
-            "rule: delete dequeues the job"
-        )
-        assert not await storage.delete("running"), "rule: delete of a processing job returns False"
-        assert await storage.get("running") is not None, "rule: delete leaves a processing job"
-        await storage.complete("running", "worker-1", b"r", LONG_TTL_MS)
-        assert await storage.delete("running"), "rule: delete of a completed job returns True"
-        assert not await storage.delete("running"), "rule: delete of a missing job returns False"
-        assert (await storage.enqueue("running", b"m")).accepted, "rule: delete frees the job id"
 
     async def test_update_ttl(self, storage: Storage) -> None:
         assert await storage.update_ttl("missing", 1_000) == "not_found", "rule: update_ttl of a missing job"
@@ -284,3 +193,29 @@ class StorageStateTests:
             return await storage.get("done") is None
 
         await wait_until(gone, message="rule: a record expires at the TTL set by update_ttl")
+
+    async def test_finish_many_ends_several_attempts_in_one_call(self, storage: Storage) -> None:
+        for job_id in ("done", "failed", "retried", "released"):
+            await storage.enqueue(job_id, b"m")
+        claims = await storage.dequeue("worker-1", lease_ms=LEASE_MS, timeout_ms=0, limit=4)
+        assert len(claims) == 4, "rule: dequeue(limit=n) claims up to n ready jobs"
+        outcomes = [
+            Finish.complete("done", b"r", LONG_TTL_MS),
+            Finish.fail("failed", b"e", LONG_TTL_MS),
+            Finish.retry("retried", b"e", 600_000),
+            Finish.release("released"),
+            Finish.complete("missing", b"r", LONG_TTL_MS),
+        ]
+        assert await storage.finish_many("worker-1", outcomes) == [True, True, True, True, False], (
+            "rule: finish_many returns one bool per outcome, in order (False: the worker does not own the job)"
+        )
+        records = await storage.get_many(["done", "failed", "retried", "released"])
+        assert [r.state if r else None for r in records] == [
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.FAILING,
+            JobState.QUEUED,
+        ], "rule: finish_many applies complete, fail, retry and release to each job"
+        assert await storage.finish_many("worker-1", [Finish.complete("done", b"again", 1_000)]) == [False], (
+            "rule: an attempt ends once (a second finish returns False)"
+        )

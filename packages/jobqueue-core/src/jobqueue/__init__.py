@@ -3,6 +3,9 @@
 This module is the application API. Storage authors use ``jobqueue.storage``.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._backoff import Backoff
 from ._contract.storage import Storage
 from ._errors import (
@@ -16,15 +19,23 @@ from ._errors import (
     SerializationError,
     StorageError,
 )
+from ._ids import content_id, new_id
 from ._job import ExecutionContext, Job
 from ._memory import MemoryStorage
 from ._queue import Queue
 from ._reaper import LeaderElection, Reaper
 from ._serde import JsonSerde, MsgpackSerde, Serde
+from ._sync import SyncQueue
 from ._types import CancelResult, EnqueueResult, JobOptions, JobState, JobStatus, UpdateTtlResult
 from ._urls import available_schemes, storage_from_url
 
+try:
+    __version__ = _version("jobqueue-core")
+except _PackageNotFoundError:  # imported from a source tree that is not installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     # queue
     "Backoff",
     "ExecutionContext",
@@ -33,6 +44,10 @@ __all__ = [
     "LeaderElection",
     "Queue",
     "Reaper",
+    "SyncQueue",
+    # ids
+    "content_id",
+    "new_id",
     # storages
     "MemoryStorage",
     "Storage",

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from ._config import QueueConfig
+from ._contract import rules
 from ._contract.codecs import Envelope, decode_envelope
 from ._contract.records import Claim, Finish, Revoked
 from ._contract.storage import Storage
@@ -99,6 +100,7 @@ class Attempt(Generic[P, R]):
             created_at=from_ms(envelope.created_at),
             worker_id=config.worker_id,
             _extend=self._extend_lease,
+            _progress=self._report_progress,
         )
         self.emitter.emit("processing", claim.id, claim.attempt)
         started = datetime.now(UTC) if config.after_execution is not None else None
@@ -265,3 +267,18 @@ class Attempt(Generic[P, R]):
         lease_ms = max(1, round(seconds * 1000))
         revoked = await self.storage.renew_leases(self.config.worker_id, [self.claim.id], lease_ms)
         return revoked.get(self.claim.id) is not Revoked.LOST
+
+    async def _report_progress(self, value: Any) -> bool:
+        try:
+            data = dumps(self.config.result_serde, value, "value")
+        except SerializationError as exc:
+            raise TypeError(f"report_progress: {exc}") from exc
+        if len(data) > rules.INLINE_RESULT_LIMIT:
+            raise ValueError(
+                f"report_progress: value encodes to {len(data)} bytes; at most "
+                f"{rules.INLINE_RESULT_LIMIT} (INLINE_RESULT_LIMIT) are allowed"
+            )
+        stored = await self.storage.set_progress(self.claim.id, self.config.worker_id, data)
+        if stored:
+            self.emitter.emit("progress", self.claim.id, value)
+        return stored

@@ -15,6 +15,7 @@ from ._contract.storage import ControlChannel, Storage
 from ._emitter import Emitter
 from ._errors import StorageError
 from ._finisher import Finisher
+from ._schedule import Scheduler
 from ._tasks import cancel_and_wait
 
 __all__ = ["Consumer"]
@@ -30,8 +31,17 @@ class Consumer:
     loop (abort requests). Each survives storage outages by retrying.
     """
 
-    def __init__(self, storage: Storage, config: QueueConfig, emitter: Emitter, handler: Handler) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        config: QueueConfig,
+        emitter: Emitter,
+        handler: Handler,
+        scheduler: Scheduler | None = None,
+    ) -> None:
         self._storage = storage
+        self._scheduler = scheduler
+        self._scheduler_task: asyncio.Task[None] | None = None
         self._config = config
         self._emitter = emitter
         self._handler = handler
@@ -57,11 +67,16 @@ class Consumer:
         ]
         if isinstance(self._storage, ControlChannel):  # else aborts arrive with the next heartbeat
             self._tasks.append(asyncio.create_task(self._control_loop(), name="jobqueue-control"))
+        if self._scheduler is not None:
+            self._scheduler_task = asyncio.create_task(self._scheduler.run(), name="jobqueue-scheduler")
 
     async def stop(self, drain_timeout: float) -> None:
         """Stop claiming, let running jobs finish for ``drain_timeout`` seconds, then give them back."""
         fetch, *others = self._tasks
         self._stopping = True  # ends the fetch loop even if a backend swallowed the cancellation
+        if self._scheduler_task is not None:
+            await cancel_and_wait(self._scheduler_task)  # a stopping worker enqueues no more ticks
+            self._scheduler_task = None
         await cancel_and_wait(fetch)
         tasks = [task for _, task in self._running.values()]
         if tasks:

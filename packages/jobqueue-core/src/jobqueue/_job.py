@@ -13,6 +13,7 @@ __all__ = ["ExecutionContext", "Job"]
 P = TypeVar("P")
 
 _LeaseExtender = Callable[[float], Awaitable[bool]]
+_ProgressReporter = Callable[[Any], Awaitable[bool]]
 
 
 @dataclass(slots=True, eq=False)
@@ -38,6 +39,7 @@ class Job(Generic[P]):
     created_at: datetime
     worker_id: str
     _extend: _LeaseExtender | None = field(default=None, repr=False)
+    _progress: _ProgressReporter | None = field(default=None, repr=False)
     # Built on first use: most async handlers never look, and an Event costs a lock per job.
     _aborted: threading.Event | None = field(default=None, repr=False)
     _abort_requested: bool = field(default=False, repr=False)
@@ -65,6 +67,22 @@ class Job(Generic[P]):
         if self._extend is None:
             return True
         return await self._extend(seconds)
+
+    async def report_progress(self, value: Any) -> bool:
+        """Store ``value`` as this job's progress and emit a ``progress`` event ``(job_id, value)``.
+
+        ``value`` is anything the queue's result serde encodes to at most
+        ``INLINE_RESULT_LIMIT`` bytes (8 KiB), e.g. ``{"done": 40, "total": 100}``.
+        It is readable as ``JobStatus.progress`` until the job's record goes.
+        Returns False when the worker no longer owns the job (the handler should stop).
+
+        Raises:
+            TypeError: the serde cannot encode ``value``.
+            ValueError: ``value`` encodes to more than ``INLINE_RESULT_LIMIT`` bytes.
+        """
+        if self._progress is None:
+            return True
+        return await self._progress(value)
 
 
 @dataclass(slots=True)

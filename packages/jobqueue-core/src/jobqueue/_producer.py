@@ -234,7 +234,12 @@ class Producer(Generic[P, R]):
         result = self._result_of(record) if record.state is JobState.COMPLETED else None
         has_error = record.state in (JobState.FAILED, JobState.FAILING)
         error = decode_error(record.error) if has_error and record.error is not None else None
-        return JobStatus(job_id, record.state, from_ms(record.created_at), record.attempts, result, error)
+        progress = None
+        if record.progress is not None:
+            progress = loads(self.config.result_serde, record.progress, f"progress of job {job_id!r}")
+        return JobStatus(
+            job_id, record.state, from_ms(record.created_at), record.attempts, result, error, progress
+        )
 
     async def get_result(self, job_id: str) -> R | None:
         """The result of a completed job, else None."""

@@ -13,9 +13,10 @@ from ._consumer import Consumer
 from ._contract.storage import Storage
 from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
-from ._errors import JobQueueError
+from ._errors import JobQueueError, SerializationError
 from ._producer import Producer
-from ._serde import JsonSerde, Serde
+from ._schedule import Schedule, Scheduler, build_schedule
+from ._serde import JsonSerde, Serde, dumps
 
 __all__ = ["QUEUE_EVENTS", "Queue"]
 
@@ -79,6 +80,7 @@ class Queue(Producer[P, R]):
         super().__init__(storage, config, Emitter(QUEUE_EVENTS, config.logger))
         self._handler: Handler | None = None
         self._consumer: Consumer | None = None
+        self._schedules: list[Schedule] = []
         self._started = False
 
     @property
@@ -107,6 +109,51 @@ class Queue(Producer[P, R]):
         self._handler = handler
         return handler
 
+    def schedule(
+        self,
+        name: str,
+        *,
+        cron: str | None = None,
+        every: Duration | None = None,
+        payload: P | None = None,
+        timezone: str = "UTC",
+        catch_up: bool = False,
+    ) -> None:
+        """Run the handler periodically with ``payload``: once per tick, however many workers run it.
+
+        Give exactly one of ``cron`` (5 fields, or 6 with seconds first,
+        evaluated in ``timezone``) and ``every`` (seconds or a timedelta; ticks
+        are multiples of it since the epoch, so every process agrees). Each
+        tick is the job ``schedule:<name>:<tick epoch ms>``; the storage's
+        dedup makes it run once. Ticks missed while no worker ran are skipped;
+        with ``catch_up=True`` a starting worker runs the latest missed one.
+        Call it before ``start()``, on a queue with a handler.
+
+        Raises:
+            ValueError, TypeError: a bad name, cron expression, interval,
+                timezone or payload, or both or neither of ``cron`` and ``every``.
+            JobQueueError: no handler is set, or the queue is running.
+        """
+        spec = build_schedule(
+            name, cron=cron, every=every, payload=payload, timezone=timezone, catch_up=catch_up
+        )
+        if any(existing.name == spec.name for existing in self._schedules):
+            raise ValueError(f"name: a schedule named {spec.name!r} already exists on this queue")
+        try:
+            dumps(self.config.payload_serde, payload, f"payload of schedule {spec.name!r}")
+        except SerializationError as exc:
+            raise TypeError(f"payload: {exc}") from exc
+        if self._handler is None:
+            raise JobQueueError("set a handler with execute() before schedule(): schedules run it")
+        if self._started:
+            raise JobQueueError("call schedule() before start()")
+        self._schedules.append(spec)
+
+    async def _submit_ticks(self, spec: Schedule, ticks: list[int]) -> None:
+        ttl_ms = max(self.config.result_ttl_ms, spec.result_ttl_ms)
+        jobs = [(spec.job_id(tick), spec.payload) for tick in ticks]
+        await self.enqueue_many(jobs, result_ttl=ttl_ms / 1000)
+
     def on(self, event: str, callback: Callable[..., Any]) -> Unsubscribe:
         """Call ``callback`` on ``event`` (see the README's event table); returns an unsubscribe function."""
         return self._emitter.on(event, callback)
@@ -118,7 +165,10 @@ class Queue(Producer[P, R]):
         await self.storage.connect()
         try:
             if self._handler is not None:
-                consumer = Consumer(self.storage, self.config, self._emitter, self._handler)
+                scheduler = None
+                if self._schedules:
+                    scheduler = Scheduler(self._schedules, self._submit_ticks, self.config.logger)
+                consumer = Consumer(self.storage, self.config, self._emitter, self._handler, scheduler)
                 await consumer.start()
                 self._consumer = consumer
         except BaseException:

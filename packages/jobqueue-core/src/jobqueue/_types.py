@@ -79,7 +79,11 @@ UpdateTtlResult = Literal["updated", "not_found", "not_terminal", "missing_paylo
 
 @dataclass(frozen=True, slots=True)
 class JobStatus(Generic[R]):
-    """A snapshot of one job, as ``Queue.get_status`` returns it."""
+    """A snapshot of one job, as ``Queue.get_status`` returns it.
+
+    ``progress`` is the last value the handler passed to ``job.report_progress``
+    (decoded with the result serde), or None.
+    """
 
     id: str
     state: JobState
@@ -87,3 +91,4 @@ class JobStatus(Generic[R]):
     attempts: int
     result: R | None = None
     error: dict[str, Any] | None = field(default=None)
+    progress: Any = None

@@ -45,7 +45,7 @@ from ._contract.storage import (
 from ._durations import MAX_SECONDS, now_ms, validate_job_id
 from ._errors import CorruptDataError, StorageError, map_exceptions
 from ._tasks import cancel_and_wait
-from ._urls import parse_query
+from ._urls import parse_query, redact_url
 
 __all__ = [
     # the contract
@@ -87,6 +87,7 @@ __all__ = [
     "now_ms",
     "page_jobs",
     "parse_query",
+    "redact_url",
     "validate_job_id",
     # errors and tasks
     "CorruptDataError",

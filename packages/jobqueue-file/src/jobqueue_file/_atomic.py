@@ -1,9 +1,20 @@
-"""Atomic file operations: nothing is ever half-written, whatever kills the process.
+"""Atomic, symlink-proof file operations: nothing is ever half-written, nothing outside the root is touched.
 
 A file is written to a temp file in the same directory (so the rename stays
 on one file system), flushed with ``fsync`` and renamed over its final name.
 ``durable=False`` skips the fsyncs: a crash of the process still leaves
 nothing half-written, only a power loss can lose the last writes.
+
+Every open uses ``O_NOFOLLOW``: a symlink planted where the storage expects a
+file fails with ``ELOOP`` instead of being followed. ``rename`` and
+``unlink`` act on a link itself, never on its target. Directories are
+checked with ``lstat`` when they are created or first used, so a symlinked
+directory is refused too.
+
+Files are created with the storage's ``mode`` (default ``0o600``) and
+directories with the matching search bits (``dir_mode``); both are set with
+``fchmod``/``chmod`` after creation, so the process umask does not narrow a
+mode that was asked for explicitly.
 
 Every ``OSError`` leaving this module names the path it concerns.
 """
@@ -12,22 +23,53 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 
 __all__ = [
+    "DEFAULT_MODE",
     "TEMP_PREFIX",
+    "check_dir",
+    "check_mode",
     "clean_temp_files",
     "create_empty",
+    "dir_mode",
+    "ensure_dir",
     "fsync_dir",
     "named",
+    "open_dir",
+    "open_or_create",
     "read_bytes",
     "rename_if_exists",
     "unlink_if_exists",
     "write_atomic",
 ]
 
+DEFAULT_MODE = 0o600
 TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_SECONDS = 3600
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def check_mode(mode: object) -> int:
+    """Check a file mode: an int within ``0o777`` that lets the owner read and write.
+
+    Raises:
+        TypeError: not an int.
+        ValueError: outside ``0o000..0o777``, or without owner read/write.
+    """
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise TypeError(f"mode must be an int such as 0o600, not {type(mode).__name__}")
+    if not 0 <= mode <= 0o777:
+        raise ValueError(f"mode must be a permission mode within 0o777, got {oct(mode)}")
+    if mode & 0o600 != 0o600:
+        raise ValueError(f"mode must let the owner read and write (0o600), got {oct(mode)}")
+    return mode
+
+
+def dir_mode(mode: int) -> int:
+    """The directory mode matching a file mode: search (x) wherever read is granted."""
+    return mode | ((mode & 0o444) >> 2)
 
 
 def named(exc: OSError, path: str) -> OSError:
@@ -37,13 +79,82 @@ def named(exc: OSError, path: str) -> OSError:
     return type(exc)(exc.errno, exc.strerror, path)
 
 
-def write_atomic(path: str, data: bytes, *, durable: bool, sync_dir: bool = False) -> None:
+def _symlink_error(path: str) -> OSError:
+    return OSError(errno.ELOOP, "a symbolic link where the storage expects a directory", path)
+
+
+def check_dir(path: str) -> None:
+    """Raise unless ``path`` is a real directory (not a symlink to one)."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise named(exc, path) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise _symlink_error(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+
+
+def ensure_dir(path: str, mode: int) -> None:
+    """Create directory ``path`` with ``dir_mode(mode)`` unless it exists; refuse a symlink or a file there.
+
+    Safe against concurrent creators (another process may create it first).
+    """
+    wanted = dir_mode(mode)
+    try:
+        os.mkdir(path, wanted)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise named(exc, path) from exc
+    else:
+        try:
+            os.chmod(path, wanted, follow_symlinks=False)
+        except OSError as exc:
+            raise named(exc, path) from exc
+        return
+    check_dir(path)
+
+
+def open_dir(path: str) -> int:
+    """A descriptor on directory ``path`` (refused when it is a symlink)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and os.path.islink(path)):
+            raise _symlink_error(path) from exc
+        raise named(exc, path) from exc
+
+
+def open_or_create(path: str, flags: int, mode: int) -> int:
+    """Open ``path`` (never through a symlink), creating it with exactly ``mode`` when missing."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
+    except FileExistsError:
+        try:
+            return os.open(path, flags | _NOFOLLOW)
+        except FileNotFoundError:  # deleted in between (a rotated log, say): create it after all
+            return open_or_create(path, flags, mode)
+        except OSError as exc:
+            raise named(exc, path) from exc
+    except OSError as exc:
+        raise named(exc, path) from exc
+    try:
+        os.fchmod(fd, mode)  # the umask narrowed it; the mode asked for wins
+    except OSError as exc:
+        os.close(fd)
+        raise named(exc, path) from exc
+    return fd
+
+
+def write_atomic(path: str, data: bytes, *, durable: bool, mode: int, sync_dir: bool = False) -> None:
     """Replace ``path`` with ``data`` atomically; ``sync_dir`` also makes the rename durable."""
     directory, base = os.path.split(path)
     temp = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{base[:40]}")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
         try:
+            os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -51,7 +162,7 @@ def write_atomic(path: str, data: bytes, *, durable: bool, sync_dir: bool = Fals
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temp, path)
+        os.replace(temp, path)  # replaces a symlink at ``path`` itself, never its target
     except OSError as exc:
         unlink_if_exists(temp)
         raise named(exc, path) from exc
@@ -59,30 +170,35 @@ def write_atomic(path: str, data: bytes, *, durable: bool, sync_dir: bool = Fals
         fsync_dir(directory)
 
 
-def create_empty(path: str) -> None:
-    """Create an empty file; ``FileExistsError`` when it exists."""
+def create_empty(path: str, mode: int) -> None:
+    """Create an empty file with ``mode``; ``FileExistsError`` when something is there."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
     except OSError as exc:
         raise named(exc, path) from exc
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        raise named(exc, path) from exc
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: str) -> None:
     """Flush a directory, so that renames and creations in it survive a power loss."""
+    fd = open_dir(directory)
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fsync(fd)
     except OSError as exc:
         raise named(exc, directory) from exc
+    finally:
+        os.close(fd)
 
 
 def read_bytes(path: str) -> bytes | None:
-    """The content of ``path``; None when it does not exist."""
+    """The content of ``path``; None when it does not exist. A symlink there is an error."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -99,7 +215,7 @@ def read_bytes(path: str) -> bytes | None:
 
 
 def unlink_if_exists(path: str) -> bool:
-    """Remove ``path``; False when it was already gone."""
+    """Remove ``path`` (a symlink itself, never its target); False when it was already gone."""
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -129,6 +245,8 @@ def clean_temp_files(directory: str) -> int:
         names = os.listdir(directory)
     except FileNotFoundError:
         return 0
+    except OSError as exc:
+        raise named(exc, directory) from exc
     now = time.time()
     for name in names:
         if not name.startswith(TEMP_PREFIX):
@@ -136,7 +254,7 @@ def clean_temp_files(directory: str) -> int:
         path = os.path.join(directory, name)
         pid_text = name[len(TEMP_PREFIX) :].partition("-")[0]
         try:
-            stale = not _alive(int(pid_text)) or now - os.stat(path).st_mtime > _STALE_TEMP_SECONDS
+            stale = not _alive(int(pid_text)) or now - os.lstat(path).st_mtime > _STALE_TEMP_SECONDS
         except (ValueError, FileNotFoundError):
             stale = True
         if stale and unlink_if_exists(path):

@@ -26,9 +26,9 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from jobqueue import StorageEvent, decode_event, encode_event
+from jobqueue.storage import StorageEvent, decode_event, encode_event
 
-from ._atomic import named
+from ._atomic import named, open_or_create
 
 __all__ = ["ROTATE_BYTES", "EventLog", "EventTail"]
 
@@ -40,8 +40,9 @@ _MAX_FRAME = 64 << 20
 class EventLog:
     """Publishing side of a namespace's event log."""
 
-    def __init__(self, events_dir: str, lock_path: str, rotate_bytes: int = ROTATE_BYTES) -> None:
+    def __init__(self, events_dir: str, lock_path: str, mode: int, rotate_bytes: int = ROTATE_BYTES) -> None:
         self.directory = events_dir
+        self.mode = mode
         self.lock_path = lock_path
         self.rotate_bytes = rotate_bytes
         self._generation = 0
@@ -78,10 +79,7 @@ class EventLog:
     @contextmanager
     def locked(self, mode: int) -> Iterator[None]:
         """Hold the log lock (``fcntl.LOCK_SH`` to append, ``LOCK_EX`` to rotate or take a position)."""
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise named(exc, self.lock_path) from exc
+        fd = open_or_create(self.lock_path, os.O_RDWR, self.mode)
         try:
             fcntl.flock(fd, mode)
             yield
@@ -100,13 +98,13 @@ class EventLog:
         # The descriptors are cached; the mutex keeps this process's threads from sharing a flock.
         with self._mutex:
             if self._lock_fd is None:
-                self._lock_fd = self._open(self.lock_path, os.O_RDWR | os.O_CREAT)
+                self._lock_fd = open_or_create(self.lock_path, os.O_RDWR, self.mode)
             fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
             try:
                 if self._log_fd is None or os.path.exists(self.path(self._generation + 1)):
                     self._close_log()
                     generation = self.current()
-                    self._log_fd = self._open(self.path(generation), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                    self._log_fd = open_or_create(self.path(generation), os.O_WRONLY | os.O_APPEND, self.mode)
                 generation = self._generation
                 try:
                     os.write(self._log_fd, data)
@@ -119,13 +117,6 @@ class EventLog:
             self.on_publish()
         if size > self.rotate_bytes:
             self._rotate(generation)
-
-    @staticmethod
-    def _open(path: str, flags: int) -> int:
-        try:
-            return os.open(path, flags | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise named(exc, path) from exc
 
     def _close_log(self) -> None:
         if self._log_fd is not None:
@@ -145,7 +136,7 @@ class EventLog:
             try:
                 if os.path.exists(self.path(generation + 1)):
                     return  # another process rotated it first
-                os.close(os.open(self.path(generation + 1), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                os.close(open_or_create(self.path(generation + 1), os.O_WRONLY, self.mode))
                 for old in range(generation - 2, -1, -1):
                     if not os.path.exists(self.path(old)):
                         break
@@ -172,9 +163,10 @@ class EventTail:
 
     def _open(self, generation: int, *, create: bool = False) -> int:
         path = self._log.path(generation)
-        flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        if create:
+            return open_or_create(path, os.O_RDONLY, self._log.mode)
         try:
-            return os.open(path, flags, 0o644)
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
             raise named(exc, path) from exc
 

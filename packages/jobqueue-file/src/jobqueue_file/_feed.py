@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from jobqueue import Channel, StorageError, StorageEvent, map_exceptions
+from jobqueue import StorageError
+from jobqueue.storage import Channel, StorageEvent, map_exceptions
 
-from ._admin import Space
 from ._events import EventTail
+from ._space import Space
 from ._watch import DirWatcher
 
 __all__ = ["FALLBACK_POLL_SECONDS", "subscription"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import time
@@ -29,8 +30,21 @@ class Listing:
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
+        """Forget the cached listing: the next read lists the directory again."""
         with self._lock:
             self._at = 0.0
+
+    def add(self, name: str) -> None:
+        """Insert an entry this process just created, in order (a fresh cache stays exact)."""
+        with self._lock:
+            if self._at and name not in self.skip:
+                bisect.insort(self._names, name)
+
+    def discard(self, name: str) -> None:
+        """Forget an entry this process just moved away."""
+        with self._lock:
+            if self._names and name in self._names:
+                self._names.remove(name)
 
     def names(self) -> list[str]:
         """The whole listing, refreshed when stale (for the schedule, read but not consumed)."""

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import msgpack
+from jobqueue.storage import rules
 
-from ._atomic import named
+from ._atomic import named, open_or_create
 
 __all__ = ["StripeLocks", "acquire_leader", "release_leader"]
 
@@ -27,19 +28,16 @@ _STRIPES = 64
 class StripeLocks:
     """One exclusive lock per job key, shared across threads and processes, over 64 lock files."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, mode: int) -> None:
         self._directory = directory
+        self._mode = mode
         self._threads = [threading.Lock() for _ in range(_STRIPES)]
         self._fds: list[int | None] = [None] * _STRIPES
 
     def _fd(self, stripe: int) -> int:
         fd = self._fds[stripe]
         if fd is None:
-            path = os.path.join(self._directory, f"job-{stripe:02d}")
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                raise named(exc, path) from exc
+            fd = open_or_create(os.path.join(self._directory, f"job-{stripe:02d}"), os.O_RDWR, self._mode)
             self._fds[stripe] = fd
         return fd
 
@@ -86,11 +84,8 @@ class StripeLocks:
 
 
 @contextmanager
-def _locked_file(path: str) -> Iterator[int]:
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise named(exc, path) from exc
+def _locked_file(path: str, mode: int) -> Iterator[int]:
+    fd = open_or_create(path, os.O_RDWR, mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
@@ -109,13 +104,13 @@ def _read_holder(fd: int) -> tuple[str, int] | None:
     return owner, expires_at
 
 
-def acquire_leader(path: str, owner: str, ttl_ms: int, now: int) -> bool:
+def acquire_leader(path: str, owner: str, ttl_ms: int, now: int, mode: int) -> bool:
     """Take or renew the lock file at ``path`` for ``owner``; False when another live owner holds it."""
-    with _locked_file(path) as fd:
+    with _locked_file(path, mode) as fd:
         holder = _read_holder(fd)
         if holder is not None and holder[0] != owner and holder[1] > now:
             return False
-        data = msgpack.packb([owner, now + ttl_ms], use_bin_type=True)
+        data = msgpack.packb([owner, rules.later(now, ttl_ms)], use_bin_type=True)
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, data, 0)
@@ -124,11 +119,11 @@ def acquire_leader(path: str, owner: str, ttl_ms: int, now: int) -> bool:
         return True
 
 
-def release_leader(path: str, owner: str, now: int) -> bool:
+def release_leader(path: str, owner: str, now: int, mode: int) -> bool:
     """Release the lock file at ``path`` if ``owner`` holds it; True when it was still live."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return False
-    with _locked_file(path) as fd:
+    with _locked_file(path, mode) as fd:
         holder = _read_holder(fd)
         if holder is None or holder[0] != owner:
             return False

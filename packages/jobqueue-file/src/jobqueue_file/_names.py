@@ -8,11 +8,16 @@ case stay distinct on case-insensitive file systems) and decodes back to the
 exact id. A key longer than ``MAX_KEY`` becomes ``~`` + the SHA-256 of the id
 (``~`` never appears in an encoded key); those ids are kept inside the file.
 
-Queue entries are empty files whose name carries everything a claimer needs:
-``<order>-<uid>-<key>`` in ``queue/`` (``order`` sorts FIFO, head inserts
-first), ``<run_at>-<uid>-<key>`` in ``scheduled/``, ``<uid>-<key>`` in
-``processing/<worker>/``. ``uid`` names one incarnation of a job, so an
-entry left over from an earlier one is recognised and dropped.
+Entries are empty files whose name carries everything a reader needs:
+``<order>-<uid>-<key>`` in ``queue/``, ``<run_at>-<uid>-<key>`` in
+``scheduled/``, ``<uid>-<key>`` in ``processing/<worker>/`` and
+``<expires_at>-<uid>-<key>`` in ``expiry/`` (finished jobs, for the sweep).
+``order`` is ``rules.claim_order`` spelled so that name order is claim
+order: ``PRIORITY_MAX - priority`` on four digits (higher priority first),
+then ``h`` for a head insert (release, recovery) or ``n`` for a tail insert,
+then a stamp (heads newest first, tails oldest first). ``uid`` names one
+incarnation of a job, so an entry left over from an earlier one is
+recognised and dropped.
 """
 
 from __future__ import annotations
@@ -23,21 +28,24 @@ import threading
 import time
 from dataclasses import dataclass
 
+from jobqueue.storage import JobRecord, rules
+
 __all__ = [
     "MAX_KEY",
     "PROCESSING_PREFIX",
     "QUEUE_PREFIX",
     "SCHEDULED_PREFIX",
+    "EXPIRY_PREFIX",
     "EntryName",
     "decode_key",
     "encode_key",
-    "head_entry",
+    "expiry_entry",
     "is_digest",
     "new_uid",
     "parse_entry",
     "processing_entry",
+    "queue_entry",
     "scheduled_entry",
-    "tail_entry",
 ]
 
 MAX_KEY = 200
@@ -46,8 +54,9 @@ MAX_KEY = 200
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
 _HEX = "0123456789abcdef"
 _UID_LEN = 16
-_ORDER_LEN = 21  # one letter and twenty digits
-_RUN_AT_LEN = 15
+_PRIORITY_LEN = 4  # PRIORITY_MAX - priority: 0..2000
+_ORDER_LEN = _PRIORITY_LEN + 21  # then one letter and twenty digits
+_RUN_AT_LEN = 15  # MAX_DEADLINE_MS has 14 digits
 _HEAD_BASE = 10**20
 
 
@@ -106,19 +115,27 @@ class _Clock:
 _clock = _Clock()
 
 
-def tail_entry(uid: str, key: str) -> str:
-    """A ``queue/`` name that sorts after every existing one: FIFO append."""
-    return f"n{_clock.next():020d}-{uid}-{key}"
+def queue_entry(record: JobRecord, uid: str, key: str, *, head: bool) -> str:
+    """A ``queue/`` name: name order is ``rules.claim_order`` (priority, then head or tail, then age).
 
-
-def head_entry(uid: str, key: str) -> str:
-    """A ``queue/`` name that sorts before every existing one: the job is claimed next."""
-    return f"h{_HEAD_BASE - _clock.next():020d}-{uid}-{key}"
+    A tail insert sorts after every entry of its priority (FIFO); a head
+    insert before every one of them (the job is claimed next).
+    """
+    stamp = _clock.next()
+    neg_priority, seq = rules.claim_order(record, _HEAD_BASE - stamp if head else stamp)
+    return (
+        f"{neg_priority + rules.PRIORITY_MAX:0{_PRIORITY_LEN}d}{'h' if head else 'n'}{seq:020d}-{uid}-{key}"
+    )
 
 
 def scheduled_entry(run_at: int, uid: str, key: str) -> str:
     """A ``scheduled/`` name; sorted by name is sorted by due time."""
     return f"{max(run_at, 0):0{_RUN_AT_LEN}d}-{uid}-{key}"
+
+
+def expiry_entry(expires_at: int, uid: str, key: str) -> str:
+    """An ``expiry/`` name; sorted by name is sorted by expiry."""
+    return f"{max(expires_at, 0):0{_RUN_AT_LEN}d}-{uid}-{key}"
 
 
 def processing_entry(uid: str, key: str) -> str:
@@ -148,4 +165,5 @@ def parse_entry(name: str, prefix_len: int) -> EntryName | None:
 
 QUEUE_PREFIX = _ORDER_LEN
 SCHEDULED_PREFIX = _RUN_AT_LEN
+EXPIRY_PREFIX = _RUN_AT_LEN
 PROCESSING_PREFIX = 0

@@ -1,4 +1,4 @@
-"""The job record file: msgpack of the ``JobRecord`` fields plus where the job's entry lives."""
+"""The job record file: msgpack of every ``JobRecord`` field plus where the job's entry lives."""
 
 from __future__ import annotations
 
@@ -6,62 +6,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from jobqueue import CorruptDataError, JobRecord, JobState
+from jobqueue import CorruptDataError, JobState
+from jobqueue.storage import JobRecord
 
-__all__ = ["Record", "pack_record", "unpack_record"]
+__all__ = ["Stored", "pack_record", "unpack_record"]
 
-_VERSION = 1
+_VERSION = 2
+_FIELDS = 19
 
 
-@dataclass(slots=True)
-class Record:
-    """A job record as stored: the public fields plus three of the storage's own.
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A job as its file holds it: the contract's record plus two fields of the storage's own.
 
-    ``uid`` names this incarnation of the job, ``entry`` is the path of its
-    entry file relative to the namespace directory (None when finished) and
-    ``abort`` says an abort was requested while it ran.
+    ``uid`` names this incarnation of the job (a new enqueue, or a failed job
+    queued again, gets a new one) and ``entry`` is the path of its entry file
+    relative to the namespace directory (None once the record is deleted).
     """
 
-    id: str
-    state: JobState
-    message: bytes
-    created_at: int
-    updated_at: int
+    record: JobRecord
     uid: str
     entry: str | None
-    attempts: int = 0
-    worker_id: str | None = None
-    result: bytes | None = None
-    error: bytes | None = None
-    run_at: int | None = None
-    lease_until: int | None = None
-    expires_at: int | None = None
-    abort: bool = False
-
-    def is_live(self, now: int) -> bool:
-        """False once a terminal record has expired: it counts as absent from then on."""
-        return self.expires_at is None or self.expires_at > now
-
-    def public(self) -> JobRecord:
-        """The record as the storage contract returns it."""
-        return JobRecord(
-            id=self.id,
-            state=self.state,
-            message=self.message,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            attempts=self.attempts,
-            worker_id=self.worker_id,
-            result=self.result,
-            error=self.error,
-            run_at=self.run_at,
-            lease_until=self.lease_until,
-            expires_at=self.expires_at,
-        )
 
 
-def pack_record(record: Record) -> bytes:
+def pack_record(stored: Stored) -> bytes:
     """Encode a record for its file."""
+    record = stored.record
     data: bytes = msgpack.packb(
         [
             _VERSION,
@@ -70,8 +40,8 @@ def pack_record(record: Record) -> bytes:
             record.message,
             record.created_at,
             record.updated_at,
-            record.uid,
-            record.entry,
+            stored.uid,
+            stored.entry,
             record.attempts,
             record.worker_id,
             record.result,
@@ -79,27 +49,28 @@ def pack_record(record: Record) -> bytes:
             record.run_at,
             record.lease_until,
             record.expires_at,
-            record.abort,
+            record.abort_requested,
+            record.priority,
+            record.progress,
+            None,  # reserved, so a later field needs no new layout
         ],
         use_bin_type=True,
     )
     return data
 
 
-def unpack_record(data: bytes, path: str) -> Record:
+def unpack_record(data: bytes, path: str) -> Stored:
     """Decode a record file; ``CorruptDataError`` naming ``path`` when it is not one."""
     try:
         items: Any = msgpack.unpackb(data, raw=False)
-        if not isinstance(items, list) or len(items) != 16 or items[0] != _VERSION:
+        if not isinstance(items, list) or len(items) != _FIELDS or items[0] != _VERSION:
             raise ValueError(f"unknown layout ({type(items).__name__})")
-        record = Record(
+        record = JobRecord(
             id=_typed(items[1], str),
             state=JobState(items[2]),
             message=_typed(items[3], bytes),
             created_at=_typed(items[4], int),
             updated_at=_typed(items[5], int),
-            uid=_typed(items[6], str),
-            entry=_optional(items[7], str),
             attempts=_typed(items[8], int),
             worker_id=_optional(items[9], str),
             result=_optional(items[10], bytes),
@@ -107,11 +78,14 @@ def unpack_record(data: bytes, path: str) -> Record:
             run_at=_optional(items[12], int),
             lease_until=_optional(items[13], int),
             expires_at=_optional(items[14], int),
-            abort=_typed(items[15], bool),
+            abort_requested=_typed(items[15], bool),
+            priority=_typed(items[16], int),
+            progress=_optional(items[17], bytes),
         )
+        stored = Stored(record, _typed(items[6], str), _optional(items[7], str))
     except Exception as exc:
         raise CorruptDataError(f"corrupt job record file {path}: {type(exc).__name__}: {exc}") from exc
-    return record
+    return stored
 
 
 def _typed(value: Any, kind: type) -> Any:

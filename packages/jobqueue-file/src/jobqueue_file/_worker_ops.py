@@ -1,134 +1,268 @@
-"""What a worker does with the jobs it holds: renew, release, complete, fail, retry (synchronous)."""
+"""Worker operations of one namespace, synchronous: finish, heartbeat, progress, registration, recovery.
+
+Each job change reads the record under its job lock, takes the step from
+``jobqueue.storage.rules`` (``finish``, ``renew``, ``set_progress``,
+``recover``) and applies it with ``Space.apply``. A registration is a small
+file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at]``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import contextlib
+import os
+from collections.abc import Sequence
 
-from jobqueue import INLINE_RESULT_LIMIT, EventKind, JobState, StorageEvent, now_ms
+import msgpack
+from jobqueue import CorruptDataError, JobState
+from jobqueue.storage import (
+    EventKind,
+    Finish,
+    JobRecord,
+    Recovery,
+    Revoked,
+    Stalled,
+    StorageEvent,
+    now_ms,
+    rules,
+)
 
 from . import _names as names
-from ._atomic import unlink_if_exists
-from ._records import Record
-from ._space import SpaceCore, later
+from ._atomic import read_bytes, unlink_if_exists, write_atomic
+from ._records import Stored
+from ._space import Space
 
-__all__ = ["WorkerOps"]
+__all__ = [
+    "Registration",
+    "drop_worker_if_idle",
+    "finish",
+    "heartbeat",
+    "held_jobs",
+    "read_registration",
+    "recover_stalled",
+    "repair_processing",
+    "set_progress",
+    "unregister",
+]
+
+Registration = tuple[str, int, int]
+"""A worker's registration: (worker_id, last_seen, expires_at)."""
 
 
-class WorkerOps(SpaceCore):
-    """The operations on a processing job, each checking that the worker still owns it."""
+# ------------------------------------------------------------------ attempts
 
-    def owned(self, key: str, worker_id: str, now: int) -> Record | None:
-        """The record when the job is processing under ``worker_id`` (caller holds the lock)."""
-        record = self.live(key, now)
-        if record is None or record.state is not JobState.PROCESSING or record.worker_id != worker_id:
-            return None
-        return record
 
-    def renew(self, worker_id: str, job_ids: list[str], lease_ms: int) -> list[str]:
-        """Extend leases; return the ids the worker must stop."""
-        stop: list[str] = []
-        for job_id in job_ids:
-            key = names.encode_key(job_id)
-            with self.locks.hold(key):
-                now = now_ms()
-                record = self.owned(key, worker_id, now)
-                if record is None:
-                    stop.append(job_id)
-                    continue
-                self.write(key, replace(record, lease_until=later(now, lease_ms)))
-                if record.abort:
-                    stop.append(job_id)
-        return stop
-
-    def requeue_head(self, key: str, record: Record, now: int, attempts: int) -> None:
-        """Put a processing job back at the head of the queue (caller holds the lock)."""
-        assert record.entry is not None
-        entry = "queue/" + names.head_entry(record.uid, key)
-        self.write(
-            key,
-            replace(
-                record,
-                state=JobState.QUEUED,
-                worker_id=None,
-                lease_until=None,
-                attempts=attempts,
-                entry=entry,
-                abort=False,
-                updated_at=now,
-            ),
-        )
-        self.move(record.entry, entry)
-        self._queue.invalidate()
-
-    def release(self, job_id: str, worker_id: str) -> bool:
-        """Give a claimed job back to the head of the queue, its attempt not counted."""
-        key = names.encode_key(job_id)
-        with self.locks.hold(key):
+def finish(space: Space, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
+    """Apply ``rules.finish`` to each job the worker still owns (``rules.owned``); True for each one stored."""
+    done: list[bool] = []
+    events: list[StorageEvent] = []
+    for outcome in outcomes:
+        key = names.encode_key(outcome.job_id)
+        with space.locks.hold(key):
             now = now_ms()
-            record = self.owned(key, worker_id, now)
-            if record is None:
-                return False
-            self.requeue_head(key, record, now, max(record.attempts - 1, 0))
-        self.log.publish([StorageEvent(EventKind.REQUEUED, job_id, now, worker_id)])
-        return True
+            stored = space.live(key, now)
+            if stored is None or not rules.owned(stored.record, worker_id):
+                done.append(False)
+                continue
+            step = rules.finish(stored.record, outcome, now)
+            space.apply(key, stored, step)
+        done.append(True)
+        if step.event is not None:
+            events.append(StorageEvent(step.event, outcome.job_id, now, worker_id, step.data))
+    if events:
+        # One flush for the batch, of the records only: an entry's rename lands in one directory or
+        # the other, and wherever a power cut leaves it, ``settle`` moves it to where its record says.
+        space.sync_dirs(space.layout.jobs)
+        space.publish(events)
+    return done
 
-    def finish(self, job_id: str, worker_id: str, state: JobState, data: bytes, ttl_ms: int) -> bool:
-        """Store a result (``completed``) or an error (``failed``) for a job the worker owns."""
-        key = names.encode_key(job_id)
-        completed = state is JobState.COMPLETED
-        with self.locks.hold(key):
-            now = now_ms()
-            record = self.owned(key, worker_id, now)
-            if record is None or record.entry is None:
-                return False
-            # Record first: an entry left behind by a crash is dropped by settle.
-            self.write(
-                key,
-                replace(
-                    record,
-                    state=state,
-                    result=data if completed else None,
-                    error=None if completed else data,
-                    lease_until=None,
-                    expires_at=later(now, ttl_ms),
-                    entry=None,
-                    abort=False,
-                    updated_at=now,
-                ),
-                sync_dir=True,
-            )
-            unlink_if_exists(self.layout.path(record.entry))
-        kind = EventKind.COMPLETED if completed else EventKind.FAILED
-        inline = data if len(data) <= INLINE_RESULT_LIMIT else None
-        self.log.publish([StorageEvent(kind, job_id, now, worker_id, inline)])
-        return True
 
-    def retry(self, job_id: str, worker_id: str, error: bytes, delay_ms: int) -> bool:
-        """Store the error, set ``failing`` and schedule the job ``delay_ms`` from now."""
+def heartbeat(
+    space: Space, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+) -> dict[str, Revoked]:
+    """Refresh the registration (with ``ttl_ms``) and renew the leases (``rules.renew``); what to stop, and why."""
+    if ttl_ms is not None:
+        _register(space, worker_id, ttl_ms)
+    revoked: dict[str, Revoked] = {}
+    for job_id in job_ids:
         key = names.encode_key(job_id)
-        with self.locks.hold(key):
+        with space.locks.hold(key):
             now = now_ms()
-            record = self.owned(key, worker_id, now)
-            if record is None or record.entry is None:
-                return False
-            run_at = later(now, max(delay_ms, 0))
-            entry = "scheduled/" + names.scheduled_entry(run_at, record.uid, key)
-            self.write(
-                key,
-                replace(
-                    record,
-                    state=JobState.FAILING,
-                    error=error,
-                    worker_id=None,
-                    lease_until=None,
-                    run_at=run_at,
-                    entry=entry,
-                    abort=False,
-                    updated_at=now,
-                ),
-                sync_dir=True,
-            )
-            self.move(record.entry, entry)
-        self._scheduled.invalidate()
-        self.log.publish([StorageEvent(EventKind.FAILING, job_id, now, worker_id)])
-        return True
+            stored = space.live(key, now)
+            step, why = rules.renew(stored.record if stored is not None else None, worker_id, now, lease_ms)
+            if step is not None:
+                space.apply(key, stored, step)
+        if why is not None:
+            revoked[job_id] = why
+    return revoked
+
+
+def set_progress(space: Space, job_id: str, worker_id: str, data: bytes) -> bool:
+    """Apply ``rules.set_progress`` and publish ``progress`` with the data; False when not owned."""
+    key = names.encode_key(job_id)
+    with space.locks.hold(key):
+        now = now_ms()
+        stored = space.live(key, now)
+        step = rules.set_progress(stored.record if stored is not None else None, worker_id, data)
+        if step is None:
+            return False
+        space.apply(key, stored, step)
+    assert step.event is not None
+    space.publish([StorageEvent(step.event, job_id, now, worker_id, step.data)])
+    return True
+
+
+# ------------------------------------------------------------------ recovery
+
+
+def recover_stalled(space: Space) -> Recovery:
+    """Apply ``rules.recover`` to every stalled job (``rules.is_stalled``); repair half-done moves on the way.
+
+    Publishes ``stalled`` then ``requeued`` for each; returns them, oldest
+    lease first, with the ms until the earliest remaining lease expires.
+    """
+    now = now_ms()
+    expired: list[tuple[int, str, str, str]] = []
+    leases: list[int] = []
+    for found, parsed in space.processing_entries():
+        stored, ok = space.read_entry(parsed.key, found)
+        if not ok:
+            continue
+        with space.locks.hold(parsed.key):
+            stored = space.read(parsed.key)
+            if stored is None or stored.entry != found or stored.record.state is not JobState.PROCESSING:
+                space.settle(parsed.key, parsed.uid, found)
+            elif rules.is_stalled(stored.record, now):
+                expired.append((stored.record.lease_until or 0, parsed.key, parsed.uid, found))
+            elif stored.record.lease_until is not None:
+                leases.append(stored.record.lease_until)
+    stalled: list[Stalled] = []
+    # Latest lease first, each to the head: the job that stalled first is claimed first.
+    for _, key, uid, found in sorted(expired, reverse=True):
+        with space.locks.hold(key):
+            stored = space.read(key)
+            if stored is None or stored.uid != uid or stored.entry != found:
+                continue
+            record = stored.record
+            if not rules.is_stalled(record, now):
+                if record.state is JobState.PROCESSING and record.lease_until is not None:
+                    leases.append(record.lease_until)  # renewed meanwhile
+                continue
+            space.apply(key, stored, rules.recover(record, now))
+        stalled.append(Stalled(record.id, record.worker_id or ""))
+    stalled.reverse()
+    events: list[StorageEvent] = []
+    for item in stalled:
+        events.append(StorageEvent(EventKind.STALLED, item.id, now, item.worker_id))
+        events.append(StorageEvent(EventKind.REQUEUED, item.id, now, item.worker_id))
+    space.publish(events)
+    return Recovery(stalled, max(min(leases) - now_ms(), 0) if leases else None)
+
+
+def repair_processing(space: Space) -> None:
+    """Bring every entry under ``processing/`` in line with its record (run at connect)."""
+    space.clean_temp_files()
+    for found, parsed in space.processing_entries():
+        stored, ok = space.read_entry(parsed.key, found)
+        if not ok:
+            continue
+        with space.locks.hold(parsed.key):
+            stored = space.read(parsed.key)
+            if stored is None or stored.entry != found or stored.record.state is not JobState.PROCESSING:
+                space.settle(parsed.key, parsed.uid, found)
+
+
+# ------------------------------------------------------------------- workers
+
+
+def _worker_lock(key: str) -> str:
+    return "worker:" + key
+
+
+def _register(space: Space, worker_id: str, ttl_ms: int) -> None:
+    key = names.encode_key(worker_id)
+    with space.locks.hold(_worker_lock(key)):
+        now = now_ms()
+        expires_at = rules.later(now, ttl_ms)
+        _write_registration(space, key, (worker_id, now, expires_at))
+    space.deadline(expires_at)
+
+
+def _write_registration(space: Space, key: str, registration: Registration) -> None:
+    # Not fsynced: a registration lost to a power cut is rewritten by the next heartbeat.
+    data = msgpack.packb(list(registration), use_bin_type=True)
+    write_atomic(space.layout.worker_file(key), data, durable=False, mode=space.mode)
+
+
+def read_registration(space: Space, key: str) -> Registration | None:
+    """A worker's registration as stored (lapsed or not); ``CorruptDataError`` when unreadable."""
+    path = space.layout.worker_file(key)
+    data = read_bytes(path)
+    if data is None:
+        return None
+    try:
+        worker_id, last_seen, expires_at = msgpack.unpackb(data, raw=False)
+        if not (isinstance(worker_id, str) and isinstance(last_seen, int) and isinstance(expires_at, int)):
+            raise ValueError("fields of the wrong type")
+    except Exception as exc:
+        raise CorruptDataError(f"corrupt worker file {path}: {exc}") from exc
+    return worker_id, last_seen, expires_at
+
+
+def held_jobs(space: Space, worker_key: str) -> list[JobRecord]:
+    """Records of the jobs processing under this worker, in claim order."""
+    directory = space.layout.worker_dir(worker_key)
+    try:
+        listed = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    held: list[Stored] = []
+    for name in listed:
+        parsed = names.parse_entry(name, names.PROCESSING_PREFIX)
+        if parsed is None:
+            continue
+        try:
+            stored = space.read(parsed.key)
+        except CorruptDataError:
+            continue
+        found = f"processing/{worker_key}/{name}"
+        if stored is not None and stored.entry == found and stored.record.state is JobState.PROCESSING:
+            held.append(stored)
+    held.sort(key=lambda stored: stored.record.updated_at)
+    return [stored.record for stored in held]
+
+
+def unregister(space: Space, worker_id: str) -> None:
+    """Remove a registration; a worker that still holds jobs stays listed, lapsed."""
+    key = names.encode_key(worker_id)
+    with space.locks.hold(_worker_lock(key)):
+        registration = read_registration(space, key)
+        if registration is not None and held_jobs(space, key):
+            lapsed = (worker_id, registration[1], min(registration[2], now_ms()))
+            _write_registration(space, key, lapsed)
+        else:
+            unlink_if_exists(space.layout.worker_file(key))
+            _drop_worker_dir(space, key)
+
+
+def drop_worker_if_idle(space: Space, key: str, now: int) -> int | None:
+    """Forget a worker whose registration lapsed (or is gone) and that holds nothing.
+
+    Returns when the registration lapses, for a live one (None otherwise).
+    """
+    with space.locks.hold(_worker_lock(key)):
+        try:
+            registration = read_registration(space, key)
+        except CorruptDataError:
+            registration = None  # a torn registration (it is never fsynced): treat it as lapsed
+        if registration is not None and registration[2] > now:
+            return registration[2]
+        if not held_jobs(space, key):
+            unlink_if_exists(space.layout.worker_file(key))
+            _drop_worker_dir(space, key)
+    return None
+
+
+def _drop_worker_dir(space: Space, key: str) -> None:
+    """Remove an empty ``processing/<worker>/`` (a later claim by that worker creates it again)."""
+    with contextlib.suppress(OSError):  # gone already, or not empty: jobs or strays still there
+        os.rmdir(space.layout.worker_dir(key))

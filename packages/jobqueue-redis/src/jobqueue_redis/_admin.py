@@ -1,127 +1,96 @@
-"""Job state, workers, monitoring and the leader lock of ``RedisStorage``, as a mixin."""
+"""Monitoring and the leader lock of ``RedisStorage``, as a mixin.
+
+Listing and purging find their ids in an index first (a plain command) and
+then run a script on those ids, declared as keys: a script never touches a
+key it was not given.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal, Self, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Self
 
-from jobqueue import JobPage, JobRecord, JobState, WorkerRecord
+from jobqueue import JobState
+from jobqueue.storage import JobPage, JobRecord, WorkerRecord, check_ms
 
-from ._errors import redis_errors
 from ._keys import Keys
-from ._records import record_from_fields, text, workers_from_reply
+from ._records import text, workers_from_reply
 
 __all__ = ["RedisAdminMixin"]
 
-_TtlOutcome = Literal["updated", "not_found", "not_terminal"]
-
-_LIST_BUDGET = 1000  # index entries one list_jobs script call looks at, to keep each call short
+_PAGE = 200  # index entries read per step of list_jobs
+_PURGE_CHUNK = 500  # ids per purge script call
+_COUNT_ORDER = (JobState.QUEUED, JobState.PROCESSING, JobState.FAILING, JobState.COMPLETED, JobState.FAILED)
 
 
 class RedisAdminMixin:
-    """Everything besides the queue path; ``RedisStorage`` provides ``_run``, ``_keys`` and the rest."""
+    """Monitoring and the leader lock; ``RedisStorage`` provides ``_run``, ``_command`` and the rest."""
 
     _keys: Keys
 
-    async def _run(self, script: str, *args: Any) -> Any:
+    async def _run(self, script: str, args: Sequence[Any] = (), keys: Sequence[str] = ()) -> Any:
         raise NotImplementedError
 
-    def namespace(self, name: str) -> Self:
+    async def _command(self, *args: Any) -> Any:
         raise NotImplementedError
 
-    # ---------------------------------------------------------------- job state
+    async def _get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        raise NotImplementedError
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        """The live record of a job, or None (never stored, cancelled or expired)."""
-        return (await self.get_many([job_id]))[0]
-
-    async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
-        """``get`` for many ids in one round trip, in the order given."""
-        if isinstance(job_ids, str):
-            raise TypeError("job_ids must be a sequence of ids, not a str")
-        if not job_ids:
-            return []
-        reply = await self._run("get_many", *job_ids)
-        return [record_from_fields(job_id, fields) for job_id, fields in zip(job_ids, reply, strict=True)]
-
-    async def delete(self, job_id: str) -> bool:
-        """Remove every trace of a job that is not processing."""
-        return bool(await self._run("delete", job_id))
-
-    async def update_ttl(self, job_id: str, ttl_ms: int) -> _TtlOutcome:
-        """Make a terminal record expire ``ttl_ms`` from now."""
-        if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool) or ttl_ms < 0:
-            raise ValueError(f"ttl_ms must be an int >= 0, got {ttl_ms!r}")
-        return cast(_TtlOutcome, text(await self._run("update_ttl", job_id, ttl_ms)))
-
-    # ------------------------------------------------------------------ workers
-
-    async def register_worker(self, worker_id: str, ttl_ms: int) -> None:
-        """Register a worker or refresh its heartbeat; it lapses after ``ttl_ms``."""
-        if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool) or ttl_ms < 1:
-            raise ValueError(f"ttl_ms must be an int >= 1, got {ttl_ms!r}")
-        await self._run("register_worker", worker_id, ttl_ms)
-
-    async def unregister_worker(self, worker_id: str) -> None:
-        """Remove a worker's registration; its processing set stays while it holds jobs."""
-        await self._run("unregister_worker", worker_id)
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        """Registered workers, and lapsed ones that still hold jobs, by id."""
-        return workers_from_reply(await self._run("list_workers"))
+    def _view(self, name: str) -> Self:
+        raise NotImplementedError
 
     # --------------------------------------------------------------- monitoring
 
-    async def counts(self) -> dict[JobState, int]:
-        """Number of live jobs per state (expired records are pruned first)."""
+    async def _counts(self) -> Mapping[JobState, int]:
         reply = await self._run("counts")
-        order = (JobState.QUEUED, JobState.PROCESSING, JobState.FAILING, JobState.COMPLETED, JobState.FAILED)
-        return {state: int(count) for state, count in zip(order, reply, strict=True)}
+        return {state: int(count) for state, count in zip(_COUNT_ORDER, reply, strict=True)}
 
-    async def list_jobs(
-        self,
-        *,
-        state: JobState | None = None,
-        prefix: str = "",
-        cursor: str | None = None,
-        limit: int = 50,
+    async def _list_jobs(
+        self, state: JobState | None, prefix: str, cursor: str | None, limit: int
     ) -> JobPage:
-        """Page through live jobs, newest first (ties by id, descending), by state and id prefix."""
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit!r}")
-        wanted_state = "" if state is None else JobState(state).value
-        max_score, after = "+inf", ""
+        # Newest first, ties by id descending: the order of ZREVRANGEBYSCORE on the job index.
+        top, after = "+inf", b""
         if cursor is not None:
-            created_at, sep, after = cursor.partition(":")
+            created_at, sep, after_id = cursor.partition(":")
             if not sep or not created_at.isdigit():
                 raise ValueError(f"cursor {cursor!r} was not returned by list_jobs")
-            max_score = created_at
+            top, after = created_at, after_id.encode()
+        index = self._keys.fixed("jobs")
         records: list[JobRecord] = []
-        while True:
-            reply = await self._run(
-                "list_jobs", wanted_state, prefix, max_score, after, limit + 1 - len(records), _LIST_BUDGET
+        offset = 0
+        while len(records) <= limit:
+            page = await self._command(
+                "ZREVRANGEBYSCORE", index, top, "-inf", "WITHSCORES", "LIMIT", offset, _PAGE
             )
-            for i in range(3, len(reply), 2):
-                record = record_from_fields(text(reply[i]), reply[i + 1])
-                if record is not None:
-                    records.append(record)
-            if reply[2]:
-                max_score, after = text(reply[1]), text(reply[2])
-            if len(records) > limit or int(reply[0]):
+            offset += len(page) // 2
+            ids = []
+            for i in range(0, len(page), 2):
+                member, score = page[i], int(float(page[i + 1]))
+                if after and str(score) == top and member >= after:
+                    continue  # at or before the cursor
+                job_id = text(member)
+                if job_id.startswith(prefix):
+                    ids.append(job_id)
+            if ids:
+                for record in await self._get_many(ids):
+                    if record is not None and (state is None or record.state is state):
+                        records.append(record)
+            if len(page) < 2 * _PAGE:
                 break
-        page = records[:limit]
+        page_records = records[:limit]
         more = len(records) > limit
-        return JobPage(page, f"{page[-1].created_at}:{page[-1].id}" if more else None)
+        last = page_records[-1] if page_records else None
+        return JobPage(page_records, f"{last.created_at}:{last.id}" if more and last else None)
 
-    async def list_namespaces(self) -> list[str]:
-        """Namespaces under this prefix that hold jobs or workers."""
+    async def _list_namespaces(self) -> Iterable[str]:
         candidates: set[str] = set()
         pattern = Keys.scan_pattern(self._keys.prefix)
         cursor = 0
         while True:
-            with redis_errors("list_namespaces (SCAN)"):
-                cursor, keys = await self._scan(cursor, pattern)
-            for key in keys:
+            reply = await self._command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            cursor = int(reply[0])
+            for key in reply[1]:
                 name = Keys.namespace_of(text(key), self._keys.prefix)
                 if name is not None:
                     candidates.add(name)
@@ -129,35 +98,37 @@ class RedisAdminMixin:
                 break
         names = []
         for name in sorted(candidates):
-            view = self.namespace(name)
-            if any((await view.counts()).values()) or await view.list_workers():
+            view = self._view(name)
+            if any((await view._counts()).values()) or list(await view._list_workers()):
                 names.append(name)
         return names
 
-    async def _scan(self, cursor: int, pattern: str) -> tuple[int, list[bytes]]:
-        raise NotImplementedError
+    async def _list_workers(self) -> Iterable[WorkerRecord]:
+        return workers_from_reply(await self._run("list_workers"))
 
-    async def retry_failed(self, job_id: str) -> bool:
-        """Queue a ``failed`` job again with its attempts reset."""
-        return bool(await self._run("retry_failed", job_id))
+    async def _purge(self, states: frozenset[JobState]) -> int:
+        total = 0
+        for state in sorted(states):
+            index = self._keys.fixed(state.value)
+            while True:
+                members = await self._command("ZRANGE", index, 0, _PURGE_CHUNK - 1)
+                if not members:
+                    break
+                ids = [text(member) for member in members]
+                keys = [self._keys.job(job_id) for job_id in ids]
+                total += int(await self._run("purge", [state.value, *ids], keys))
+        return total
 
-    async def purge(self, states: Sequence[JobState]) -> int:
-        """Delete every job in the given terminal states; return how many."""
-        wanted = sorted({JobState(value) for value in states})
-        if not_terminal := [value.value for value in wanted if not value.is_terminal]:
-            raise ValueError(f"purge only deletes terminal states (completed, failed), got {not_terminal}")
-        if not wanted:
-            return 0
-        return int(await self._run("purge", *(value.value for value in wanted)))
+    async def _retry_failed(self, job_id: str) -> bool:
+        return bool(await self._run("retry_failed", [job_id], [self._keys.job(job_id)]))
 
     # -------------------------------------------------------------- leader lock
 
     async def acquire_lock(self, key: str, owner: str, ttl_ms: int) -> bool:
         """Take ``key`` for ``owner`` (SET NX PX), or renew it when ``owner`` holds it."""
-        if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool) or ttl_ms < 1:
-            raise ValueError(f"ttl_ms must be an int >= 1, got {ttl_ms!r}")
-        return bool(await self._run("acquire_lock", key, owner, ttl_ms))
+        check_ms(ttl_ms, "ttl_ms", 1)
+        return bool(await self._run("acquire_lock", [owner, ttl_ms], [self._keys.lock(key)]))
 
     async def release_lock(self, key: str, owner: str) -> bool:
         """Release ``key`` if ``owner`` holds it."""
-        return bool(await self._run("release_lock", key, owner))
+        return bool(await self._run("release_lock", [owner], [self._keys.lock(key)]))

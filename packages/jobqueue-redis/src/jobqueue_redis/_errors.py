@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from jobqueue import JobQueueError, StorageError, map_exceptions
+from jobqueue import JobQueueError, StorageError
+from jobqueue.storage import map_exceptions
 from redis.exceptions import RedisError
 
 __all__ = ["redis_errors"]

@@ -7,46 +7,49 @@ slot. The tag is the first ``{...}`` of a key and comes before any job id,
 so ids with braces or colons cannot change it. Prefix and namespace names
 must not contain braces themselves.
 
-The Lua scripts get the names below through a generated header (see
-``_scripts``), so a key is renamed here and nowhere else.
+Scripts never build a key: every call passes the namespace's fixed keys
+first (``KEYS[1..N_FIXED]``, in the order of ``FIXED_KEYS``), then the
+per-job or lock keys it needs, and the three channel names as ``ARGV[1..3]``.
+The generated header (``lua_header``) names them, so a key is renamed here
+and nowhere else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobqueue import Channel, EventKind
+from jobqueue.storage import Channel, EventKind, rules
 
-__all__ = ["FIXED_KEYS", "KEY_PREFIXES", "Keys", "lua_header", "validate_name"]
+__all__ = ["FIXED_KEYS", "Keys", "lua_header", "validate_name"]
 
-# Keys every namespace has (a Redis key exists only while it holds something).
+# The fixed keys of a namespace, in KEYS order (a Redis key exists only while it holds something).
 FIXED_KEYS: dict[str, str] = {
-    "Q_READY": "queue",  # list of ready job ids, claimed from the head
-    "Z_SCHEDULED": "scheduled",  # delayed queued jobs: id -> run_at
-    "Z_RETRIES": "retries",  # failing jobs waiting for their retry: id -> run_at
-    "Z_LEASES": "leases",  # processing jobs: id -> lease_until
-    "Z_COMPLETED": "completed",  # completed jobs: id -> expires_at (pruned as they expire)
-    "Z_FAILED": "failed",  # failed jobs: id -> expires_at (pruned as they expire)
-    "Z_JOBS": "jobs",  # every live job: id -> created_at, for listing newest first
-    "Z_WORKERS": "workers",  # registered workers: id -> expires_at
-    "H_HEARTBEATS": "heartbeats",  # worker -> last_seen
-    "S_HOLDERS": "holders",  # workers whose processing set is not empty
-    "Z_LANDINGS": "landings",  # workers in a blocking wait: id -> deadline to claim what landed
+    "K_LIVE": "live",  # hash: id -> packed record of every job not finished (queued, processing, failing)
+    "K_READY": "ready",  # zset: ready ids, score = priority band * 2^40 + sequence (lowest claimed first)
+    "K_SCHEDULED": "scheduled",  # zset: delayed queued jobs, id -> run_at
+    "K_RETRIES": "retries",  # zset: failing jobs waiting for their retry, id -> run_at
+    "K_LEASES": "leases",  # zset: processing jobs, id -> lease_until
+    "K_COMPLETED": "completed",  # zset: completed jobs, id -> expires_at
+    "K_FAILED": "failed",  # zset: failed jobs, id -> expires_at
+    "K_JOBS": "jobs",  # zset: every job, id -> created_at (listing newest first)
+    "K_WORKERS": "workers",  # zset: registered workers, id -> expires_at
+    "K_HEARTBEATS": "heartbeats",  # hash: worker -> last heartbeat
+    "K_MARKER": "marker",  # zset: "ready jobs may exist", popped by blocked dequeues (BZPOPMIN)
+    "K_SEQ": "seq",  # string: the FIFO sequence of ready jobs, dropped when the namespace has no live job
 }
 
-# Per-id keys: the prefix followed by a job id, a worker id or a lock name.
-KEY_PREFIXES: dict[str, str] = {
-    "P_JOB": "job:",  # hash: one job
-    "P_PROCESSING": "processing:",  # set: the jobs a worker holds
-    "P_LANDING": "landing:",  # list: where a worker's BLMOVE drops an id before the claim script
-    "P_LOCK": "lock:",  # string: leader lock owner
-}
+# Per-id keys, declared as extra KEYS by the scripts that touch them.
+_JOB = "job:"  # string: the packed record of a finished job, expiring natively (PXAT)
+_LOCK = "lock:"  # string: leader lock owner
 
 _CHANNELS: dict[Channel, str] = {
     Channel.EVENTS: "events",
     Channel.DONE: "done",
     Channel.CONTROL: "control",
 }
+
+# Keys whose presence means a namespace holds jobs or workers (list_namespaces).
+_PRESENCE_KEYS = frozenset({FIXED_KEYS["K_LIVE"], FIXED_KEYS["K_JOBS"], FIXED_KEYS["K_WORKERS"]})
 
 
 def validate_name(value: object, what: str) -> str:
@@ -72,25 +75,31 @@ class Keys:
         """The part every key of the namespace starts with: ``prefix:{namespace}:``."""
         return f"{self.prefix}:{{{self.namespace}}}:"
 
-    def fixed(self, lua_name: str) -> str:
-        """A fixed key by its Lua name (``"Q_READY"`` -> ``jq:{default}:queue``)."""
-        return self.base + FIXED_KEYS[lua_name]
+    def fixed(self, name: str) -> str:
+        """A fixed key by its short name (``"ready"`` -> ``jq:{default}:ready``)."""
+        if name not in FIXED_KEYS.values():
+            raise KeyError(f"no fixed key named {name!r}")
+        return self.base + name
+
+    def fixed_all(self) -> list[str]:
+        """Every fixed key, in the order the scripts expect them in ``KEYS``."""
+        return [self.base + suffix for suffix in FIXED_KEYS.values()]
 
     def job(self, job_id: str) -> str:
-        """The hash of one job."""
-        return self.base + KEY_PREFIXES["P_JOB"] + job_id
+        """The record of a finished job."""
+        return self.base + _JOB + job_id
 
-    def processing(self, worker_id: str) -> str:
-        """The set of jobs ``worker_id`` holds."""
-        return self.base + KEY_PREFIXES["P_PROCESSING"] + worker_id
-
-    def landing(self, worker_id: str) -> str:
-        """The list a blocking wait of ``worker_id`` moves a job id into."""
-        return self.base + KEY_PREFIXES["P_LANDING"] + worker_id
+    def lock(self, name: str) -> str:
+        """A leader lock."""
+        return self.base + _LOCK + name
 
     def channel(self, channel: Channel) -> str:
         """The pub/sub channel name of ``channel`` in this namespace."""
         return self.base + _CHANNELS[channel]
+
+    def channels(self) -> list[str]:
+        """The three channel names, in the order the scripts expect them in ``ARGV``."""
+        return [self.base + _CHANNELS[channel] for channel in (Channel.EVENTS, Channel.DONE, Channel.CONTROL)]
 
     @staticmethod
     def scan_pattern(prefix: str) -> str:
@@ -100,7 +109,7 @@ class Keys:
 
     @staticmethod
     def namespace_of(key: str, prefix: str) -> str | None:
-        """The namespace whose job index or worker keys ``key`` is (None: another key)."""
+        """The namespace whose job index, live hash or worker registry ``key`` is (None: another key)."""
         head = f"{prefix}:{{"
         if not key.startswith(head):
             return None
@@ -110,21 +119,21 @@ class Keys:
         return name
 
 
-_PRESENCE_KEYS = {FIXED_KEYS["Z_JOBS"], FIXED_KEYS["Z_WORKERS"], FIXED_KEYS["S_HOLDERS"]}
-
-
 def lua_header() -> str:
-    """Lua locals naming every key and channel, prepended to each script.
-
-    ``KEYS[1]`` is the namespace's ``base``; scripts build every other key
-    from it, so each call declares the slot it works in.
-    """
-    lines = ["local BASE = KEYS[1]"]
-    for lua_name, suffix in {**FIXED_KEYS, **KEY_PREFIXES}.items():
-        lines.append(f"local {lua_name} = BASE .. '{suffix}'")
-    lines.append("local EVENT_CHANNELS = {")
+    """Lua locals naming every fixed key, channel and constant, prepended to each script."""
+    lines = [f"local {lua_name} = KEYS[{i}]" for i, lua_name in enumerate(FIXED_KEYS, start=1)]
+    lines += [
+        f"local N_FIXED = {len(FIXED_KEYS)}  -- per-job keys follow at KEYS[N_FIXED + i]",
+        "local CH_EVENTS, CH_DONE, CH_CONTROL = ARGV[1], ARGV[2], ARGV[3]",
+        "local N_CH = 3  -- a script's own arguments follow at ARGV[N_CH + i]",
+        f"local MAX_DEADLINE_MS = {rules.MAX_DEADLINE_MS}",
+        f"local PRIORITY_MAX = {rules.PRIORITY_MAX}",
+        f"local INLINE_LIMIT = {rules.INLINE_RESULT_LIMIT}",
+        "local EVENT_CHANNELS = {",
+    ]
+    lua_channels = {Channel.EVENTS: "CH_EVENTS", Channel.DONE: "CH_DONE", Channel.CONTROL: "CH_CONTROL"}
     for kind in EventKind:
-        names = ", ".join(f"BASE .. '{_CHANNELS[channel]}'" for channel in kind.channels)
+        names = ", ".join(lua_channels[channel] for channel in kind.channels)
         lines.append(f"  ['{kind.value}'] = {{{names}}},")
     lines.append("}")
     return "\n".join(lines) + "\n"

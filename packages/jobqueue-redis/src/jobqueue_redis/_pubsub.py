@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue import CorruptDataError, StorageError, StorageEvent, decode_event
+from jobqueue.storage import CorruptDataError, StorageError, StorageEvent, decode_event
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -28,6 +29,8 @@ _log = logging.getLogger("jobqueue.redis")
 
 _SUBSCRIBE_TIMEOUT = 10.0
 _RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
+MAX_PENDING_EVENTS = 10_000
+"""Events one subscription holds for a reader that falls behind; the oldest go first."""
 
 
 async def stop_task(task: asyncio.Task[None] | None) -> None:
@@ -44,31 +47,47 @@ async def stop_task(task: asyncio.Task[None] | None) -> None:
 
 
 class Subscription:
-    """The events of some channels, as an async iterator, until closed."""
+    """The events of some channels, as an async iterator, until closed.
 
-    def __init__(self, channels: Sequence[bytes]) -> None:
+    At most ``max_pending`` events wait for a slow reader: past that the
+    oldest are dropped, counted in ``dropped`` and logged (events are best
+    effort; waiters re-read their jobs periodically, so none hangs).
+    """
+
+    def __init__(self, channels: Sequence[bytes], max_pending: int = MAX_PENDING_EVENTS) -> None:
         self.channels = tuple(channels)
-        self._queue: asyncio.Queue[StorageEvent | None] = asyncio.Queue()
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._pending: deque[StorageEvent] = deque()
+        self._ready = asyncio.Event()
         self._closed = False
 
     def deliver(self, event: StorageEvent) -> None:
-        if not self._closed:
-            self._queue.put_nowait(event)
+        if self._closed:
+            return
+        if len(self._pending) >= self.max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:  # a slow reader must not flood the log
+                _log.warning("redis subscriber is slow: %d events dropped so far", self.dropped)
+        self._pending.append(event)
+        self._ready.set()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._queue.put_nowait(None)
+            self._ready.set()
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> StorageEvent:
-        event = await self._queue.get()
-        if event is None:
-            self._queue.put_nowait(None)  # later calls end too
-            raise StopAsyncIteration
-        return event
+        while not self._pending:
+            if self._closed:  # events delivered before the close are read first
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        return self._pending.popleft()
 
 
 class PubSubHub:

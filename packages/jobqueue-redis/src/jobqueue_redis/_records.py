@@ -1,13 +1,20 @@
-"""Script replies turned into the contract's records."""
+"""Script replies turned into the contract's records.
+
+A record is stored as a msgpack map with short field names (see
+``lua/common.lua``); strings come back as bytes because Lua strings are
+binary.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue import Claim, CorruptDataError, JobRecord, JobState, WorkerRecord
+import msgpack
+from jobqueue import JobState
+from jobqueue.storage import Claim, CorruptDataError, JobRecord, WorkerRecord
 
-__all__ = ["claims_from_reply", "record_from_fields", "text", "workers_from_reply"]
+__all__ = ["claims_from_reply", "record_from_packed", "text", "workers_from_reply"]
 
 
 def text(value: bytes | str) -> str:
@@ -15,34 +22,57 @@ def text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _int(fields: dict[bytes, bytes], name: bytes) -> int | None:
+def _opt_int(fields: dict[bytes, Any], name: bytes) -> int | None:
     value = fields.get(name)
-    return None if value is None else int(value)
-
-
-def record_from_fields(job_id: str, flat: Sequence[bytes] | dict[bytes, bytes]) -> JobRecord | None:
-    """Build a record from an HGETALL reply (flat from Lua, a dict from redis-py); None when empty."""
-    if not flat:
+    if value is None:
         return None
-    fields = dict(flat) if isinstance(flat, dict) else dict(zip(flat[::2], flat[1::2], strict=True))
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name!r} is not an int")
+    return value
+
+
+def _opt_bytes(fields: dict[bytes, Any], name: bytes) -> bytes | None:
+    value = fields.get(name)
+    if value is not None and not isinstance(value, bytes):
+        raise ValueError(f"{name!r} is not bytes")
+    return value
+
+
+def record_from_packed(job_id: str, packed: bytes | None) -> JobRecord | None:
+    """Decode a stored record; None when there is none.
+
+    Raises:
+        CorruptDataError: the stored value is not a record.
+    """
+    if not packed:
+        return None
     try:
-        worker = fields.get(b"worker")
+        fields = msgpack.unpackb(packed, raw=True)
+        if not isinstance(fields, dict):
+            raise ValueError("not a map")
+        worker = _opt_bytes(fields, b"w")
+        message = fields[b"m"]
+        if not isinstance(message, bytes):
+            raise ValueError("message is not bytes")
         return JobRecord(
             id=job_id,
-            state=JobState(text(fields[b"state"])),
-            message=fields[b"message"],
-            created_at=int(fields[b"created"]),
-            updated_at=int(fields[b"updated"]),
-            attempts=int(fields.get(b"attempts", b"0")),
+            state=JobState(text(fields[b"st"])),
+            message=message,
+            created_at=int(fields[b"c"]),
+            updated_at=int(fields[b"u"]),
+            attempts=int(fields.get(b"a", 0)),
             worker_id=None if worker is None else text(worker),
-            result=fields.get(b"result"),
-            error=fields.get(b"error"),
-            run_at=_int(fields, b"run_at"),
-            lease_until=_int(fields, b"lease_until"),
-            expires_at=_int(fields, b"expires_at"),
+            result=_opt_bytes(fields, b"res"),
+            error=_opt_bytes(fields, b"e"),
+            run_at=_opt_int(fields, b"r"),
+            lease_until=_opt_int(fields, b"l"),
+            expires_at=_opt_int(fields, b"exp"),
+            priority=int(fields.get(b"p", 0)),
+            abort_requested=bool(fields.get(b"x")),
+            progress=_opt_bytes(fields, b"g"),
         )
-    except (KeyError, ValueError, UnicodeDecodeError) as exc:
-        raise CorruptDataError(f"job {job_id!r} has an unreadable record: {sorted(fields)!r:.120}") from exc
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException) as exc:
+        raise CorruptDataError(f"job {job_id!r} has an unreadable record ({len(packed)} bytes)") from exc
 
 
 def claims_from_reply(reply: Sequence[Any]) -> tuple[list[Claim], int | None]:

@@ -1,39 +1,45 @@
-"""``RedisStorage``: the storage contract on Redis >= 7 and Valkey >= 8.
+"""``RedisStorage``: the storage contract v2 on Redis >= 7 and Valkey >= 8.
 
-Every multi-step change is one Lua script (see ``lua/``). The consumer path
-is one script to claim a batch (``dequeue.lua``) and one to finish each job
-(``complete``/``fail``/``retry``); concurrent calls share one pipelined
-round trip. Only when the queue is empty does ``dequeue`` block, with
-BLMOVE from the queue into the worker's landing list followed by
-``claim_landed.lua``. A process that dies between the two leaves the id in
-the landing list; the claim script recorded a deadline for it (in
-``landings``) and ``recover_stalled`` puts it back at the head of the queue
-once that deadline passes, so no job is lost.
+Every change is one Lua script (see ``lua/``) that mirrors a function of
+``jobqueue.storage.rules``. The consumer path is one script to claim a batch
+(``claim.lua``) and one to finish a batch (``finish.lua``); concurrent calls
+share one pipelined round trip. Only when nothing is ready does ``dequeue``
+block: ``BZPOPMIN`` on the namespace's wake marker (a sorted set that every
+enqueue, release, retry and recovery adds to), then the claim script again.
+The marker only says "look": a job never leaves the ready set until a claim
+script takes it, so a process killed between the wake-up and the claim loses
+nothing (the job stays ready for the next dequeue).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from jobqueue import (
+from jobqueue import JobState, StorageError
+from jobqueue.storage import (
     DEFAULT_NAMESPACE,
-    INLINE_RESULT_LIMIT,
     Channel,
     Claim,
+    ControlChannel,
     EnqueueOutcome,
     EventKind,
-    JobState,
+    Finish,
+    JobRecord,
     LeaderLock,
+    Monitoring,
+    NewJob,
+    Recovery,
+    Revoked,
     Stalled,
     Storage,
-    StorageError,
     StorageEvent,
+    TtlOutcome,
     parse_query,
-    validate_job_id,
+    redact_url,
 )
 
 from ._admin import RedisAdminMixin
@@ -41,7 +47,7 @@ from ._connection import ServerConnections, acquire, release
 from ._errors import redis_errors
 from ._keys import Keys, validate_name
 from ._pubsub import Subscription
-from ._records import claims_from_reply, record_from_fields, text
+from ._records import claims_from_reply, record_from_packed, text
 from ._scripts import run_script
 
 __all__ = ["RedisStorage"]
@@ -66,6 +72,23 @@ _URL_OPTIONS = {
     "ssl_min_version",
 }
 _WAKE_KINDS = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.STALLED})
+_CHUNK = 1000  # ids per script call where a caller may pass more (Lua's unpack has a limit)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _in_background(call: Coroutine[Any, Any, Any]) -> None:
+    """Run a best-effort call that nobody waits for (its failure only costs a later wake-up)."""
+    task = asyncio.ensure_future(call)
+    _background.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed wake-up is not worth a log line
 
 
 def _split_url(url: str) -> tuple[str, str | None]:
@@ -75,19 +98,11 @@ def _split_url(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None:
-        raise ValueError(f"not a redis url (redis://, rediss://, valkey://, valkeys://): {url!r}")
+        raise ValueError(f"not a redis url (redis://, rediss://, valkey://, valkeys://): {redact_url(url)!r}")
     params = parse_query(url, _URL_OPTIONS)
     prefix = params.pop("prefix", None)
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "prefix"])
     return urlunsplit((scheme, parts.netloc, parts.path, query, "")), prefix
-
-
-def _check_ms(value: object, name: str, minimum: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int (milliseconds), not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 class _Shared:
@@ -100,14 +115,14 @@ class _Shared:
         self.lock = asyncio.Lock()
 
 
-class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
+class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChannel):
     """Jobs in Redis or Valkey, one namespace per instance.
 
     Args:
         url: the server, ``redis://[user:password@]host:port/db`` or
             ``rediss://`` for TLS (``valkey://``/``valkeys://`` are accepted
             too); redis-py options such as ``socket_timeout`` ride in the query.
-        prefix: the first part of every key (``jq:{default}:queue``); the
+        prefix: the first part of every key (``jq:{default}:ready``); the
             URL's ``?prefix=`` when not given, else ``"jq"``.
         name: the namespace (a queue); ``namespace()`` returns views on others.
 
@@ -148,8 +163,7 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
         """The namespace this instance is bound to."""
         return self._keys.namespace
 
-    def namespace(self, name: str) -> Self:
-        """Return a view on namespace ``name`` sharing this storage's connections."""
+    def _view(self, name: str) -> Self:
         view = object.__new__(type(self))
         view._keys = Keys(self._keys.prefix, validate_name(name, "namespace name"))
         view._shared = self._shared
@@ -180,50 +194,50 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
             raise StorageError(f"{self!r} is not connected; call connect() or use 'async with'")
         return conns
 
-    async def _run(self, script: str, *args: Any) -> Any:
+    async def _run(self, script: str, args: Sequence[Any] = (), keys: Sequence[str] = ()) -> Any:
+        """Run ``script`` with the fixed keys plus ``keys``, and the channels plus ``args``."""
         conns = self._conns()
         with redis_errors(script):
-            return await run_script(conns.commands, script, self._keys.base, *args)
+            return await run_script(
+                conns.commands, script, [*self._keys.fixed_all(), *keys], [*self._keys.channels(), *args]
+            )
 
-    async def _scan(self, cursor: int, pattern: str) -> tuple[int, list[bytes]]:
-        reply = await self._conns().commands.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-        return int(reply[0]), list(reply[1])
+    async def _command(self, *args: Any) -> Any:
+        """Run one plain command (reads of an index, for the two-step monitoring calls)."""
+        conns = self._conns()
+        with redis_errors(str(args[0])):
+            return await conns.commands.call(*args)
 
     # -------------------------------------------------------------------- queue
 
-    async def enqueue(self, job_id: str, message: bytes, *, delay_ms: int = 0) -> EnqueueOutcome:
-        """Store a new job unless one with this id exists, atomically."""
-        validate_job_id(job_id)
-        if not isinstance(message, bytes):
-            raise TypeError(f"message must be bytes, not {type(message).__name__}")
-        reply = await self._run("enqueue", job_id, message, _check_ms(delay_ms, "delay_ms"))
-        if isinstance(reply, list):
-            return EnqueueOutcome(accepted=False, existing=record_from_fields(job_id, reply))
-        return EnqueueOutcome(accepted=True)
+    async def _enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
+        args: list[Any] = []
+        for job in jobs:
+            args += [job.id, job.message, job.delay_ms, job.priority]
+        reply = await self._run("enqueue", args, [self._keys.job(job.id) for job in jobs])
+        return [
+            EnqueueOutcome(accepted=True)
+            if answer == 1
+            else EnqueueOutcome(accepted=False, existing=record_from_packed(job.id, answer))
+            for job, answer in zip(jobs, reply, strict=True)
+        ]
 
-    async def dequeue(self, worker_id: str, *, lease_ms: int, timeout_ms: int, limit: int = 1) -> list[Claim]:
-        """Claim up to ``limit`` ready jobs, waiting up to ``timeout_ms`` for one."""
-        _check_ms(lease_ms, "lease_ms", 1)
-        _check_ms(timeout_ms, "timeout_ms")
-        _check_ms(limit, "limit", 1)
+    async def _claim_once(
+        self, worker_id: str, lease_ms: int, limit: int, *, woken: bool = False
+    ) -> tuple[list[Claim], int | None]:
+        reply = await self._run("claim", [worker_id, lease_ms, limit, "1" if woken else "0"])
+        return claims_from_reply(reply)
+
+    async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
         conns = self._conns()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
-        blocking = timeout_ms > 0 and not conns.blocking_lock.locked()
-        landing_ms = timeout_ms + lease_ms if blocking else 0
-        claims, next_due = await self._claim("dequeue", worker_id, lease_ms, limit, landing_ms)
+        deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+        claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
         if claims or timeout_ms == 0:
             return claims
         if conns.blocking_lock.locked():
             return await self._wait_for_events(worker_id, lease_ms, limit, deadline)
         async with conns.blocking_lock:
             return await self._wait_blocking(conns, worker_id, lease_ms, limit, deadline, next_due)
-
-    async def _claim(
-        self, script: str, worker_id: str, lease_ms: int, limit: int, landing_ms: int
-    ) -> tuple[list[Claim], int | None]:
-        reply = await self._run(script, worker_id, lease_ms, limit, landing_ms)
-        return claims_from_reply(reply)
 
     async def _wait_blocking(
         self,
@@ -237,7 +251,7 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         cancelling = task.cancelling() if task is not None else 0
-        queue, landing = self._keys.fixed("Q_READY"), self._keys.landing(worker_id)
+        marker = self._keys.fixed("marker")
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -249,32 +263,33 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
                 claims = await self._wait_for_events(worker_id, lease_ms, limit, due)
                 if claims:
                     return claims
-                claims, next_due = await self._claim("dequeue", worker_id, lease_ms, limit, 0)
+                claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
                 if claims:
                     return claims
                 continue
-            with redis_errors("dequeue (BLMOVE)"):
-                landed = await conns.blocking.execute_command(  # type: ignore[no-untyped-call]  # redis-py
-                    "BLMOVE", queue, landing, "LEFT", "RIGHT", f"{max(remaining, 0.001):.3f}"
+            with redis_errors("dequeue (BZPOPMIN)"):
+                popped = await conns.blocking.execute_command(  # type: ignore[no-untyped-call]  # redis-py
+                    "BZPOPMIN", marker, f"{max(remaining, 0.001):.3f}"
                 )
             if task is not None and task.cancelling() > cancelling:
                 # redis-py can return a reply that arrived together with a cancellation and
-                # drop the cancellation; honour it (an id that landed is recovered by the reaper).
+                # drop the cancellation; honour it (the job stays ready: nothing is lost), and
+                # give the wake-up it took to the next blocked worker.
+                if popped is not None:
+                    _in_background(self._run("wake"))
                 raise asyncio.CancelledError
-            landing_ms = max(int((deadline - loop.time()) * 1000), 0) + lease_ms
-            script = "claim_landed" if landed is not None else "dequeue"
-            claims, next_due = await self._claim(script, worker_id, lease_ms, limit, landing_ms)
+            claims, next_due = await self._claim_once(worker_id, lease_ms, limit, woken=popped is not None)
             if claims:
                 return claims
 
     async def _wait_for_events(
         self, worker_id: str, lease_ms: int, limit: int, deadline: float
     ) -> list[Claim]:
-        # The blocking connection is busy (another namespace or task waits on it):
-        # wait for enqueue events on the shared pub/sub connection instead.
+        # The blocking connection is busy (another namespace or task waits on it), or a job
+        # falls due soon: wait for enqueue events on the shared pub/sub connection instead.
         async with self.subscribe(Channel.EVENTS) as events:
             while True:
-                claims, next_due = await self._claim("dequeue", worker_id, lease_ms, limit, 0)
+                claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
                 if claims:
                     return claims
                 wait = deadline - asyncio.get_running_loop().time()
@@ -290,66 +305,69 @@ class RedisStorage(RedisAdminMixin, Storage, LeaderLock):
                 except TimeoutError:
                     pass
 
-    async def renew_leases(self, worker_id: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
-        """Extend the leases of the worker's running jobs; return the ids it must stop."""
-        _check_ms(lease_ms, "lease_ms", 1)
-        if not job_ids:
-            return []
-        reply = await self._run("renew_leases", worker_id, lease_ms, *job_ids)
-        return [text(job_id) for job_id in reply]
+    async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
+        args: list[Any] = [worker_id]
+        for outcome in outcomes:
+            args += [outcome.job_id, outcome.kind.value, outcome.data or b"", outcome.ms]
+        reply = await self._run("finish", args, [self._keys.job(o.job_id) for o in outcomes])
+        return [bool(stored) for stored in reply]
 
-    async def release(self, job_id: str, worker_id: str) -> bool:
-        """Give a claimed job back to the head of the queue, its attempt not counted."""
-        return bool(await self._run("release", job_id, worker_id))
+    async def _heartbeat(
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+    ) -> dict[str, Revoked]:
+        revoked: dict[str, Revoked] = {}
+        chunks = [job_ids[i : i + _CHUNK] for i in range(0, len(job_ids), _CHUNK)] or [[]]
+        for chunk in chunks:
+            ttl = "" if ttl_ms is None else ttl_ms
+            reply = await self._run("heartbeat", [worker_id, ttl, lease_ms, *chunk])
+            revoked.update((text(reply[i]), Revoked(text(reply[i + 1]))) for i in range(0, len(reply), 2))
+            ttl_ms = None  # registered once
+        return revoked
 
-    async def complete(self, job_id: str, worker_id: str, result: bytes, ttl_ms: int) -> bool:
-        """Store the result, set ``completed`` and expire the record after ``ttl_ms``."""
-        return await self._finish("complete", job_id, worker_id, result, ttl_ms)
+    async def _unregister_worker(self, worker_id: str) -> None:
+        await self._run("unregister_worker", [worker_id])
 
-    async def fail(self, job_id: str, worker_id: str, error: bytes, ttl_ms: int) -> bool:
-        """Store the error, set ``failed`` and expire the record after ``ttl_ms``."""
-        return await self._finish("fail", job_id, worker_id, error, ttl_ms)
+    async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
+        return bool(await self._run("set_progress", [job_id, worker_id, data]))
 
-    async def _finish(self, script: str, job_id: str, worker_id: str, data: bytes, ttl_ms: int) -> bool:
-        if not isinstance(data, bytes):
-            raise TypeError(f"{script} data must be bytes, not {type(data).__name__}")
-        inline = "1" if len(data) <= INLINE_RESULT_LIMIT else "0"
-        return bool(await self._run(script, job_id, worker_id, data, _check_ms(ttl_ms, "ttl_ms"), inline))
-
-    async def retry(self, job_id: str, worker_id: str, error: bytes, delay_ms: int) -> bool:
-        """Store the error, set ``failing`` and schedule the job ``delay_ms`` from now."""
-        if not isinstance(error, bytes):
-            raise TypeError(f"error must be bytes, not {type(error).__name__}")
-        return bool(await self._run("retry", job_id, worker_id, error, _check_ms(delay_ms, "delay_ms")))
-
-    async def cancel(self, job_id: str) -> JobState | None:
-        """Cancel a job that has not started; return the state it had."""
-        reply = await self._run("cancel", job_id)
+    async def _cancel(self, job_id: str, *, abort: bool) -> JobState | None:
+        reply = await self._run("cancel", [job_id, "1" if abort else "0"], [self._keys.job(job_id)])
         return None if reply is None else JobState(text(reply))
 
-    async def request_abort(self, job_id: str) -> JobState | None:
-        """Cancel a job not started, or flag a processing one; return the state it had."""
-        reply = await self._run("abort", job_id)
-        return None if reply is None else JobState(text(reply))
-
-    async def recover_stalled(self) -> list[Stalled]:
-        """Put every job whose lease expired back at the head of the queue."""
+    async def _recover_stalled(self) -> Recovery:
         reply = await self._run("recover_stalled")
-        return [Stalled(text(reply[i]), text(reply[i + 1])) for i in range(0, len(reply), 2)]
+        stalled = [Stalled(text(reply[i]), text(reply[i + 1])) for i in range(1, len(reply), 2)]
+        next_expiry = int(reply[0])
+        return Recovery(stalled, None if next_expiry < 0 else next_expiry)
 
-    async def next_lease_expiry(self) -> int | None:
-        """Milliseconds until the earliest lease expires (None: no lease)."""
-        reply = await self._run("next_lease_expiry")
-        return None if reply is None else int(reply)
+    # ---------------------------------------------------------------- job state
+
+    async def _get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        records: list[JobRecord | None] = []
+        for start in range(0, len(job_ids), _CHUNK):
+            chunk = job_ids[start : start + _CHUNK]
+            reply = await self._run("get_many", chunk, [self._keys.job(job_id) for job_id in chunk])
+            now, live, done = int(reply[0]), reply[1 : len(chunk) + 1], reply[len(chunk) + 1 :]
+            for job_id, packed_live, packed_done in zip(chunk, live, done, strict=True):
+                record = record_from_packed(job_id, packed_live) or record_from_packed(job_id, packed_done)
+                if record is not None and record.expires_at is not None and record.expires_at <= now:
+                    record = None  # rules.is_live: the key outlives its expiry by up to a millisecond
+                records.append(record)
+        return records
+
+    async def _update_ttl(self, job_id: str, ttl_ms: int) -> TtlOutcome:
+        reply = await self._run("update_ttl", [job_id, ttl_ms], [self._keys.job(job_id)])
+        return cast(TtlOutcome, text(reply))
 
     # ------------------------------------------------------------ notifications
 
-    def subscribe(self, *channels: Channel) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
-        """Listen to the namespace's channels on the shared pub/sub connection."""
-        if not channels:
-            raise ValueError("subscribe needs at least one channel")
-        names = [self._keys.channel(Channel(channel)).encode() for channel in dict.fromkeys(channels)]
-        return self._subscription(names)
+    def _subscribe(
+        self, channels: frozenset[Channel]
+    ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
+        order = (Channel.EVENTS, Channel.DONE, Channel.CONTROL)
+        return self._subscription(
+            [self._keys.channel(channel).encode() for channel in order if channel in channels]
+        )
 
     @asynccontextmanager
     async def _subscription(self, names: list[bytes]) -> AsyncIterator[AsyncIterator[StorageEvent]]:

@@ -1,6 +1,8 @@
 """Cancel, retry and purge: each asks for confirmation, acts on storage, then says what happened.
 
 Each function must run inside a Textual worker (it waits for the modal answer).
+Every message quotes the job id through ``_safe``: an id is whatever the
+producer chose, markup and escape sequences included.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING
 from jobqueue import JobQueueError, JobState
 from textual.notifications import SeverityLevel
 
+from ._safe import notify
 from ._screens.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
@@ -35,39 +38,47 @@ async def cancel_job(app: DashboardApp, job_id: str) -> None:
     try:
         previous = await app.storage.cancel(job_id)
     except JobQueueError as exc:
-        app.notify(f"cancel failed: {exc}", severity="error")
+        notify(app, f"cancel failed: {exc}", severity="error")
         return
     text, severity = _CANCEL_OUTCOMES[previous]
-    app.notify(text.format(id=job_id), severity=severity)
+    notify(app, text.format(id=job_id), severity=severity)
     app.data_changed(frozenset({job_id}))
 
 
 async def retry_job(app: DashboardApp, job_id: str) -> None:
     """Queue a failed job again with its attempts reset, after confirmation."""
+    admin = app.monitoring
+    if admin is None:
+        notify(app, f"retry is unavailable: {app.no_monitoring}", severity="warning")
+        return
     question = f"Retry failed job {job_id}?"
     if not await app.push_screen_wait(ConfirmScreen(question, "Its attempts are reset.")):
         return
     try:
-        queued = await app.storage.retry_failed(job_id)
+        queued = await admin.retry_failed(job_id)
     except JobQueueError as exc:
-        app.notify(f"retry failed: {exc}", severity="error")
+        notify(app, f"retry failed: {exc}", severity="error")
         return
     if queued:
-        app.notify(f"job {job_id} is queued again")
+        notify(app, f"job {job_id} is queued again")
     else:
-        app.notify(f"job {job_id} is not failed: nothing to retry", severity="warning")
+        notify(app, f"job {job_id} is not failed: nothing to retry", severity="warning")
     app.data_changed(frozenset({job_id}))
 
 
 async def purge_finished(app: DashboardApp) -> None:
     """Delete every completed and failed job of the watched queue, after confirmation."""
+    admin = app.monitoring
+    if admin is None:
+        notify(app, f"purge is unavailable: {app.no_monitoring}", severity="warning")
+        return
     question = f"Purge every completed and failed job of queue {app.storage.name}?"
     if not await app.push_screen_wait(ConfirmScreen(question, "Their results and errors are deleted.")):
         return
     try:
-        removed = await app.storage.purge([JobState.COMPLETED, JobState.FAILED])
+        removed = await admin.purge([JobState.COMPLETED, JobState.FAILED])
     except JobQueueError as exc:
-        app.notify(f"purge failed: {exc}", severity="error")
+        notify(app, f"purge failed: {exc}", severity="error")
         return
-    app.notify(f"purged {removed} finished job{'s' if removed != 1 else ''}")
+    notify(app, f"purged {removed} finished job{'s' if removed != 1 else ''}")
     app.data_changed(None)

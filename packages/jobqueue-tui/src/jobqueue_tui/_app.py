@@ -7,15 +7,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 
-from jobqueue import Channel, JobQueueError, Storage, StorageEvent, now_ms
+from jobqueue import JobQueueError, Storage
+from jobqueue.storage import Channel, Monitoring, StorageEvent, now_ms, redact_url
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed
 
-from ._format import mask_url
 from ._messages import DataChanged, QueueSwitched
+from ._safe import notify, plain
 from ._screens.help import HelpScreen
 from ._screens.main import MainScreen
 from ._screens.queues import QueueScreen
@@ -39,7 +40,7 @@ class DashboardApp(App[None]):
     Args:
         storage: the storage to watch (connected and disconnected by the app,
             which is harmless when the caller holds its own connection).
-        url: shown in the header, password masked (default: the storage's type).
+        url: shown in the header, secrets masked (default: the storage's type).
         queue: the namespace to watch first (default: the storage's own).
         read_only: hide cancel, retry and purge.
         page_size: rows per page of the jobs table; never more are loaded.
@@ -84,7 +85,7 @@ class DashboardApp(App[None]):
         self._root = storage
         self._storage = storage if queue is None or queue == storage.name else storage.namespace(queue)
         self._connected = False
-        self.display_url = mask_url(url) if url else f"{type(storage).__name__}"
+        self.display_url = redact_url(url) if url else f"{type(storage).__name__}"
         self.read_only = read_only
         self.page_size = page_size
         self.refresh_interval = refresh_interval
@@ -104,13 +105,27 @@ class DashboardApp(App[None]):
         """The namespace being watched."""
         return self._storage
 
+    @property
+    def monitoring(self) -> Monitoring | None:
+        """The namespace being watched, when its storage offers counts, listings and purges."""
+        return self._storage if isinstance(self._storage, Monitoring) else None
+
+    @property
+    def no_monitoring(self) -> str:
+        """What a storage without the ``Monitoring`` capability leaves out, said for a person."""
+        return (
+            f"{type(self._storage).__name__} has no monitoring capability: counts, the job list, "
+            "workers, queues, retry and purge are unavailable (the event log still works)"
+        )
+
     # ------------------------------------------------------------- lifecycle
 
     async def on_mount(self) -> None:
         try:
             await self._storage.connect()
         except JobQueueError as exc:
-            self.exit(return_code=1, message=f"jobqueue-tui: cannot connect to {self.display_url}: {exc}")
+            message = f"jobqueue-tui: cannot connect to {self.display_url}: {exc}"
+            self.exit(return_code=1, message=plain(message))  # a str would be printed as markup
             return
         self._connected = True
         self._listener = self._listen()
@@ -148,7 +163,7 @@ class DashboardApp(App[None]):
                         self.events_total += 1
                         self.data_changed(frozenset({event.job_id}))
             except JobQueueError as exc:
-                self.notify(f"event stream lost ({exc}); retrying", severity="warning", timeout=3)
+                notify(self, f"event stream lost ({exc}); retrying", severity="warning", timeout=3)
             finally:
                 self.live = False
             await asyncio.sleep(self.refresh_interval)  # the fallback refresh keeps screens current meanwhile
@@ -200,7 +215,7 @@ class DashboardApp(App[None]):
         try:
             await view.connect()
         except JobQueueError as exc:
-            self.notify(f"cannot switch to queue {name}: {exc}", severity="error")
+            notify(self, f"cannot switch to queue {name}: {exc}", severity="error")
             return
         old, self._storage = self._storage, view
         if self._listener is not None:

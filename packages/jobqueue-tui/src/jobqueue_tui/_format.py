@@ -1,4 +1,4 @@
-"""Turning stored bytes, timestamps and URLs into text a person can read."""
+"""Turning stored bytes and timestamps into text a person can read."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from jobqueue import CorruptDataError, JobRecord, MsgpackSerde, SerializationError
-from jobqueue._wire import Envelope, decode_envelope
+from jobqueue import CorruptDataError, MsgpackSerde, SerializationError
+from jobqueue.storage import Envelope, JobRecord, decode_envelope
+
+from ._safe import json_safe
 
 __all__ = [
     "DecodedBytes",
@@ -20,38 +21,10 @@ __all__ = [
     "format_age",
     "format_clock",
     "format_timestamp",
-    "mask_url",
 ]
 
-_SECRET_PARAMS = frozenset({"password", "pass", "pwd", "token", "secret", "auth"})
-_MASK = "****"
 _HEX_LIMIT = 4096
 _MSGPACK: MsgpackSerde[Any] = MsgpackSerde()
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (and secret-looking query values) replaced by ``****``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user, sep, _ = userinfo.partition(":")
-        if sep:
-            netloc = f"{user}:{_MASK}@{host}"
-        elif user and not host.startswith("["):
-            # redis://secret@host: a lone userinfo is the password for Redis URLs
-            netloc = f"{_MASK}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, _MASK if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*")
-    # Built by hand: urlunsplit drops the ``//`` of an empty authority (``memory://``, ``file:///x``).
-    masked = f"{parts.scheme}://{netloc}{parts.path}"
-    if query:
-        masked += f"?{query}"
-    if parts.fragment:
-        masked += f"#{parts.fragment}"
-    return masked
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +44,16 @@ def decode_bytes(data: bytes | None) -> DecodedBytes:
     except (UnicodeDecodeError, ValueError):
         pass
     else:
-        return DecodedBytes("json", json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+        return DecodedBytes(
+            "json", json_safe(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+        )
     try:
         value = _MSGPACK.deserialize(data)
     except SerializationError:
         pass
     else:
         text = json.dumps(value, indent=2, ensure_ascii=False, default=_msgpack_default)
-        return DecodedBytes("msgpack", text)
+        return DecodedBytes("msgpack", json_safe(text))
     shown = data[:_HEX_LIMIT]
     lines = [shown[i : i + 16].hex(" ") for i in range(0, len(shown), 16)]
     if len(data) > _HEX_LIMIT:

@@ -9,9 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from jobqueue import JobQueueError, Storage, storage_from_url
+from jobqueue.storage import redact_url
 
 from ._app import DashboardApp
-from ._format import mask_url
+from ._safe import printable
 
 __all__ = ["build_parser", "main"]
 
@@ -55,19 +56,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--refresh must be > 0 seconds, got {args.refresh}")
     try:
         storage = storage_from_url(args.url)
-    except (ValueError, TypeError, JobQueueError) as exc:
-        print(f"jobqueue-tui: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, JobQueueError) as exc:  # the message shows the URL redacted
+        print(printable(f"jobqueue-tui: {exc}"), file=sys.stderr)
         return 2
     return asyncio.run(_run(storage, args))
 
 
 async def _run(storage: Storage, args: argparse.Namespace) -> int:
-    display = mask_url(args.url)
+    display = redact_url(args.url)
     try:
         await storage.connect()
     except JobQueueError as exc:
-        print(f"jobqueue-tui: cannot connect to {display}: {exc}", file=sys.stderr)
+        print(printable(f"jobqueue-tui: cannot connect to {display}: {exc}"), file=sys.stderr)
         return 1
+    except ValueError as exc:  # a URL part that the backend's client library reads only when connecting
+        print(printable(f"jobqueue-tui: bad storage url {display!r}: {exc}"), file=sys.stderr)
+        return 2
     try:
         try:
             app = DashboardApp(
@@ -78,7 +82,7 @@ async def _run(storage: Storage, args: argparse.Namespace) -> int:
                 refresh_interval=args.refresh,
             )
         except ValueError as exc:  # a bad --queue name
-            print(f"jobqueue-tui: {exc}", file=sys.stderr)
+            print(printable(f"jobqueue-tui: {exc}"), file=sys.stderr)
             return 2
         await app.run_async()
         return app.return_code or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from jobqueue import EventKind
+from jobqueue.storage import EventKind
 
 __all__ = ["Throughput"]
 

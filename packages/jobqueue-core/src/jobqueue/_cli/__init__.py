@@ -13,13 +13,16 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .._errors import JobQueueError
+from .._urls import redact_secrets
 from .common import (
     EXIT_RUNTIME,
     CliError,
     non_negative_seconds,
     positive_int,
     positive_seconds,
+    schedule_spec,
 )
+from .failed import add_failed_parser
 from .output import Output, make_output
 
 __all__ = ["build_parser", "main"]
@@ -91,6 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--reaper", action="store_true", help="also run a reaper (recovers stalled jobs)")
     worker.add_argument(
+        "--max-attempts", type=positive_int, default=3, metavar="N", help="total tries per job (default 3)"
+    )
+    worker.add_argument(
+        "--job-timeout",
+        type=positive_seconds,
+        metavar="S",
+        help="an attempt running longer fails (default: no limit; a job's own job_timeout wins)",
+    )
+    worker.add_argument(
+        "--schedule",
+        action="append",
+        type=schedule_spec,
+        default=[],
+        metavar="NAME=CRON",
+        help="also run the handler periodically, e.g. 'nightly=0 3 * * *' (cron in UTC, 5 fields, or 6 "
+        "with seconds first); once per tick across all workers; repeatable",
+    )
+    worker.add_argument(
         "--visibility-timeout",
         type=positive_seconds,
         default=30.0,
@@ -117,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--abort", action="store_true", help="also stop the job if it is running")
 
     sub.add_parser("stats", parents=[target], help="jobs per state and registered workers")
+    add_failed_parser(sub, target)
 
     demo = sub.add_parser("demo", parents=[common], help="see jobqueue work, in a few seconds")
     demo.add_argument(
@@ -141,6 +163,10 @@ def _command(name: str) -> Command:
         from .demo import run_demo
 
         return run_demo
+    if name == "failed":
+        from .failed import run_failed
+
+        return run_failed
     from . import client as _cli_client
 
     commands: dict[str, Command] = {
@@ -165,20 +191,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_command(args.command)(args, out))
     except CliError as exc:
-        _report(out, exc, str(exc), args.debug)
+        _report(out, exc, str(exc), args)
         return exc.code
     except JobQueueError as exc:
-        _report(out, exc, f"{type(exc).__name__}: {exc}", args.debug)
+        _report(out, exc, f"{type(exc).__name__}: {exc}", args)
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130
 
 
-def _report(out: Output, exc: BaseException, message: str, debug: bool) -> None:
-    if debug:
+def _report(out: Output, exc: BaseException, message: str, args: argparse.Namespace) -> None:
+    url = getattr(args, "storage", None)
+    if args.debug:  # a traceback shows what the user asked for: their own URL, secrets included
         traceback.print_exception(exc, file=sys.stderr)
-    out.error(message)
+    # Last line of defence: whatever a library wrote into the message, the URL's secrets are masked.
+    out.error(redact_secrets(message, url) if url else message)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from .._contract.storage import Monitoring
 from .._durations import now_ms
 from .._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
 from .._queue import Queue
 from .._types import JobState
-from .common import CliError, open_storage, parse_payload, redact, unreachable
+from .._urls import redact_secrets, redact_url
+from .common import CliError, connecting, monitoring, open_storage, parse_payload, unreachable
 from .output import Output
 
 __all__ = ["run_cancel", "run_enqueue", "run_stats", "run_status"]
@@ -32,14 +32,14 @@ def to_json(value: Any) -> str:
 async def _started(args: argparse.Namespace, **options: Any) -> AsyncIterator[Queue[Any, Any]]:
     """A producer-only queue on the storage of ``args``; an unreachable storage is one clear error."""
     queue: Queue[Any, Any] = Queue(open_storage(args.storage, args.queue), **options)
-    try:
+    with connecting(args.storage):
         await queue.start()
-    except StorageError as exc:
-        raise unreachable(args.storage, exc) from exc
     try:
         yield queue
     except StorageError as exc:
-        raise CliError(f"storage {redact(args.storage)} failed: {exc}") from exc
+        raise CliError(
+            f"storage {redact_url(args.storage)} failed: {redact_secrets(str(exc), args.storage)}"
+        ) from exc
     finally:
         await queue.stop()
 
@@ -87,6 +87,8 @@ async def run_status(args: argparse.Namespace, out: Output) -> int:
     out.print(f"state:     {status.state}", style=_STATE_STYLES.get(status.state))
     out.print(f"attempts:  {status.attempts}")
     out.print(f"created:   {status.created_at.isoformat(timespec='milliseconds')}")
+    if status.progress is not None:
+        out.print(f"progress:  {to_json(status.progress)}")
     if status.state is JobState.COMPLETED:
         out.print(f"result:    {to_json(status.result)}")
     if status.error is not None:
@@ -131,21 +133,18 @@ async def run_cancel(args: argparse.Namespace, out: Output) -> int:
 async def run_stats(args: argparse.Namespace, out: Output) -> int:
     """Print the number of jobs per state and the registered workers."""
     storage = open_storage(args.storage, args.queue)
-    if not isinstance(storage, Monitoring):
-        raise CliError(f"{type(storage).__name__} has no monitoring capability: stats are unavailable")
-    try:
+    admin = monitoring(storage, "stats")
+    with connecting(args.storage):
         await storage.connect()
-    except StorageError as exc:
-        raise unreachable(args.storage, exc) from exc
     try:
-        counts = await storage.counts()
-        workers = await storage.list_workers()
-        namespaces = await storage.list_namespaces()
+        counts = await admin.counts()
+        workers = await admin.list_workers()
+        namespaces = await admin.list_namespaces()
     except StorageError as exc:
         raise unreachable(args.storage, exc) from exc
     finally:
         await storage.disconnect()
-    out.heading(f"queue {storage.name!r} on {redact(args.storage)}")
+    out.heading(f"queue {storage.name!r} on {redact_url(args.storage)}")
     others = sorted(set(namespaces) - {storage.name})
     if others:
         out.print(f"other queues in this storage: {', '.join(others)}")

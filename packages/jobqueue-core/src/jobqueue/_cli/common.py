@@ -5,24 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from .._contract.storage import Storage
+from .._contract.storage import Monitoring, Storage
 from .._errors import StorageError
-from .._urls import storage_from_url
+from .._urls import redact_secrets, redact_url, storage_from_url
 
 __all__ = [
     "EXIT_RUNTIME",
     "EXIT_USAGE",
     "CliError",
+    "bad_url",
+    "connecting",
+    "monitoring",
     "non_negative_seconds",
     "open_storage",
     "parse_payload",
     "positive_int",
     "positive_seconds",
-    "redact",
     "unreachable",
+    "schedule_spec",
 ]
 
 EXIT_USAGE = 2  # the command line is wrong (argparse uses 2 as well)
@@ -37,19 +42,6 @@ class CliError(Exception):
         self.code = code
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def open_storage(url: str | None, queue: str | None = None) -> Storage:
     """The storage named by ``url`` (``--storage`` or ``JOBQUEUE_STORAGE``), on namespace ``queue``.
 
@@ -62,7 +54,7 @@ def open_storage(url: str | None, queue: str | None = None) -> Storage:
     try:
         storage = storage_from_url(url)
     except (ValueError, TypeError) as exc:
-        raise CliError(f"bad storage url {redact(url)!r}: {exc}", EXIT_USAGE) from exc
+        raise bad_url(url, exc) from exc
     except (ImportError, AttributeError) as exc:  # the entry point names a module or class that is missing
         scheme = urlsplit(url).scheme
         raise CliError(f"the storage backend for {scheme}:// could not be loaded: {exc}") from exc
@@ -74,9 +66,42 @@ def open_storage(url: str | None, queue: str | None = None) -> Storage:
         raise CliError(f"bad queue name {queue!r}: {exc}", EXIT_USAGE) from exc
 
 
+def bad_url(url: str, exc: Exception) -> CliError:
+    """The usage error for a storage URL that a parser refused (URL and secrets redacted)."""
+    reason = redact_secrets(str(exc), url)
+    if reason.startswith("bad storage url"):  # storage_from_url named the URL already
+        return CliError(reason, EXIT_USAGE)
+    return CliError(f"bad storage url {redact_url(url)!r}: {reason}", EXIT_USAGE)
+
+
 def unreachable(url: str, exc: StorageError) -> CliError:
     """The error for a storage that fails on connect or on its first call."""
-    return CliError(f"cannot reach storage {redact(url)}: {exc}")
+    return CliError(f"cannot reach storage {redact_url(url)}: {redact_secrets(str(exc), url)}")
+
+
+@contextmanager
+def connecting(url: str) -> Iterator[None]:
+    """Around a first connection: a storage error is ``unreachable``, a ``ValueError`` a bad URL.
+
+    Some URL parts are read only when connecting (redis-py parses the URL
+    then): a bad one must be the same one-line usage error as any other.
+    """
+    try:
+        yield
+    except StorageError as exc:
+        raise unreachable(url, exc) from exc
+    except ValueError as exc:
+        raise bad_url(url, exc) from exc
+
+
+def monitoring(storage: Storage, command: str) -> Monitoring:
+    """``storage`` as a ``Monitoring`` storage, or an error saying that ``command`` needs that capability."""
+    if not isinstance(storage, Monitoring):
+        raise CliError(
+            f"{command} needs a storage with the monitoring capability (counts, workers, queues); "
+            f"{type(storage).__name__} does not offer it"
+        )
+    return storage
 
 
 def parse_payload(text: str) -> Any:
@@ -116,3 +141,11 @@ def positive_seconds(text: str) -> float:
 def non_negative_seconds(text: str) -> float:
     """An argparse type: a finite number of seconds >= 0."""
     return _seconds(text, allow_zero=True)
+
+
+def schedule_spec(text: str) -> tuple[str, str]:
+    """An argparse type: ``NAME=CRON`` (the cron expression is checked when the worker schedules it)."""
+    name, sep, cron = text.partition("=")
+    if not sep or not name.strip() or not cron.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=CRON such as 'nightly=0 3 * * *', got {text!r}")
+    return name.strip(), cron.strip()

@@ -18,9 +18,9 @@ from .._memory import MemoryStorage
 from .._queue import Queue
 from .._reaper import LeaderElection, Reaper
 from .._types import JobState
-from .._urls import storage_from_url
+from .._urls import redact_url, storage_from_url
 from .client import to_json
-from .common import CliError, open_storage, redact, unreachable
+from .common import CliError, open_storage, unreachable
 from .output import Output
 
 __all__ = ["DEMO_QUEUE", "run_demo"]
@@ -35,7 +35,7 @@ BATCH_TIMEOUT = 60.0
 def demo_storage(url: str | None) -> tuple[Storage, str]:
     """The storage to run on and its URL: ``--storage``, else files in ./.jobqueue, else memory."""
     if url:
-        return open_storage(url), redact(url)
+        return open_storage(url), redact_url(url)
     directory = Path(".jobqueue").resolve()
     try:
         return storage_from_url(directory.as_uri()), directory.as_uri()
@@ -187,10 +187,12 @@ def _on_failing(
 
 async def _clean_up(out: Output, producer: Queue[Any, Any]) -> None:
     """Delete what the demo left in its queue (it has its own namespace, so nothing else is touched)."""
-    if not isinstance(producer.storage, Monitoring):
+    storage = producer.storage
+    if not isinstance(storage, Monitoring):  # nothing to purge with: the jobs expire with their TTL
+        out.print(f"the demo's finished jobs expire on their own ({type(storage).__name__} cannot purge)")
         return
     try:
-        purged = await producer.storage.purge([JobState.COMPLETED, JobState.FAILED])
+        purged = await storage.purge([JobState.COMPLETED, JobState.FAILED])
     except StorageError as exc:
         out.error(f"could not clean up the demo queue: {exc}")
         return

@@ -7,7 +7,30 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-__all__ = ["Output", "PlainProgress", "Progress", "looks_numeric", "make_output"]
+__all__ = ["Output", "PlainProgress", "Progress", "looks_numeric", "make_output", "terminal_safe"]
+
+
+def _escapes() -> dict[int, str]:
+    # C0 and C1 controls and DEL (ESC starts colour codes, OSC 8 links, cursor moves; CR and BS
+    # overwrite what was printed), and the invisible characters that reorder or break lines.
+    codes = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    return {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in codes}
+
+
+_ESCAPES = _escapes()
+_ESCAPES_MULTILINE = {code: text for code, text in _ESCAPES.items() if chr(code) not in "\n\t"}
+
+
+def terminal_safe(text: str, *, multiline: bool = False) -> str:
+    r"""``text`` with every control character written as an escape (``\x1b``), safe to print.
+
+    Job ids, queue names, worker ids and error messages come from whoever
+    wrote to the storage: printed raw, an escape sequence in one of them
+    would recolour the terminal, forge a link (OSC 8) or overwrite a line.
+    ``multiline`` keeps newlines and tabs (tracebacks). Rich markup is not
+    touched here: the rich output renders every string as plain ``Text``.
+    """
+    return text.translate(_ESCAPES_MULTILINE if multiline else _ESCAPES)
 
 
 class Progress:
@@ -62,19 +85,20 @@ class Output:
         self.stderr = stderr or sys.stderr
 
     def print(self, text: str = "", *, style: str | None = None) -> None:
-        """One line on stdout; ``style`` is a rich style, ignored in plain text."""
-        print(text, file=self.stdout, flush=True)
+        """One line on stdout (control characters escaped); ``style`` is a rich style, ignored in plain text."""
+        print(terminal_safe(text, multiline=True), file=self.stdout, flush=True)
 
     def heading(self, text: str) -> None:
         """A section title."""
         self.print(text, style="bold")
 
     def error(self, text: str) -> None:
-        """One error line on stderr, prefixed with the program name."""
-        print(f"jobqueue: error: {text}", file=self.stderr, flush=True)
+        """One error line on stderr, prefixed with the program name (control characters escaped)."""
+        print(f"jobqueue: error: {terminal_safe(text)}", file=self.stderr, flush=True)
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         """A table; columns whose cells all look numeric are right-aligned."""
+        rows = [[terminal_safe(cell) for cell in row] for row in rows]
         widths = [max([len(col), *(len(row[i]) for row in rows)]) for i, col in enumerate(columns)]
         numeric = [all(looks_numeric(row[i]) for row in rows) and bool(rows) for i in range(len(columns))]
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .output import Output, Progress, looks_numeric
+from .output import Output, Progress, looks_numeric, terminal_safe
 
 __all__ = ["RichOutput"]
 
@@ -52,23 +52,24 @@ class RichOutput(Output):
         self.err_console = Console(file=self.stderr, highlight=False)
 
     def print(self, text: str = "", *, style: str | None = None) -> None:
-        """One line on stdout; user text is never read as markup."""
-        self.console.print(Text(text, style=style or ""), soft_wrap=True)
+        """One line on stdout; user text is never read as markup, its control characters are escaped."""
+        self.console.print(Text(terminal_safe(text, multiline=True), style=style or ""), soft_wrap=True)
 
     def error(self, text: str) -> None:
         """One error line on stderr."""
         line = Text("jobqueue: error: ", style="bold red")
-        line.append(text)
+        line.append(terminal_safe(text))
         self.err_console.print(line, soft_wrap=True)
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         """A rich table; numeric-looking columns are right-aligned."""
-        table = Table(title=title, title_justify="left", title_style="bold")
+        # Strings given to a rich Table are read as markup: every one goes in as Text.
+        table = Table(title=Text(terminal_safe(title)), title_justify="left", title_style="bold")
         for i, column in enumerate(columns):
             numeric = bool(rows) and all(looks_numeric(row[i]) for row in rows)
-            table.add_column(column, justify="right" if numeric else "left")
+            table.add_column(Text(terminal_safe(column)), justify="right" if numeric else "left")
         for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
+            table.add_row(*(Text(terminal_safe(cell)) for cell in row))
         self.console.print(table)
 
     def progress(self, tasks: Sequence[str], total: int) -> Progress:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .._contract.storage import LeaderLock, Storage
-from .._errors import StorageError
 from .._queue import Queue
 from .._reaper import LeaderElection, Reaper
-from .common import CliError, open_storage, redact, unreachable
+from .._urls import redact_url
+from .common import CliError, connecting, open_storage
+from .output import terminal_safe
 
 __all__ = ["load_handler", "run_worker"]
 
@@ -81,7 +82,7 @@ class _Tracker:
     def _finished(self, job_id: str, what: str) -> None:
         started = self.running.pop(job_id, None)
         took = "" if started is None else f" in {time.perf_counter() - started:.3f}s"
-        log.info("job %r %s%s", job_id, what, took)
+        log.info("job %r %s%s", job_id, terminal_safe(what), took)
 
 
 def _describe(error: BaseException) -> str:
@@ -137,35 +138,47 @@ async def run_worker(args: argparse.Namespace) -> int:
     handler = load_handler(args.handler)
     storage = open_storage(args.storage, args.queue)
     queue: Queue[Any, Any] = Queue(
-        storage, concurrency=args.concurrency, visibility_timeout=args.visibility_timeout
+        storage,
+        concurrency=args.concurrency,
+        visibility_timeout=args.visibility_timeout,
+        max_attempts=args.max_attempts,
+        job_timeout=args.job_timeout,
     )
     queue.execute(handler)
+    for name, cron in args.schedule:
+        try:
+            queue.schedule(name, cron=cron)
+        except (ValueError, TypeError) as exc:
+            raise CliError(f"--schedule {name}={cron}: {exc}", 2) from exc
     tracker = _Tracker(queue)
     reaper = _reaper_for(storage, args) if args.reaper else None
     stop = asyncio.Event()
     remove_signals = _install_signals(stop, tracker, args.visibility_timeout)
     try:
         try:
-            await queue.start()
-            if reaper is not None:
-                await reaper.start()
-        except StorageError as exc:
+            with connecting(args.storage):
+                await queue.start()
+                if reaper is not None:
+                    await reaper.start()
+        except CliError:
             await queue.stop(0)
-            raise unreachable(args.storage, exc) from exc
+            raise
         log.info(
             "worker %s: handler %s, storage %s, queue %r, concurrency %d%s",
-            queue.worker_id,
+            terminal_safe(queue.worker_id),
             args.handler,
-            redact(args.storage),
+            redact_url(args.storage),
             queue.name,
             args.concurrency,
             ", with a reaper" if reaper is not None else "",
         )
+        for name, cron in args.schedule:
+            log.info("schedule %r: %s (UTC), once per tick across workers", name, cron)
         await stop.wait()
         if reaper is not None:
             await reaper.stop()
         await queue.stop()
-        log.info("worker %s stopped", queue.worker_id)
+        log.info("worker %s stopped", terminal_safe(queue.worker_id))
         return 0
     finally:
         remove_signals()

@@ -1,10 +1,9 @@
--- ARGV: lock name, owner, ttl_ms. Takes the lock, or renews it when `owner` holds it.
-local key = P_LOCK .. ARGV[1]
-if redis.call('SET', key, ARGV[2], 'NX', 'PX', ARGV[3]) then
+-- KEYS[N_FIXED + 1]: the lock. ARGV: owner, ttl_ms. Takes the lock, or renews it when `owner` holds it.
+if redis.call('SET', KEYS[N_FIXED + 1], ARGV[N_CH + 1], 'NX', 'PX', ARGV[N_CH + 2]) then
   return 1
 end
-if redis.call('GET', key) == ARGV[2] then
-  redis.call('PEXPIRE', key, ARGV[3])
+if redis.call('GET', KEYS[N_FIXED + 1]) == ARGV[N_CH + 1] then
+  redis.call('PEXPIRE', KEYS[N_FIXED + 1], ARGV[N_CH + 2])
   return 1
 end
 return 0

@@ -1,13 +1,62 @@
--- Helpers shared by every script; prepended (after the generated key header) when loading.
+-- Helpers shared by every script; prepended (after the generated header) when loading.
 -- Timestamps come from the server clock so that every process agrees on deadlines.
+--
+-- Records are msgpack maps (cmsgpack) decoded by jobqueue_redis._records. Short field names:
+-- st state, m message, c created_at, u updated_at, a attempts, p priority, w worker_id,
+-- res result, e error, r run_at, l lease_until, exp expires_at, x abort_requested, g progress.
+-- A job not finished lives in the K_LIVE hash (a fixed key, so scripts that find ids in an
+-- index never touch an undeclared key); a finished one is the string key KEYS[N_FIXED + i],
+-- expiring natively at exp.
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function job_key(id)
-  return P_JOB .. id
+-- Exact decimal text of an integer-valued double (Lua's own tostring keeps 14 digits only).
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+-- mirrors rules.later
+local function later(now, ms)
+  return math.min(now + math.max(ms, 0), MAX_DEADLINE_MS)
+end
+
+-- An unreadable record is skipped by every script (get reports it as corrupt, naming the job):
+-- one bad value must not stop the claims of a whole namespace.
+local function unpack_record(packed)
+  if not packed then
+    return nil
+  end
+  local ok, rec = pcall(cmsgpack.unpack, packed)
+  if ok and type(rec) == 'table' and type(rec.st) == 'string' then
+    return rec
+  end
+  return nil
+end
+
+-- mirrors rules.is_live for a finished record
+local function is_live(rec, now)
+  return rec ~= nil and (tonumber(rec.exp) or 0) > now
+end
+
+-- mirrors rules.owned
+local function owned(rec, worker)
+  return rec ~= nil and rec.st == 'processing' and rec.w == worker
+end
+
+-- Store records {id, rec} in the live hash, one command.
+local function store(entries)
+  if #entries == 0 then
+    return
+  end
+  local args = {}
+  for _, entry in ipairs(entries) do
+    args[#args + 1] = entry[1]
+    args[#args + 1] = cmsgpack.pack(entry[2])
+  end
+  redis.call('HSET', K_LIVE, unpack(args))
 end
 
 -- msgpack nil: a Lua table cannot hold nil, so the event array is assembled by hand.
@@ -21,7 +70,7 @@ local function pack_or_nil(value)
   return MSGPACK_NIL
 end
 
--- Event: [kind, job_id, at_ms, worker_id|nil, data|nil], decoded by jobqueue.decode_event.
+-- Event: [kind, job_id, at_ms, worker_id|nil, data|nil], decoded by jobqueue.storage.decode_event.
 local function publish(kind, id, at, worker, data)
   local message = MSGPACK_ARRAY_5 .. cmsgpack.pack(kind) .. cmsgpack.pack(id) .. cmsgpack.pack(at)
     .. pack_or_nil(worker) .. pack_or_nil(data)
@@ -30,44 +79,77 @@ local function publish(kind, id, at, worker, data)
   end
 end
 
--- Due scheduled jobs and retries become ready (tail of the queue).
-local function promote(now)
-  for _, schedule in ipairs({Z_SCHEDULED, Z_RETRIES}) do
-    local due = redis.call('ZRANGEBYSCORE', schedule, '-inf', now, 'LIMIT', 0, 1000)
-    if #due > 0 then
-      for _, id in ipairs(due) do
-        local key = job_key(id)
-        local state = redis.call('HGET', key, 'state')
-        if state == 'queued' or state == 'failing' then
-          redis.call('HSET', key, 'state', 'queued', 'updated', now)
-          redis.call('HDEL', key, 'run_at')
-          redis.call('RPUSH', Q_READY, id)
-        end
-      end
-      redis.call('ZREM', schedule, unpack(due))
+-- The ready set is ordered like rules.claim_order: score = band * 2^40 + position, where the
+-- band is PRIORITY_MAX - priority (higher priority, lower band) and positions grow from 2^39
+-- at the tail (K_SEQ) and shrink below the band's front at the head. Exact in a double.
+local BAND = 1099511627776
+local HALF = 549755813888
+
+local function band_of(priority)
+  return (PRIORITY_MAX - priority) * BAND
+end
+
+-- Place {id, rec} entries at the tail of their band, in order (rules.Place.TAIL).
+local function place_tail(entries)
+  if #entries == 0 then
+    return
+  end
+  local last = redis.call('INCRBY', K_SEQ, #entries)
+  local args = {}
+  for i, entry in ipairs(entries) do
+    args[#args + 1] = band_of(entry[2].p) + HALF + last - #entries + i
+    args[#args + 1] = entry[1]
+  end
+  redis.call('ZADD', K_READY, unpack(args))
+end
+
+-- Place one job before every other of its band (rules.Place.HEAD); `fronts` caches band fronts.
+local function place_head(id, priority, fronts)
+  local base = band_of(priority)
+  local front = fronts[base]
+  if not front then
+    front = base + HALF
+    local first = redis.call('ZRANGEBYSCORE', K_READY, base, '(' .. int(base + BAND), 'WITHSCORES', 'LIMIT', 0, 1)
+    if first[2] then
+      front = math.min(tonumber(first[2]), front)
     end
   end
+  front = front - 1
+  fronts[base] = front
+  redis.call('ZADD', K_READY, front, id)
 end
 
--- Finished jobs whose record expired leave the indexes (the record itself expired natively).
--- A key lives while now <= expires_at, so only scores strictly before now are gone.
-local function prune_index(index, now, max)
-  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. now, 'LIMIT', 0, max)
-  if #gone > 0 then
-    redis.call('ZREM', Z_JOBS, unpack(gone))
-    redis.call('ZREM', index, unpack(gone))
+-- Blocked dequeues wait on the marker (BZPOPMIN); one ZADD wakes one of them.
+local function wake()
+  redis.call('ZADD', K_MARKER, 0, '0')
+end
+
+-- mirrors rules.promote: due scheduled jobs and retries become queued at the tail.
+local function promote(now)
+  local entries = {}
+  for _, schedule in ipairs({K_SCHEDULED, K_RETRIES}) do
+    local due = redis.call('ZRANGEBYSCORE', schedule, '-inf', now, 'LIMIT', 0, 1000)
+    if #due > 0 then
+      redis.call('ZREM', schedule, unpack(due))
+      local packed = redis.call('HMGET', K_LIVE, unpack(due))
+      for i, id in ipairs(due) do
+        local rec = unpack_record(packed[i])
+        if rec and (rec.st == 'queued' or rec.st == 'failing') and rec.r then
+          rec.st, rec.r, rec.u = 'queued', nil, now
+          entries[#entries + 1] = {id, rec}
+        end
+      end
+    end
   end
-  return #gone
-end
-
-local function prune(now, max)
-  return prune_index(Z_COMPLETED, now, max) + prune_index(Z_FAILED, now, max)
+  store(entries)
+  place_tail(entries)
+  return #entries
 end
 
 -- Milliseconds until the earliest scheduled job or retry is due (-1: none).
 local function next_due(now)
   local best = -1
-  for _, schedule in ipairs({Z_SCHEDULED, Z_RETRIES}) do
+  for _, schedule in ipairs({K_SCHEDULED, K_RETRIES}) do
     local first = redis.call('ZRANGE', schedule, 0, 0, 'WITHSCORES')
     if first[2] then
       local wait = math.max(tonumber(first[2]) - now, 0)
@@ -79,105 +161,50 @@ local function next_due(now)
   return best
 end
 
--- Claim one id popped from the queue or a landing list. Queue entries are hints; the record
--- decides: an id whose record is gone (cancelled), not queued, or scheduled is dropped.
-local function claim(id, worker, now, lease, out)
-  local key = job_key(id)
-  local fields = redis.call('HMGET', key, 'state', 'run_at', 'message', 'attempts')
-  if fields[1] ~= 'queued' or fields[2] then
-    return false
+-- Finished jobs whose record expired leave the indexes (the record itself expires natively).
+-- rules.is_live: a record is gone once expires_at <= now (Redis keeps the key one ms longer).
+local function prune(index, now, max)
+  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, max)
+  if #gone > 0 then
+    redis.call('ZREM', K_JOBS, unpack(gone))
+    redis.call('ZREM', index, unpack(gone))
   end
-  local attempt = tonumber(fields[4] or '0') + 1
-  redis.call('HSET', key, 'state', 'processing', 'attempts', attempt, 'worker', worker,
-    'lease_until', now + lease, 'updated', now)
-  redis.call('ZADD', Z_LEASES, now + lease, id)
-  redis.call('SADD', P_PROCESSING .. worker, id)
-  publish('processing', id, now, worker, nil)
-  out[#out + 1] = id
-  out[#out + 1] = fields[3]
-  out[#out + 1] = attempt
-  return true
+  return #gone
 end
 
--- Claim up to `limit` ready jobs from the head of the queue.
-local function claim_ready(worker, now, lease, limit, out)
-  local claimed = 0
-  while claimed < limit do
-    local ids = redis.call('LPOP', Q_READY, limit - claimed)
-    if not ids then
-      break
-    end
-    for _, id in ipairs(ids) do
-      if claim(id, worker, now, lease, out) then
-        claimed = claimed + 1
-      end
-    end
+-- An index of finished jobs expires natively with its longest-lived member.
+local function outlive(index, at)
+  if redis.call('PEXPIREAT', index, at, 'GT') == 0 then
+    redis.call('PEXPIREAT', index, at, 'NX')
   end
-  return claimed
 end
 
-local function owned(id, worker)
-  local fields = redis.call('HMGET', job_key(id), 'state', 'worker')
-  return fields[1] == 'processing' and fields[2] == worker
-end
-
--- Take a job out of its worker's processing set and the lease index. The worker stays in
--- S_HOLDERS (list_workers and unregister_worker drop it once its set is empty): one command
--- less per job.
-local function unhold(id, worker)
-  redis.call('SREM', P_PROCESSING .. worker, id)
-  redis.call('ZREM', Z_LEASES, id)
-end
-
--- complete / fail: the terminal record expires natively at expires_at.
-local function finish(id, worker, state, index, field, other, data, ttl, inline)
-  local now = now_ms()
-  local key = job_key(id)
-  local expires = now + ttl
-  redis.call('HSET', key, 'state', state, field, data, 'updated', now, 'expires_at', expires)
-  redis.call('HDEL', key, 'lease_until', 'abort', other)
-  redis.call('PEXPIREAT', key, expires)
-  unhold(id, worker)
-  redis.call('ZADD', index, expires, id)
-  prune_index(index, now, 100)
-  if inline then
-    publish(state, id, now, worker, data)
+-- With no live job left, nothing of the namespace may outlive the finished records: the
+-- job index expires with the last of them; the FIFO sequence and the wake marker go now.
+local function settle()
+  if redis.call('EXISTS', K_LIVE) == 1 then
+    return
+  end
+  redis.call('DEL', K_SEQ, K_MARKER)
+  local last = math.max(redis.call('PEXPIRETIME', K_COMPLETED), redis.call('PEXPIRETIME', K_FAILED))
+  if last > 0 then
+    redis.call('PEXPIREAT', K_JOBS, last)
   else
-    publish(state, id, now, worker, nil)
+    redis.call('DEL', K_JOBS)
   end
 end
 
--- Remove every trace of a job that is not processing.
-local function drop(id, state, run_at)
-  redis.call('DEL', job_key(id))
-  redis.call('ZREM', Z_JOBS, id)
-  if state == 'queued' then
-    if run_at then
-      redis.call('ZREM', Z_SCHEDULED, id)
-    else
-      redis.call('LREM', Q_READY, 1, id)
-    end
-  elseif state == 'failing' then
-    redis.call('ZREM', Z_RETRIES, id)
-  elseif state == 'completed' then
-    redis.call('ZREM', Z_COMPLETED, id)
-  elseif state == 'failed' then
-    redis.call('ZREM', Z_FAILED, id)
+-- Lapsed registrations leave the registry, and the registry expires natively with its
+-- longest-lived worker: an entry never outlives its ttl by more than the next heartbeat.
+local function expire_registry(now)
+  local lapsed = redis.call('ZRANGEBYSCORE', K_WORKERS, '-inf', now, 'LIMIT', 0, 100)
+  if #lapsed > 0 then
+    redis.call('ZREM', K_WORKERS, unpack(lapsed))
+    redis.call('HDEL', K_HEARTBEATS, unpack(lapsed))
   end
-end
-
--- Cancel a job that has not started; a failed record is deleted. Returns the state it had.
-local function cancel(id)
-  local fields = redis.call('HMGET', job_key(id), 'state', 'run_at')
-  local state = fields[1]
-  if not state then
-    return false
+  local last = redis.call('ZRANGE', K_WORKERS, -1, -1, 'WITHSCORES')[2]
+  if last then
+    redis.call('PEXPIREAT', K_WORKERS, tonumber(last))
+    redis.call('PEXPIREAT', K_HEARTBEATS, tonumber(last))
   end
-  if state == 'queued' or state == 'failing' then
-    drop(id, state, fields[2])
-    publish('cancelled', id, now_ms(), nil, nil)
-  elseif state == 'failed' then
-    drop(id, state, nil)
-  end
-  return state
 end

@@ -1,12 +1,15 @@
--- Returns {queued, processing, failing, completed, failed}, pruning expired records first.
+-- Returns {queued, processing, failing, completed, failed}, promoting due jobs and pruning
+-- expired records first.
 local now = now_ms()
-promote(now)
-while prune(now, 1000) > 0 do
+if promote(now) > 0 then
+  wake()
+end
+while prune(K_COMPLETED, now, 1000) + prune(K_FAILED, now, 1000) > 0 do
 end
 return {
-  redis.call('LLEN', Q_READY) + redis.call('ZCARD', Z_SCHEDULED),
-  redis.call('ZCARD', Z_LEASES),
-  redis.call('ZCARD', Z_RETRIES),
-  redis.call('ZCARD', Z_COMPLETED),
-  redis.call('ZCARD', Z_FAILED),
+  redis.call('ZCARD', K_READY) + redis.call('ZCARD', K_SCHEDULED),
+  redis.call('ZCARD', K_LEASES),
+  redis.call('ZCARD', K_RETRIES),
+  redis.call('ZCARD', K_COMPLETED),
+  redis.call('ZCARD', K_FAILED),
 }

@@ -1,31 +1,47 @@
--- Returns {id, last_seen, expires_at, {job_id...}, ...} for registered workers and lapsed ones
--- that hold jobs; lapsed registrations without jobs are removed.
+-- Returns {id, last_seen, expires_at, {job_id...}, ...}: live registrations, and lapsed workers
+-- that still hold jobs (last_seen and expires_at 0 once their registration is gone). Lapsed
+-- registrations without jobs are removed.
 local now = now_ms()
+local holding = {}
+local leased = redis.call('ZRANGE', K_LEASES, 0, -1)
+for start = 1, #leased, 1000 do
+  local chunk = {unpack(leased, start, math.min(start + 999, #leased))}
+  local packed = redis.call('HMGET', K_LIVE, unpack(chunk))
+  for i, id in ipairs(chunk) do
+    local rec = unpack_record(packed[i])
+    if rec and rec.st == 'processing' then
+      holding[rec.w] = holding[rec.w] or {}
+      table.insert(holding[rec.w], id)
+    end
+  end
+end
 local seen = {}
+local beats = {}
+local flat = redis.call('HGETALL', K_HEARTBEATS)
+for i = 1, #flat, 2 do
+  beats[flat[i]] = tonumber(flat[i + 1])
+end
 local out = {}
-local function add(worker, expires)
-  local jobs = redis.call('SMEMBERS', P_PROCESSING .. worker)
-  if #jobs == 0 then
-    redis.call('SREM', S_HOLDERS, worker)
-  end
-  if expires <= now and #jobs == 0 then
-    redis.call('ZREM', Z_WORKERS, worker)
-    redis.call('HDEL', H_HEARTBEATS, worker)
-    return
-  end
-  out[#out + 1] = worker
-  out[#out + 1] = tonumber(redis.call('HGET', H_HEARTBEATS, worker) or '0')
-  out[#out + 1] = expires
-  out[#out + 1] = jobs
-end
-local registered = redis.call('ZRANGE', Z_WORKERS, 0, -1, 'WITHSCORES')
+local registered = redis.call('ZRANGE', K_WORKERS, 0, -1, 'WITHSCORES')
 for i = 1, #registered, 2 do
-  seen[registered[i]] = true
-  add(registered[i], tonumber(registered[i + 1]))
+  local worker, expires = registered[i], tonumber(registered[i + 1])
+  seen[worker] = true
+  if expires > now or holding[worker] then
+    out[#out + 1] = worker
+    out[#out + 1] = beats[worker] or 0
+    out[#out + 1] = expires
+    out[#out + 1] = holding[worker] or {}
+  else
+    redis.call('ZREM', K_WORKERS, worker)
+    redis.call('HDEL', K_HEARTBEATS, worker)
+  end
 end
-for _, worker in ipairs(redis.call('SMEMBERS', S_HOLDERS)) do
+for worker, jobs in pairs(holding) do
   if not seen[worker] then
-    add(worker, 0)
+    out[#out + 1] = worker
+    out[#out + 1] = beats[worker] or 0
+    out[#out + 1] = 0
+    out[#out + 1] = jobs
   end
 end
 return out

@@ -1,7 +1,6 @@
--- ARGV: lock name, owner. Releases the lock only when `owner` holds it.
-local key = P_LOCK .. ARGV[1]
-if redis.call('GET', key) == ARGV[2] then
-  redis.call('DEL', key)
+-- KEYS[N_FIXED + 1]: the lock. ARGV: owner. Releases the lock only when `owner` holds it.
+if redis.call('GET', KEYS[N_FIXED + 1]) == ARGV[N_CH + 1] then
+  redis.call('DEL', KEYS[N_FIXED + 1])
   return 1
 end
 return 0

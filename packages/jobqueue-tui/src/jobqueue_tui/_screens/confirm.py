@@ -9,11 +9,16 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from .._safe import plain
+
 __all__ = ["ConfirmScreen"]
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask a question; dismiss with True for yes, False for no."""
+    """Ask a question; dismiss with True for yes, False for no.
+
+    ``question`` and ``detail`` are shown as plain text (they quote job ids and queue names).
+    """
 
     BINDINGS = [  # noqa: RUF012 (Textual reads this class attribute)
         Binding("y", "answer(True)", "Yes"),
@@ -27,9 +32,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog", classes="dialog"):
-            yield Label(self.question, id="confirm-question")
+            yield Label(plain(self.question), id="confirm-question")
             if self.detail:
-                yield Label(self.detail, id="confirm-detail")
+                yield Label(plain(self.detail), id="confirm-detail")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Yes (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no", variant="primary")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from jobqueue import JobQueueError, JobRecord, JobState
+from jobqueue import JobQueueError, JobState
+from jobqueue.storage import JobRecord
 from rich.console import RenderableType
 from rich.json import JSON
 from rich.table import Table
@@ -19,6 +20,7 @@ from textual.widgets import Footer, Static
 from .. import _actions
 from .._format import DecodedBytes, decode_bytes, decode_error, envelope_of, format_age, format_timestamp
 from .._messages import DataChanged
+from .._safe import notify, plain
 from .._widgets.jobs import STATE_STYLES
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class DetailScreen(Screen[None]):
         return cast("DashboardApp", self.app)
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"job {self.job_id}", style="bold"), id="detail-title")
+        yield Static(plain(f"job {self.job_id}", "bold"), id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield self._facts_view
             yield self._payload_view
@@ -70,7 +72,7 @@ class DetailScreen(Screen[None]):
         try:
             record = await self.dashboard.storage.get(self.job_id)
         except JobQueueError as exc:
-            self.notify(f"cannot read job {self.job_id}: {exc}", severity="error")
+            notify(self, f"cannot read job {self.job_id}: {exc}", severity="error")
             return
         self.record = record
         self._show(record)
@@ -113,7 +115,7 @@ class DetailScreen(Screen[None]):
         table.add_row("state", Text(record.state.value, style=STATE_STYLES[record.state]))
         max_attempts = str(envelope.max_attempts) if envelope else "?"
         table.add_row("attempts", f"{record.attempts} of {max_attempts}")
-        table.add_row("worker", record.worker_id or "-")
+        table.add_row("worker", plain(record.worker_id or "-"))  # a str cell would be read as markup
         table.add_row("created", when(record.created_at))
         table.add_row("updated", when(record.updated_at))
         if record.run_at is not None:
@@ -155,7 +157,7 @@ def _section(title: str, decoded: DecodedBytes) -> RenderableType:
     if decoded.kind in ("json", "msgpack"):
         table.add_row(JSON(decoded.text))
     else:
-        table.add_row(Text(decoded.text or "(empty)"))
+        table.add_row(plain(decoded.text or "(empty)", multiline=True))
     return table
 
 
@@ -164,9 +166,9 @@ def _error_section(data: bytes, *, final: bool) -> RenderableType:
     table = Table.grid()
     title = "error" if final else "last error (a retry is pending)"
     table.add_row(Text(title, style="bold underline"))
-    table.add_row(Text.assemble((f"{error.type}: ", "bold red"), error.message))
+    table.add_row(Text.assemble(plain(f"{error.type}: ", "bold red"), plain(error.message, multiline=True)))
     if error.code:
-        table.add_row(Text(f"code {error.code}", style="dim"))
+        table.add_row(plain(f"code {error.code}", "dim"))
     if error.traceback:
-        table.add_row(Text(error.traceback.rstrip(), style="dim"))
+        table.add_row(plain(error.traceback.rstrip(), "dim", multiline=True))
     return table

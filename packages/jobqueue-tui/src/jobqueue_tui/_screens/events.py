@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from jobqueue import EventKind
+from jobqueue.storage import EventKind
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -14,6 +14,7 @@ from textual.widgets import Footer, RichLog, Static
 
 from .._format import format_timestamp
 from .._messages import DataChanged, QueueSwitched
+from .._safe import plain, printable
 
 if TYPE_CHECKING:
     from .._app import DashboardApp, LoggedEvent
@@ -47,7 +48,7 @@ class EventsScreen(Screen[None]):
         return cast("DashboardApp", self.app)
 
     def compose(self) -> ComposeResult:
-        yield Static(f"events of queue {self.dashboard.storage.name}", id="events-title")
+        yield Static(plain(f"events of queue {self.dashboard.storage.name}"), id="events-title")
         yield self._log
         yield Footer(compact=True)
 
@@ -60,7 +61,7 @@ class EventsScreen(Screen[None]):
 
     @on(QueueSwitched)
     def _queue_switched(self, event: QueueSwitched) -> None:
-        self.query_one("#events-title", Static).update(f"events of queue {event.name}")
+        self.query_one("#events-title", Static).update(plain(f"events of queue {event.name}"))
         self._log.clear()
         self._shown = self.dashboard.events_total - len(self.dashboard.event_log)
         self._catch_up()
@@ -83,7 +84,7 @@ def _line(entry: LoggedEvent) -> Text:
     _, event = entry
     line = Text(format_timestamp(event.at)[11:], style="dim")
     line.append(f"  {event.kind.value:<10}", _KIND_STYLES.get(event.kind, ""))
-    line.append(f"  {event.job_id}")
+    line.append(f"  {printable(event.job_id)}")
     if event.worker_id:
-        line.append(f"  by {event.worker_id}", "dim")
+        line.append(f"  by {printable(event.worker_id)}", "dim")
     return line

@@ -16,6 +16,7 @@ from textual.worker import Worker
 
 from .. import _actions
 from .._messages import DataChanged, QueueSwitched, StateFilterChosen
+from .._safe import notify
 from .._widgets.counts import CountsBar
 from .._widgets.header import HeaderBar
 from .._widgets.jobs import JobsTable, SortOrder
@@ -129,12 +130,16 @@ class MainScreen(Screen[None]):
     async def _load(self) -> None:
         app = self.dashboard
         storage = app.storage
+        admin = app.monitoring
+        if admin is None:  # nothing to list: say so rather than fail on every refresh
+            self._header.set_problem(app.no_monitoring)
+            return
         try:
             counts, workers, namespaces, page = await asyncio.gather(
-                storage.counts(),
-                storage.list_workers(),
-                storage.list_namespaces(),
-                storage.list_jobs(
+                admin.counts(),
+                admin.list_workers(),
+                admin.list_namespaces(),
+                admin.list_jobs(
                     state=self.state_filter, prefix=self.prefix, cursor=self._cursors[-1], limit=app.page_size
                 ),
             )
@@ -237,7 +242,7 @@ class MainScreen(Screen[None]):
     def action_next_page(self) -> None:
         """Load the next page, if there is one."""
         if self._next_cursor is None:
-            self.notify("this is the last page", severity="warning")
+            notify(self, "this is the last page", severity="warning")
             return
         self._cursors.append(self._next_cursor)
         self._next_cursor = None
@@ -246,7 +251,7 @@ class MainScreen(Screen[None]):
     def action_previous_page(self) -> None:
         """Go back one page."""
         if len(self._cursors) == 1:
-            self.notify("this is the first page", severity="warning")
+            notify(self, "this is the first page", severity="warning")
             return
         self._cursors.pop()
         self.reload()
@@ -269,7 +274,7 @@ class MainScreen(Screen[None]):
     def _selected(self) -> str | None:
         job_id = self._table.selected_id
         if job_id is None:
-            self.notify("no job selected", severity="warning")
+            notify(self, "no job selected", severity="warning")
         return job_id
 
     @work(group="actions")

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from .._safe import plain
+
 __all__ = ["QueueScreen"]
 
 
@@ -30,7 +32,10 @@ class QueueScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="queue-dialog", classes="dialog"):
             yield Label("Switch queue")
-            options = [Option(f"{n}  (watching)" if n == self.current else n, id=n) for n in self.names]
+            # A queue name is anyone's string: shown as plain text, never as markup.
+            options = [
+                Option(plain(f"{n}  (watching)" if n == self.current else n), id=n) for n in self.names
+            ]
             yield OptionList(*options, id="queue-list")
 
     def on_mount(self) -> None:

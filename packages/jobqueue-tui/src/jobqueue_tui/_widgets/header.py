@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from .._safe import printable
+
 __all__ = ["HeaderBar"]
 
 
@@ -38,10 +40,10 @@ class HeaderBar(Static):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("jobqueue", "bold")
         text.append("  queue ", "dim")
-        text.append(self._queue, "bold")
+        text.append(printable(self._queue), "bold")
         if self._read_only:
             text.append("  read-only", "italic")
         if self._problem is not None:
-            text.append(f"  ⚠ {self._problem}", "bold")
-        text.append(f"  {self._url}")
+            text.append(f"  ⚠ {printable(self._problem)}", "bold")
+        text.append(f"  {printable(self._url)}")
         self.update(text)

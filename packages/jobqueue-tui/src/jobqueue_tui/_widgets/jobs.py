@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from jobqueue import JobRecord, JobState
+from jobqueue import JobState
+from jobqueue.storage import JobRecord
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from .._format import envelope_of, format_clock
+from .._safe import plain
 
 __all__ = ["JobsTable", "SortOrder"]
 
@@ -101,7 +103,7 @@ class JobsTable(DataTable[Text]):
         envelope = envelope_of(record)
         tries = f"{record.attempts}/{envelope.max_attempts}" if envelope else f"{record.attempts}/?"
         return (
-            Text(record.id, overflow="ellipsis", no_wrap=True),
+            plain(record.id, overflow="ellipsis", no_wrap=True),
             Text(record.state.value, style=STATE_STYLES[record.state]),
             Text(tries, justify="right"),
             Text(format_clock(record.created_at)),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from jobqueue import WorkerRecord
+from jobqueue.storage import WorkerRecord
 from rich.text import Text
 from textual.widgets import DataTable
 
 from .._format import format_age
+from .._safe import plain
 
 __all__ = ["WorkersPanel"]
 
@@ -45,11 +46,11 @@ class WorkersPanel(DataTable[Text]):
         for worker in self._records:
             lapsed = worker.expires_at < now
             style = "bold red" if lapsed else ""
-            name = Text(("✗ " if lapsed else "") + worker.id, style=style)
+            name = plain(("✗ " if lapsed else "") + worker.id, style)
             # A lapsed worker whose registration is gone still shows with the jobs it holds.
             age = format_age(max(0, now - worker.last_seen)) if worker.last_seen > 0 else "-"
             beat = Text(age, style=style, justify="right")
-            jobs = Text(str(len(worker.jobs)) + (f" {', '.join(worker.jobs)}" if worker.jobs else ""))
+            jobs = plain(str(len(worker.jobs)) + (f" {', '.join(worker.jobs)}" if worker.jobs else ""))
             if lapsed:
                 jobs.append(" lapsed", "bold red")
             self.add_row(name, beat, jobs, key=worker.id)
