@@ -1,7 +1,7 @@
 """Throw-away ``redis-server`` / ``valkey-server`` / PostgreSQL processes for tests, benchmarks and chaos runs.
 
 A ``ServerProcess`` runs one server on a free loopback port in its own temp
-directory (AOF on when asked). It can be SIGKILLed and started again on the
+directory (AOF on when asked); ``tools.clusters`` builds clusters of them. It can be SIGKILLed and started again on the
 same port with the same data directory, which is how the restart tests
 simulate a crash. Synchronous on purpose: async callers wrap the slow calls
 in ``asyncio.to_thread``.
@@ -26,16 +26,20 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Container, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
 __all__ = [
     "BINARIES",
+    "CLIS",
     "PostgresServer",
+    "READY_TIMEOUT",
     "ServerKind",
     "ServerProcess",
     "find_binary",
+    "find_cli",
     "find_postgres_bin",
     "free_port",
 ]
@@ -43,8 +47,9 @@ __all__ = [
 ServerKind = Literal["redis", "valkey"]
 
 BINARIES: dict[ServerKind, str] = {"redis": "redis-server", "valkey": "valkey-server"}
+CLIS: dict[ServerKind, str] = {"redis": "redis-cli", "valkey": "valkey-cli"}
 
-_READY_TIMEOUT = 15.0
+READY_TIMEOUT = 15.0
 
 
 def find_binary(kind: ServerKind) -> str | None:
@@ -52,18 +57,32 @@ def find_binary(kind: ServerKind) -> str | None:
     return shutil.which(BINARIES[kind])
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def find_cli(kind: ServerKind) -> str | None:
+    """Path of the command-line client for ``kind`` (it creates clusters), or None."""
+    return shutil.which(CLIS[kind])
+
+
+def free_port(exclude: Container[int] = ()) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (and not in ``exclude``)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in exclude:
+            return port
 
 
 class ServerProcess:
     """One server process on a fixed port and data directory; restartable."""
 
-    def __init__(self, kind: ServerKind, *, aof: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        kind: ServerKind,
+        *,
+        aof: bool = False,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         binary = find_binary(kind)
         if binary is None:
             raise FileNotFoundError(f"{BINARIES[kind]} is not installed (see tools/install-servers.sh)")
@@ -71,6 +90,7 @@ class ServerProcess:
         self.binary = binary
         self.aof = aof
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
         self._tmp = tempfile.TemporaryDirectory(prefix=f"jobqueue-{kind}-")
         self.dir = Path(self._tmp.name)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -112,12 +132,13 @@ class ServerProcess:
             "--daemonize", "no",
             "--protected-mode", "no",
             "--logfile", str(self.dir / "server.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + _READY_TIMEOUT
+        deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if not self.running:
                 raise RuntimeError(f"{self.kind} server exited at start; log:\n{self.log_tail()}")
@@ -144,7 +165,7 @@ class ServerProcess:
         if proc is None or proc.poll() is not None:
             return
         os.kill(proc.pid, sig)
-        proc.wait(timeout=_READY_TIMEOUT)
+        proc.wait(timeout=READY_TIMEOUT)
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's log file."""
@@ -268,7 +289,7 @@ class PostgresServer:
             options += (
                 " -c shared_preload_libraries=pg_stat_statements"  # statements per job, counted by tests
             )
-        self._run("pg_ctl", "start", "-w", "-t", str(int(_READY_TIMEOUT * 4)), "-D", str(self.data),
+        self._run("pg_ctl", "start", "-w", "-t", str(int(READY_TIMEOUT * 4)), "-D", str(self.data),
                   "-l", str(self.dir / "server.log"), "-o", options)  # fmt: skip
 
     def kill(self) -> None:
