@@ -1,8 +1,10 @@
-"""Servers shared by every test directory: one Redis 7 and one Valkey 8 per session.
+"""Servers shared by every test directory: one Redis 7, one Valkey 8 and one PostgreSQL per session,
+and one cluster of each (3 masters, 3 replicas) for the tests that ask for it.
 
-``REDIS_URL`` / ``VALKEY_URL`` point the tests at running servers instead.
-Without a server binary the tests skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1``
-(CI), where they fail. Tests isolate themselves with a prefix of their own.
+``REDIS_URL`` / ``VALKEY_URL`` / ``REDIS_CLUSTER_URL`` / ``VALKEY_CLUSTER_URL`` / ``JOBQUEUE_POSTGRES_URL``
+point the tests at running servers instead. Without a server binary the tests
+skip, unless ``JOBQUEUE_REQUIRE_SERVERS=1`` (CI), where they fail. Tests
+isolate themselves with a prefix (PostgreSQL: a schema) of their own.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from jobqueue import MemoryStorage, Storage
 from jobqueue_file import FileStorage
 from jobqueue_redis import RedisStorage
 
-from tests.server_support import server_or_skip
-from tools.servers import ServerKind, ServerProcess
+from tests.server_support import cluster_url, server_or_skip
+from tools.servers import PostgresServer, ServerKind, ServerProcess, find_postgres_bin
 
 _URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
 
@@ -44,6 +46,18 @@ def redis_url() -> Iterator[str]:
 def valkey_url() -> Iterator[str]:
     """A Valkey 8 server for the whole session."""
     yield from _server_url("valkey")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis 7 cluster (3 masters, 3 replicas) for the whole session: ``redis+cluster://…/``."""
+    yield from cluster_url("redis")
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster_url() -> Iterator[str]:
+    """A Valkey 8 cluster (3 masters, 3 replicas) for the whole session: ``valkey+cluster://…/``."""
+    yield from cluster_url("valkey")
 
 
 # The one table of storages: tests that run on every backend take the ``backend`` fixture.
@@ -80,3 +94,19 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     kind: str = request.param
     url = request.getfixturevalue(f"{kind}_url") if kind in ("redis", "valkey") else None
     return Backend(kind, url, tmp_path / "queue", f"h{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the whole session (tests isolate themselves with a schema of their own)."""
+    url = os.environ.get("JOBQUEUE_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if find_postgres_bin() is None:
+        message = "PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)"
+        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with PostgresServer.start_new() as server:
+        yield server.url

@@ -1,21 +1,46 @@
-"""Shared by every test directory: skip, or fail when servers are required, without a server binary."""
+"""Shared by every test directory: server URLs, and skip (or fail, when servers are required) without a binary."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
-from tools.servers import ServerKind, find_binary
+from tools.clusters import ClusterProcess
+from tools.servers import BINARIES, CLIS, ServerKind, find_binary, find_cli
 
-__all__ = ["server_or_skip"]
+__all__ = ["CLUSTER_URL_ENV", "cluster_or_skip", "cluster_url", "server_or_skip"]
+
+CLUSTER_URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_CLUSTER_URL", "valkey": "VALKEY_CLUSTER_URL"}
 
 
 def server_or_skip(kind: ServerKind) -> None:
     """Skip (or fail, with JOBQUEUE_REQUIRE_SERVERS=1) when the server binary is missing."""
-    if find_binary(kind) is not None:
-        return
-    message = f"{kind}-server is not installed (tools/install-servers.sh)"
+    if find_binary(kind) is None:
+        _missing(BINARIES[kind])
+
+
+def cluster_or_skip(kind: ServerKind) -> None:
+    """Like ``server_or_skip``, and the client that forms clusters (``redis-cli``) must be there too."""
+    server_or_skip(kind)
+    if find_cli(kind) is None:
+        _missing(CLIS[kind])
+
+
+def _missing(program: str) -> None:
+    message = f"{program} is not installed (tools/install-servers.sh)"
     if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def cluster_url(kind: ServerKind) -> Iterator[str]:
+    """The URL of a running cluster: the environment's, or one started for as long as this runs."""
+    url = os.environ.get(CLUSTER_URL_ENV[kind])
+    if url:
+        yield url
+        return
+    cluster_or_skip(kind)
+    with ClusterProcess.start_new(kind) as cluster:
+        yield cluster.url

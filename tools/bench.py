@@ -42,14 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import redis
 
+from tools.bench_cluster import CLUSTER_SYSTEMS, cluster_masters, commandstats, flush_masters
 from tools.bench_common import Driver, DriverError
 from tools.bench_node import ROOT, driver_command, missing, setup
 from tools.bench_profile import cprofile_summary, pyspy_binary, pyspy_start, pyspy_summary
 from tools.bench_record import write_run
 from tools.bench_report import Results, render
+from tools.clusters import ClusterProcess
 from tools.servers import ServerProcess
 
-SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory")
+SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory", "cluster")
 REDIS_SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq")
 _READY_TIMEOUT = 60.0
 
@@ -95,7 +97,7 @@ class Bench:
     # ------------------------------------------------------------------ plumbing
 
     def driver(self, system: str, mode: str, url: str, jobs: int, prefix: str, queue: str) -> Driver:
-        argv, env = driver_command("jobqueue" if system == "valkey" else system, mode)
+        argv, env = driver_command("jobqueue" if system in ("valkey", *CLUSTER_SYSTEMS) else system, mode)
         s = self.sizes
         argv += ["--url", url, "--jobs", str(jobs), "--concurrency", str(s.concurrency)]
         argv += ["--inflight", str(s.inflight), "--prefix", prefix, "--queue", queue]
@@ -165,6 +167,26 @@ class Bench:
             self.results.add(system, "waiters", crowd["rate"])
             self.results.add(system, "waiters_p50", crowd["p50"])
             worker.send("stop")
+
+    def cluster_system(self, cluster: ClusterProcess, system: str, run: int) -> None:
+        """jobqueue on a 3+3 cluster, one queue over 1 or 3 partitions (``cluster-p1``, ``cluster-p3``)."""
+        url, queue = f"{cluster.url}?partitions={CLUSTER_SYSTEMS[system]}", f"bench-{system}"
+        s = self.sizes
+        masters = cluster_masters(cluster)
+        flush_masters(masters)
+        before = commandstats(masters)
+        produced = self.run_once(system, "produce", url, s.jobs, f"d{run}-", queue)
+        middle = commandstats(masters)
+        drained = self.run_once(system, "drain", url, s.jobs, f"d{run}-", queue)
+        after = commandstats(masters)
+        self.results.add(system, "enqueue", produced["rate"])
+        self.results.add(system, "drain", drained["rate"])
+        for phase, delta in (("enqueue", middle - before), ("drain", after - middle)):
+            self.results.add(system, f"cmds_{phase}", delta.total() / s.jobs)
+            self.results.add(system, f"scripts_{phase}", (delta["evalsha"] + delta["eval"]) / s.jobs)
+            self.results.commands[f"{system} {phase}"] = {k: n / s.jobs for k, n in delta.items()}
+        flush_masters(masters)
+        self.requests(system, url, run, queue, s.latency, s.waiters)
 
     def memory_system(self) -> None:
         """The core's own CPU cost per job: 100,000 no-op jobs drained from MemoryStorage in-process."""
@@ -286,6 +308,7 @@ def main() -> int:
     started = time.monotonic()
     server = ServerProcess.start_new("redis") if set(redis_systems) - {"valkey"} else None
     valkey = ServerProcess.start_new("valkey") if "valkey" in redis_systems else None
+    cluster = ClusterProcess.start_new("redis") if "cluster" in only else None
     try:
         peers = PEERS_QUICK if args.quick else PEERS
         bench = Bench(sizes, peers, results, server, valkey)
@@ -304,6 +327,11 @@ def main() -> int:
             if "memory" in only:
                 _attempt(results, f"memory run {run + 1}", bench.memory_system)
                 print(f"  memory done at {time.monotonic() - started:.0f}s", file=sys.stderr)
+            if cluster is not None:
+                for system in CLUSTER_SYSTEMS:
+                    work = lambda s=system, r=run: bench.cluster_system(cluster, s, r)  # noqa: E731  # bound per system
+                    _attempt(results, f"{system} run {run + 1}", work)
+                    print(f"  {system} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
             print(f"run {run + 1}/{runs} done after {time.monotonic() - started:.0f}s", file=sys.stderr)
         command = "uv run python tools/bench.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
         rendered = render(results, runs=runs, command=command)
@@ -332,7 +360,7 @@ def main() -> int:
                 except DriverError as exc:
                     print(f"profiling request/response failed: {exc}", file=sys.stderr)
     finally:
-        for process in (server, valkey):
+        for process in (server, valkey, cluster):
             if process is not None:
                 process.close()
     return 0

@@ -221,6 +221,11 @@ def render(results: Results, *, runs: int, command: str) -> str:
             )
             out.append(f"- {what}: {listed}")
         out.append("")
+    if any(s in results.values for s in ("cluster-p1", "cluster-p3")):
+        from tools.bench_cluster import cluster_table  # bench_cluster imports this module
+
+        out += ["Redis cluster, 3 masters and 3 replicas started by the bench, one worker process:", ""]
+        out += [*cluster_table(results), ""]
     if "memory" in results.values:
         cpu, rate = results.get("memory", "cpu_us_per_job"), results.get("memory", "drain")
         out += [

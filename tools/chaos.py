@@ -1,6 +1,7 @@
 """Chaos run: real producers, workers and reapers under random faults; every accepted job must complete.
 
     uv run python tools/chaos.py --backend redis --duration 600
+    uv run python tools/chaos.py --backend redis-cluster --duration 600
 
 Starts a throw-away server (Redis or Valkey, AOF with ``appendfsync always``:
 with the default ``everysec`` a SIGKILLed server may lose the last second of
@@ -10,7 +11,11 @@ by jobqueue) or a directory (FileStorage), 2 producer processes (``enqueue`` and
 every execution to an append-only ledger, and 2 reapers with leader election.
 For ``--duration`` seconds it injects faults (SIGKILL of a busy worker,
 SIGSTOP of a worker past the visibility timeout, SIGKILL of the leading
-reaper, SIGKILL and restart of the server), then lets the queue drain, waits
+reaper, SIGKILL and restart of the server). ``--backend redis-cluster`` (or
+``valkey-cluster``) runs on a 3+3 cluster with AOF and ``min_replicas=1``
+instead, and its server fault is a failover: SIGKILL of the master that owns
+the queue's slot, promotion of its replica, the old master back as a replica.
+Then it lets the queue drain, waits
 for the results to expire, and prints the checks. Exit code 0 only when every
 check passes. The run directory (ledger, fault log, process logs) is kept on
 failure or with ``--keep``.
@@ -37,7 +42,8 @@ from tools.chaos_checks import Evidence, Observer, Report, build_report, empty_w
 from tools.chaos_config import Backend, ChaosConfig, RunFiles, make_storage
 from tools.chaos_faults import Cluster, FaultInjector
 from tools.chaos_ledger import read_completions, read_faults, read_ledger, read_producers, read_reaper_events
-from tools.servers import ServerProcess
+from tools.clusters import ClusterProcess
+from tools.servers import ServerKind, ServerProcess
 
 __all__ = ["main", "run_chaos"]
 
@@ -59,7 +65,11 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float, int
 
 
 async def run(
-    config: ChaosConfig, files: RunFiles, server: ServerProcess | None, log: Callable[[str], None]
+    config: ChaosConfig,
+    files: RunFiles,
+    server: ServerProcess | None,
+    log: Callable[[str], None],
+    redis_cluster: ClusterProcess | None = None,
 ) -> Report:
     """Run the whole scenario and return the checked report."""
     storage = make_storage(config)
@@ -77,7 +87,7 @@ async def run(
             cluster.spawn("producer")
         started = time.monotonic()
         observing = asyncio.create_task(observer.run())
-        injector = FaultInjector(config, files, cluster, server, random.Random(config.seed))
+        injector = FaultInjector(config, files, cluster, server, random.Random(config.seed), redis_cluster)
         log(f"running {config.duration:g}s of faults on {config.backend} ({files.root})")
         await injector.run(started + config.duration)
         await injector.finish()
@@ -139,24 +149,35 @@ def run_chaos(
     """Set up the server or directory, run, tear down; return the report."""
     files = RunFiles(run_dir)
     server: ServerProcess | None = None
+    redis_cluster: ClusterProcess | None = None
     try:
         if backend == "file":
             url = (run_dir / "store").as_uri()
+        elif backend == "redis-cluster" or backend == "valkey-cluster":
+            kind: ServerKind = "redis" if backend == "redis-cluster" else "valkey"
+            redis_cluster = ClusterProcess.start_new(kind, aof=True)
+            url = f"{redis_cluster.url}?prefix=chaos-{secrets.token_hex(4)}&min_replicas=1"
         else:
             server = ServerProcess.start_new(backend, aof=True)
             url = f"{server.url}?prefix=chaos-{secrets.token_hex(4)}"
         config = ChaosConfig(backend=backend, url=url, duration=duration, seed=seed, **config_args)  # type: ignore[arg-type]  # CLI overrides
         config.dump(files.config)
-        return asyncio.run(run(config, files, server, lambda line: print(f"[chaos] {line}", flush=True)))
+        return asyncio.run(
+            run(config, files, server, lambda line: print(f"[chaos] {line}", flush=True), redis_cluster)
+        )
     finally:
         if server is not None:
             server.close()
+        if redis_cluster is not None:
+            redis_cluster.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--backend", choices=["redis", "valkey", "file"], required=True)
+    parser.add_argument(
+        "--backend", choices=["redis", "valkey", "file", "redis-cluster", "valkey-cluster"], required=True
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of faults (default 60)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--rate", type=float, default=None, help="jobs per second per producer")

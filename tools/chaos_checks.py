@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jobqueue import JobQueueError, JobState, Storage
+from jobqueue_redis._cluster import is_cluster_url, parse_cluster_url
 from redis.asyncio import Redis
 
 from tools.chaos_config import ChaosConfig, RunFiles
@@ -34,7 +35,7 @@ from tools.chaos_ledger import (
 __all__ = ["Evidence", "Observer", "Report", "Row", "build_report", "empty_worker_dirs", "storage_size"]
 
 _BATCH = 500
-_COUNTED_DIRS = ("jobs", "queue", "scheduled", "processing", "workers")
+_COUNTED_DIRS = ("jobs", "queue", "scheduled", "processing", "workers", "expiry")
 
 
 class Observer:
@@ -114,7 +115,11 @@ async def storage_size(config: ChaosConfig) -> tuple[int, list[str]]:
         return await asyncio.to_thread(_file_entries, Path(unquote(urlsplit(config.url).path)))
     parts = urlsplit(config.url)
     prefix = parse_qs(parts.query)["prefix"][0]
-    client = Redis.from_url(parts._replace(query="").geturl())
+    server_url = parts._replace(query="").geturl()
+    # On a cluster, scan_iter walks every master.
+    client = (
+        parse_cluster_url(server_url).client() if is_cluster_url(server_url) else Redis.from_url(server_url)
+    )
     try:
         keys = [key.decode() async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
     finally:
@@ -222,7 +227,7 @@ def _recovery(fault: Fault, done: dict[str, float], evidence: Evidence) -> tuple
     # result and logging it, or the server applied a completion whose reply the kill cut off
     ends = [t for t in held_done if t is not None and t >= fault.t]
     what = f"{len(fault.held)} jobs in flight completed"
-    if fault.kind == "restart-server":
+    if fault.kind in _OUTAGES:
         assert fault.end is not None
         resumed = [t for t in done.values() if t > fault.end]
         if resumed:
@@ -232,6 +237,8 @@ def _recovery(fault: Fault, done: dict[str, float], evidence: Evidence) -> tuple
         return 0.0, "nothing in flight"
     return max(ends) - fault.t, what
 
+
+_OUTAGES = ("restart-server", "failover")  # faults during which the storage is unreachable
 
 STRANDED_AFTER = 7.0  # the waiters re-read waited jobs every 5 s: a done job must be seen by then
 
@@ -267,7 +274,7 @@ def _reruns(evidence: Evidence, done_by: dict[str, int]) -> tuple[list[str], int
     """
     faulted = {f.pid for f in evidence.faults if f.kind in ("kill-worker", "stop-worker")}
     margin = evidence.config.visibility_timeout + 1.0
-    outages = [(f.t - margin, (f.end or f.t) + margin) for f in evidence.faults if f.kind == "restart-server"]
+    outages = [(f.t - margin, (f.end or f.t) + margin) for f in evidence.faults if f.kind in _OUTAGES]
     stalled = {event.job_id for event in evidence.reaper_events if event.event == "stalled"}
     by_job: dict[str, list[Execution]] = {}
     for execution in evidence.executions:

@@ -22,7 +22,7 @@ from jobqueue_file import FileStorage
 
 __all__ = ["Backend", "ChaosConfig", "RunFiles", "append_line", "make_storage"]
 
-Backend = Literal["redis", "valkey", "file"]
+Backend = Literal["redis", "valkey", "file", "redis-cluster", "valkey-cluster"]
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from tools.chaos_config import ChaosConfig, RunFiles, append_line
 from tools.chaos_ledger import Fault, LedgerTail, read_reaper_events
+from tools.clusters import ClusterProcess, key_slot
 from tools.servers import ServerProcess
 
 __all__ = ["FAULT_KINDS", "Cluster", "FaultInjector", "Proc"]
 
 ROLES_SCRIPT = Path(__file__).resolve().with_name("chaos_roles.py")
 
-FAULT_KINDS = ("kill-worker", "stop-worker", "kill-reaper", "restart-server")
+FAULT_KINDS = ("kill-worker", "stop-worker", "kill-reaper", "restart-server", "failover")
 
 
 @dataclass
@@ -141,18 +143,21 @@ class FaultInjector:
         cluster: Cluster,
         server: ServerProcess | None,
         rng: random.Random,
+        redis_cluster: ClusterProcess | None = None,
     ) -> None:
         self.config = config
         self.files = files
         self.cluster = cluster
         self.server = server
+        self.redis_cluster = redis_cluster
         self.rng = rng
         self.tail = LedgerTail(files)
         self.faults: list[Fault] = []
         self._conts: list[asyncio.Task[None]] = []
 
     def kinds(self) -> list[str]:
-        return [kind for kind in FAULT_KINDS if kind != "restart-server" or self.server is not None]
+        available = {"restart-server": self.server is not None, "failover": self.redis_cluster is not None}
+        return [kind for kind in FAULT_KINDS if available.get(kind, True)]
 
     async def run(self, until: float) -> None:
         """Inject faults until ``time.monotonic()`` reaches ``until``; every kind comes once per round."""
@@ -250,3 +255,23 @@ class FaultInjector:
         await asyncio.to_thread(server.start)
         fault.end = time.time()
         self._log(fault)
+
+    async def failover(self) -> None:
+        """SIGKILL the master that owns the queue's slot; its replica takes over; the old one rejoins."""
+        redis_cluster = self.redis_cluster
+        assert redis_cluster is not None
+        slot = key_slot(queue_tag(self.config.url))
+        old = await asyncio.to_thread(redis_cluster.master_of, slot)
+        fault = Fault("failover", time.time(), old.pid, self.tail.held_by_all())
+        await asyncio.to_thread(redis_cluster.kill_master, slot)
+        await asyncio.to_thread(redis_cluster.wait_promoted, slot, old)
+        await asyncio.to_thread(old.start)  # back as the replica of the promoted node
+        await asyncio.to_thread(redis_cluster.wait_ready)
+        fault.end = time.time()
+        self._log(fault)
+
+
+def queue_tag(url: str) -> str:
+    """A key of the chaos queue (the default namespace under the URL's prefix), for its slot."""
+    prefix = parse_qs(urlsplit(url).query)["prefix"][0]
+    return f"{prefix}:{{default}}:ready"

@@ -63,7 +63,7 @@ class ReaperEvent:
 class Fault:
     """One injected fault. ``held``: the jobs in flight on the victim (or everywhere) at ``t``."""
 
-    kind: str  # kill-worker, stop-worker, kill-reaper, restart-server
+    kind: str  # kill-worker, stop-worker, kill-reaper, restart-server, failover
     t: float
     pid: int | None
     held: list[str] = field(default_factory=list)

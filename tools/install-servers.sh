@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Python: redis-server (Debian main),
 # valkey-server (bookworm-backports, same mirror and keyring as the system's
-# Debian source) and tmux (the dashboard's real-terminal test).
+# Debian source), PostgreSQL (Debian main: initdb and pg_ctl under
+# /usr/lib/postgresql/*/bin) and tmux (the dashboard's real-terminal test).
 # Idempotent; safe to run on every CI start.
 set -euo pipefail
 
-if command -v redis-server >/dev/null && command -v valkey-server >/dev/null && command -v tmux >/dev/null; then
+has_postgres() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null; }
+
+if command -v redis-server >/dev/null && command -v valkey-server >/dev/null && command -v tmux >/dev/null \
+  && has_postgres; then
   exit 0
 fi
 
@@ -27,5 +31,7 @@ apt-get update -qq
 command -v redis-server >/dev/null || apt-get install -y -qq redis-server
 command -v valkey-server >/dev/null || apt-get install -y -qq -t bookworm-backports valkey-server
 command -v tmux >/dev/null || apt-get install -y -qq tmux
+has_postgres || apt-get install -y -qq postgresql
 # The packages' services are not wanted: tests start their own servers.
 systemctl disable --now valkey-server 2>/dev/null || true
+systemctl disable --now postgresql 2>/dev/null || true

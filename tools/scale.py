@@ -6,7 +6,7 @@ Run by hand (a few minutes; needs ``redis-server`` or ``--url``)::
     uv run python tools/scale.py --levels 1000,100000 --url redis://127.0.0.1:6379/0
 
 For each level the queue is first filled to that many ready jobs with the
-storage's own enqueue script, pipelined. Then, with the queue at that depth, ``--samples``
+storage's own batch enqueue (one script call per 1,000 jobs). Then, with the queue at that depth, ``--samples``
 jobs are enqueued one at a time, and ``--samples`` jobs are claimed
 (``dequeue``, limit 1, no wait) and completed one at a time. Reported per job:
 
@@ -34,14 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools.servers
 
-from jobqueue.storage import Envelope, encode_envelope
+from jobqueue.storage import Envelope, NewJob, encode_envelope
 from jobqueue_redis import RedisStorage
-from jobqueue_redis._scripts import scripts
 from redis.asyncio import Redis
 
 from tools.servers import ServerProcess
 
-FILL_BATCH = 10_000
+FILL_BATCH = 1_000
 MESSAGE = encode_envelope(Envelope(b'{"n":1}', 0, 3, 60_000))
 RESULT = b'{"ok":true}'
 
@@ -77,21 +76,12 @@ def _delta(
     return out
 
 
-async def fill(client: Redis, storage: RedisStorage, start: int, stop: int) -> None:
-    """Enqueue jobs ``start`` .. ``stop - 1``: the storage's own enqueue script, pipelined raw.
-
-    Same script and arguments as ``RedisStorage.enqueue``, minus the Python
-    overhead per call, so a million jobs take a minute rather than several.
-    """
-    script = scripts()["enqueue"]
-    await client.script_load(script.source)
-    base = storage.keys.base
+async def fill(storage: RedisStorage, start: int, stop: int) -> None:
+    """Enqueue jobs ``start`` .. ``stop - 1`` with ``enqueue_many``: one script call per 1,000 jobs."""
     for first in range(start, stop, FILL_BATCH):
-        async with client.pipeline(transaction=False) as pipe:
-            for i in range(first, min(first + FILL_BATCH, stop)):
-                pipe.evalsha(script.sha, 1, base, f"fill-{i}", MESSAGE, 0)
-            replies = await pipe.execute()
-        assert all(reply == 1 for reply in replies), "a fill job was not accepted"
+        jobs = [NewJob(f"fill-{i}", MESSAGE) for i in range(first, min(first + FILL_BATCH, stop))]
+        outcomes = await storage.enqueue_many(jobs)
+        assert all(outcome.accepted for outcome in outcomes), "a fill job was not accepted"
 
 
 async def measure(client: Redis, samples: int, step: Callable[[int], Awaitable[None]]) -> Cost:
@@ -102,8 +92,8 @@ async def measure(client: Redis, samples: int, step: Callable[[int], Awaitable[N
         await step(i)
     wall = time.perf_counter() - started
     delta = _delta(before, await command_stats(client))
-    scripts = sum(delta.get(name, (0, 0))[0] for name in ("evalsha", "eval", "blmove"))
-    script_usec = sum(delta.get(name, (0, 0))[1] for name in ("evalsha", "eval", "blmove"))
+    scripts = sum(delta.get(name, (0, 0))[0] for name in ("evalsha", "eval", "bzpopmin"))
+    script_usec = sum(delta.get(name, (0, 0))[1] for name in ("evalsha", "eval", "bzpopmin"))
     return Cost(
         wall_us=wall / samples * 1e6,
         server_us=script_usec / samples,
@@ -121,10 +111,10 @@ async def run(url: str, levels: list[int], samples: int) -> list[tuple[int, Cost
         worker = "scale-worker"
         for level in levels:
             started = time.perf_counter()
-            await fill(client, storage, queued, level)
+            await fill(storage, queued, level)
             fill_s = time.perf_counter() - started
             queued = level
-            depth = await client.llen(storage.keys.fixed("Q_READY"))
+            depth = await client.zcard(storage.keys.fixed("ready"))
             print(f"filled to {depth:,} queued in {fill_s:.1f}s", file=sys.stderr)
 
             async def enqueue(i: int, level: int = level) -> None:

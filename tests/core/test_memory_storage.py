@@ -145,7 +145,7 @@ async def test_cancel_does_not_leak_schedule_entries_into_claims() -> None:
 
 async def test_purge_rejects_live_states() -> None:
     async with MemoryStorage() as storage:
-        with pytest.raises(ValueError, match="terminal states"):
+        with pytest.raises(ValueError, match="only deletes completed and failed"):
             await storage.purge([JobState.QUEUED])
 
 

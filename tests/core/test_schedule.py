@@ -165,7 +165,7 @@ async def test_each_tick_runs_once_across_workers(storage: Storage) -> None:
     ticks = sorted(tick_of(job_id) for job_id in runs)
     step = int(period * 1000)
     assert ticks == list(range(ticks[0], ticks[-1] + step, step)), "a tick was skipped while workers ran"
-    assert started * 1000 < ticks[0] <= started * 1000 + step + 1000
+    assert started * 1000 < ticks[0] <= started * 1000 + step + 10_000  # generous: a loaded machine
     assert ticks[-1] <= stopped * 1000
     record = await storage.get(f"schedule:beat:{ticks[0]}")
     assert record is not None and record.state is JobState.COMPLETED

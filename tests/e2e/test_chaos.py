@@ -1,4 +1,5 @@
-"""The chaos run in CI: 30 seconds of faults on Redis, Valkey and FileStorage, and the bugs it found.
+"""The chaos run in CI: 30 seconds of faults on Redis, Valkey, a Redis cluster (failover among the
+faults, ``min_replicas=1``) and FileStorage, and the bugs it found.
 
 ``tools/chaos.py`` runs as a real process (it starts its own server and role
 processes); the test reads its JSON report and requires every check to pass.
@@ -20,7 +21,7 @@ from jobqueue_file import FileStorage
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
-from tests.server_support import server_or_skip
+from tests.server_support import cluster_or_skip, server_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,10 +34,13 @@ ROOT = Path(__file__).resolve().parents[2]
         pytest.param("redis", marks=pytest.mark.redis),
         pytest.param("valkey", marks=pytest.mark.valkey),
         pytest.param("file", marks=pytest.mark.file),
+        pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.cluster]),
     ],
 )
 def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
-    if backend != "file":
+    if backend == "redis-cluster":
+        cluster_or_skip("redis")
+    elif backend != "file":
         server_or_skip(backend)  # type: ignore[arg-type]  # "redis" or "valkey" here
     report_path = tmp_path / "report.json"
     result = subprocess.run(
@@ -59,9 +63,8 @@ def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
         "re-executions not explained by a fault or an expired lease",
     } <= checks
     faults = next(row["value"] for row in report["rows"] if row["name"] == "faults injected")
-    for kind in ("kill-worker", "stop-worker", "kill-reaper") + (
-        ("restart-server",) if backend != "file" else ()
-    ):
+    server_fault = {"file": (), "redis-cluster": ("failover",)}.get(backend, ("restart-server",))
+    for kind in ("kill-worker", "stop-worker", "kill-reaper", *server_fault):
         assert kind in faults, output
     accepted = next(int(row["value"]) for row in report["rows"] if row["name"] == "accepted jobs")
     assert accepted > 100, output

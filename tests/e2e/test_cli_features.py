@@ -3,6 +3,7 @@ and progress in ``status``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from jobqueue import Job, JobFailedError, Queue, storage_from_url
 
 from tests.e2e.cli_support import JOBQUEUE, assert_error, cli_env, run_cli, spawn, storage_args
 
@@ -46,6 +48,12 @@ def answering(answer: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
         [str(JOBQUEUE), *args], cwd=cwd, env=cli_env(), input=answer + "\n", capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
+
+
+def failed_ids(target: list[str], app: Path) -> list[str]:
+    listed = run_cli("failed", "list", *target, "--json", cwd=app)
+    assert listed.returncode == 0, listed.stderr
+    return [row["id"] for row in json.loads(listed.stdout)]
 
 
 # ------------------------------------------------------------ worker (one process)
@@ -105,59 +113,81 @@ def test_failed_needs_ids_or_all(app: Path) -> None:
 # --------------------------------------------------- across processes (file, redis)
 
 
-def test_failed_list_retry_purge_and_progress(app: Path, store_url: str) -> None:
+def make_jobs(store_url: str, queue_name: str, failed: list[str]) -> None:
+    """Jobs ``failed`` failed (one attempt each) and ``good`` completed with progress, on the shared storage."""
+
+    async def run() -> None:
+        queue: Queue[dict[str, bool], str] = Queue(
+            storage_from_url(store_url), name=queue_name, max_attempts=1
+        )
+
+        @queue.execute
+        async def handle(job: Job[dict[str, bool]]) -> str:
+            await job.report_progress({"step": 1, "of": 2})
+            if job.payload.get("fail"):
+                raise ValueError(f"boom {job.id}")
+            return "ok"
+
+        async with queue:
+            for job_id in failed:
+                with pytest.raises(JobFailedError):
+                    await queue.enqueue_and_wait(job_id, {"fail": True}, timeout=30)
+            await queue.enqueue_and_wait("good", {}, timeout=30)
+
+    asyncio.run(run())
+
+
+def test_failed_list_and_status_progress(app: Path, store_url: str) -> None:
     target = storage_args(store_url, "features")
-    with spawn("worker", "features_app:handle", *target, "--max-attempts", "1", cwd=app) as (proc, reader):
-        reader.wait_for("handler features_app:handle")
-        for n in range(3):
-            result = run_cli("enqueue", *target, f"bad-{n}", '{"fail": true}', "--wait", cwd=app)
-            assert_error(result, 1, f"job 'bad-{n}' failed: ValueError: boom bad-{n}")
-        done = run_cli("enqueue", *target, "good", "{}", "--wait", cwd=app)
-        assert done.returncode == 0, done.stderr
+    make_jobs(store_url, "features", ["bad-0", "bad-1", "bad-2"])
+    listed = run_cli("failed", "list", *target, "--json", cwd=app)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [row["id"] for row in rows] == ["bad-2", "bad-1", "bad-0"]
+    assert rows[0]["error"] == "boom bad-2"
+    assert rows[0]["error_type"] == "ValueError"
+    table = run_cli("failed", "list", *target, "--limit", "2", cwd=app)
+    assert "bad-1" in table.stdout and "ValueError: boom bad-1" in table.stdout
+    assert "bad-0" not in table.stdout
+    status = run_cli("status", *target, "good", cwd=app)
+    assert 'progress:  {"step": 1, "of": 2}' in status.stdout, status.stdout
 
-        status = run_cli("status", *target, "good", cwd=app)
-        assert 'progress:  {"step": 1, "of": 2}' in status.stdout, status.stdout
 
-        listed = run_cli("failed", "list", *target, "--json", cwd=app)
-        assert listed.returncode == 0, listed.stderr
-        rows = json.loads(listed.stdout)
-        assert [row["id"] for row in rows] == ["bad-2", "bad-1", "bad-0"]
-        assert rows[0]["error"] == "boom bad-2"
-        table = run_cli("failed", "list", *target, cwd=app)
-        assert "bad-1" in table.stdout and "ValueError: boom bad-1" in table.stdout
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # a dozen CLI processes: slow on a loaded machine
+def test_failed_retry_and_purge(app: Path, store_url: str) -> None:
+    target = storage_args(store_url, "features")
+    make_jobs(store_url, "features", ["bad-0", "bad-1", "bad-2", "bad-3"])
 
-        refused = answering("no", "failed", "purge", *target, cwd=app)
-        assert refused.returncode == 1
-        assert "delete 3 failed job(s) in queue 'features'? [y/N]" in refused.stderr
-        assert "not confirmed" in refused.stderr
+    retried = run_cli("failed", "retry", *target, "bad-0", "good", "--json", cwd=app)
+    assert retried.returncode == 1  # "good" is not a failed job
+    assert json.loads(retried.stdout) == {"retried": ["bad-0"], "not_failed": ["good"]}
+    assert "state:     queued" in run_cli("status", *target, "bad-0", cwd=app).stdout
 
-        retried = run_cli("failed", "retry", *target, "bad-0", "--json", cwd=app)
-        assert json.loads(retried.stdout) == {"retried": ["bad-0"], "not_failed": []}
-        reader.wait_for("job 'bad-0' failed", timeout=30)  # ran again, failed again
+    refused = answering("no", "failed", "retry", *target, "--all", cwd=app)
+    assert refused.returncode == 1
+    assert "retry 3 failed job(s) in queue 'features'? [y/N]" in refused.stderr
+    assert "not confirmed" in refused.stderr
 
-        purged = run_cli("failed", "purge", *target, "--yes", "--json", cwd=app)
-        assert json.loads(purged.stdout) == {"purged": 3}
-        assert json.loads(run_cli("failed", "list", *target, "--json", cwd=app).stdout) == []
+    confirmed = answering("y", "failed", "retry", *target, "--all", cwd=app)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert confirmed.stdout.count("retried bad-") == 3
+    assert failed_ids(target, app) == []
 
-        for n in range(2):
-            run_cli("enqueue", *target, f"again-{n}", '{"fail": true}', "--wait", cwd=app)
-        confirmed = answering("y", "failed", "retry", *target, "--all", cwd=app)
-        assert confirmed.returncode == 0, confirmed.stderr
-        assert "retried again-1" in confirmed.stdout and "retried again-0" in confirmed.stdout
-
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+    make_jobs(store_url, "features", ["bad-0", "bad-1", "bad-2", "bad-3"])  # they run and fail again
+    assert len(failed_ids(target, app)) == 4
+    purged = run_cli("failed", "purge", *target, "--yes", "--json", cwd=app)
+    assert json.loads(purged.stdout) == {"purged": 4}
+    assert failed_ids(target, app) == []
 
 
 def test_status_shows_the_progress_of_a_running_job(app: Path, store_url: str) -> None:
     target = storage_args(store_url, "progress")
-    with spawn("worker", "features_app:handle", *target, cwd=app) as (proc, reader):
+    with spawn("worker", "features_app:handle", *target, cwd=app) as (_proc, reader):
         reader.wait_for("handler features_app:handle")
         assert run_cli("enqueue", *target, "held", '{"hold": 60}', cwd=app).returncode == 0
         deadline = time.monotonic() + 30
         while "state:     processing" not in (status := run_cli("status", *target, "held", cwd=app)).stdout:
             assert time.monotonic() < deadline, status.stdout
         assert 'progress:  {"step": 1, "of": 2}' in status.stdout
-        proc.send_signal(signal.SIGTERM)
-        proc.send_signal(signal.SIGTERM)  # no need to wait for the held job
-        proc.wait(timeout=30)
+        # spawn() kills the worker: the held job need not finish

@@ -23,7 +23,7 @@ from jobqueue import JobFailedError, Queue, storage_from_url
 from jobqueue._cli.common import CliError, monitoring
 from jobqueue._cli.output import terminal_safe
 
-from tests.e2e.cli_support import JOBQUEUE, assert_error, cli_env
+from tests.e2e.cli_support import JOBQUEUE, assert_error, cli_env, spawn
 
 ESC = "\x1b"
 COLOUR = f"{ESC}[31m"
@@ -132,6 +132,37 @@ def test_a_job_that_is_missing_is_named_escaped(shared_url: str, tmp_path: Path)
     assert result.returncode == 1
     assert raw_controls(result.stdout + result.stderr, multiline=True) == set()
     assert "not found" in result.stderr
+
+
+HOSTILE_APP = f"""
+async def handle(job):
+    raise ValueError({HOSTILE_MESSAGE!r})
+"""
+
+
+def test_worker_logs_and_enqueue_errors_are_escaped(shared_url: str, tmp_path: Path) -> None:
+    (tmp_path / "hostile_app.py").write_text(HOSTILE_APP)
+    with spawn("worker", "hostile_app:handle", "--storage", shared_url, cwd=tmp_path) as (_, log):
+        log.wait_for("worker ", timeout=60)
+        result = _run(
+            "enqueue",
+            "--storage",
+            shared_url,
+            HOSTILE_ID,
+            "{}",
+            "--wait",
+            "--max-attempts",
+            "1",
+            cwd=tmp_path,
+            plain=False,
+        )
+        line = log.wait_for("failed: ValueError", timeout=60)
+    assert result.returncode == 1
+    assert raw_controls(result.stdout + result.stderr, multiline=True) == set(), result.stderr
+    assert "FAKE\\x1b[2J" in result.stderr
+    assert raw_controls(line.rstrip("\n")) == set(), line
+    assert "FAKE\\x1b[2J" in line and "\\x9b31m" in line
+    assert raw_controls("".join(log.lines), multiline=True) == set()
 
 
 # ------------------------------------------------------------ URL problems

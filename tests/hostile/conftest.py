@@ -73,8 +73,11 @@ def monitor(storage: Storage) -> Monitoring:
 
 
 async def forget(storage: Storage, job_id: str) -> None:
-    """Remove a finished job: the contract has no delete, so its TTL is cut to 1 ms and it expires."""
-    assert await storage.update_ttl(job_id, 1) == "updated"
+    """Remove a finished job: the contract has no delete, so its TTL is cut to 1 ms and it expires.
+
+    ``not_found``: a tiny result TTL of the test itself expired it first.
+    """
+    assert await storage.update_ttl(job_id, 1) in ("updated", "not_found")
 
     async def gone() -> bool:
         return await storage.get(job_id) is None

@@ -48,6 +48,12 @@ _FILE_FIELDS = {
     "result": 10,
     "error": 11,
 }  # positions in the file storage's record array
+_REDIS_FIELDS = {
+    "state": b"st",
+    "message": b"m",
+    "result": b"res",
+    "error": b"e",
+}  # jobqueue_redis/_records.py
 
 
 async def tamper(backend: Backend, storage: Storage, job_id: str, field: str, value: bytes | str) -> None:
@@ -58,8 +64,16 @@ async def tamper(backend: Backend, storage: Storage, job_id: str, field: str, va
     elif isinstance(storage, RedisStorage):
         assert backend.server_url is not None
         client = Redis.from_url(backend.server_url)
+        live, finished = storage.keys.fixed("live"), storage.keys.job(job_id)
         try:
-            assert await client.hset(storage.keys.job(job_id), field, value) == 0
+            packed = await client.hget(live, job_id)
+            fields = msgpack.unpackb(packed or await client.get(finished), raw=True)
+            fields[_REDIS_FIELDS[field]] = value.encode() if isinstance(value, str) else value
+            repacked = msgpack.packb(fields, use_bin_type=False)
+            if packed:
+                await client.hset(live, job_id, repacked)
+            else:
+                assert await client.set(finished, repacked, keepttl=True)
         finally:
             await client.aclose()
     else:

@@ -1,4 +1,4 @@
-"""Queue suite: per-job options (priority, job_timeout), ``enqueue_many`` and ``wait``."""
+"""Queue suite: per-job options (priority, job_timeout), ``enqueue_many``, ``wait`` and progress."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from jobqueue import Job, JobFailedError, JobNotFoundError, JobState
 
 from ._helpers import wait_until
-from ._queue_suite_base import MakeQueue, QueueSuiteBase
+from ._queue_suite_base import MakeQueue, QueueSuiteBase, Recorder
 from ._queue_suite_dedup import _true
 
 __all__ = ["OptionsSuite"]
@@ -85,3 +85,30 @@ class OptionsSuite(QueueSuiteBase):
             assert await queue.enqueue_and_wait("quick", None, timeout=5) == "ok", (
                 "rule: other jobs run as usual"
             )
+
+    async def test_report_progress_is_stored_and_emitted(self, make_queue: MakeQueue) -> None:
+        queue = make_queue()
+        events = Recorder()
+        events.watch(queue, "progress")
+        reported = asyncio.Event()
+        finish = asyncio.Event()
+        stored: list[bool] = []
+
+        @queue.execute
+        async def handler(job: Job[Any]) -> str:
+            stored.append(await job.report_progress({"pct": 50}))
+            reported.set()
+            await finish.wait()
+            return "done"
+
+        async with queue:
+            await queue.enqueue("p", None)
+            await asyncio.wait_for(reported.wait(), 5)
+            assert stored == [True], "rule: report_progress of a running job is stored (returns True)"
+            status = await queue.get_status("p")
+            assert status is not None and status.progress == {"pct": 50}, (
+                "rule: the last progress value is readable as JobStatus.progress"
+            )
+            finish.set()
+            assert await queue.wait("p", timeout=5) == "done", "rule: a job reporting progress completes"
+        assert events.seen == [("progress", ("p", {"pct": 50}))], "rule: report_progress emits progress"

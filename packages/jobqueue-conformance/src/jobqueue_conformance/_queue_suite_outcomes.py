@@ -240,6 +240,12 @@ class OutcomesSuite(QueueSuiteBase):
             assert await queue.enqueue_and_wait("good", None, timeout=5) == "ok", (
                 "rule: a job runs and returns"
             )
+
+            async def completed_emitted() -> bool:
+                # the waiter may hear the outcome before the worker has emitted its own event
+                return "completed" in events.names("good")
+
+            await wait_until(completed_emitted, message="rule: the worker emits completed for a finished job")
             unsubscribe()
             with pytest.raises(JobFailedError):
                 await queue.enqueue_and_wait("bad", None, timeout=5)

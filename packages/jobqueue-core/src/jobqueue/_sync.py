@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, Unpack
 
@@ -136,18 +136,15 @@ class SyncQueue(Generic[P, R]):
     ) -> None:
         self.close()
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        try:
-            self.open()  # cheap once open: a lock and two checks
-            loop = self._loop
-            if loop is None:  # closed by another thread in between
-                raise JobQueueError("this SyncQueue is closed")
-            if threading.current_thread() is self._thread:
-                raise JobQueueError("SyncQueue methods cannot be called from its own loop thread")
-        except BaseException:
-            coro.close()
-            raise
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+    def _run(self, call: Callable[[Queue[P, R]], Coroutine[Any, Any, T]]) -> T:
+        # the coroutine is made after open(): in a forked child it must use the rebuilt queue
+        self.open()  # cheap once open: a lock and two checks
+        loop = self._loop
+        if loop is None:  # closed by another thread in between
+            raise JobQueueError("this SyncQueue is closed")
+        if threading.current_thread() is self._thread:
+            raise JobQueueError("SyncQueue methods cannot be called from its own loop thread")
+        future = asyncio.run_coroutine_threadsafe(call(self._queue), loop)
         try:
             return future.result()
         except concurrent.futures.CancelledError:
@@ -158,43 +155,43 @@ class SyncQueue(Generic[P, R]):
 
     def enqueue(self, job_id: str, payload: P, **options: Unpack[JobOptions]) -> EnqueueResult[R]:
         """``Queue.enqueue``, blocking."""
-        return self._run(self._queue.enqueue(job_id, payload, **options))
+        return self._run(lambda queue: queue.enqueue(job_id, payload, **options))
 
     def enqueue_many(
         self, jobs: Iterable[tuple[str, P]], **options: Unpack[JobOptions]
     ) -> list[EnqueueResult[R]]:
         """``Queue.enqueue_many``, blocking."""
-        return self._run(self._queue.enqueue_many(list(jobs), **options))
+        return self._run(lambda queue: queue.enqueue_many(list(jobs), **options))
 
     def enqueue_and_wait(
         self, job_id: str, payload: P, *, timeout: Duration = 30.0, **options: Unpack[JobOptions]
     ) -> R:
         """``Queue.enqueue_and_wait``, blocking: the result, or the same exceptions."""
-        return self._run(self._queue.enqueue_and_wait(job_id, payload, timeout=timeout, **options))
+        return self._run(lambda queue: queue.enqueue_and_wait(job_id, payload, timeout=timeout, **options))
 
     def wait(self, job_id: str, *, timeout: Duration = 30.0) -> R:
         """``Queue.wait``, blocking: the result of an existing job."""
-        return self._run(self._queue.wait(job_id, timeout=timeout))
+        return self._run(lambda queue: queue.wait(job_id, timeout=timeout))
 
     def cancel(self, job_id: str) -> CancelResult:
         """``Queue.cancel``, blocking."""
-        return self._run(self._queue.cancel(job_id))
+        return self._run(lambda queue: queue.cancel(job_id))
 
     def abort(self, job_id: str) -> CancelResult:
         """``Queue.abort``, blocking."""
-        return self._run(self._queue.abort(job_id))
+        return self._run(lambda queue: queue.abort(job_id))
 
     def get_status(self, job_id: str) -> JobStatus[R] | None:
         """``Queue.get_status``, blocking."""
-        return self._run(self._queue.get_status(job_id))
+        return self._run(lambda queue: queue.get_status(job_id))
 
     def get_result(self, job_id: str) -> R | None:
         """``Queue.get_result``, blocking."""
-        return self._run(self._queue.get_result(job_id))
+        return self._run(lambda queue: queue.get_result(job_id))
 
     def update_result_ttl(self, job_id: str, ttl: Duration) -> UpdateTtlResult:
         """``Queue.update_result_ttl``, blocking."""
-        return self._run(self._queue.update_result_ttl(job_id, ttl))
+        return self._run(lambda queue: queue.update_result_ttl(job_id, ttl))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._loop is not None else "idle"

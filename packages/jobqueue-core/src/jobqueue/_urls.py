@@ -61,7 +61,10 @@ def storage_from_url(url: str) -> Storage:
     shown = redact_url(url)
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 (read for its check: a bad port raises here, not at connect time)
+        # Each host's port is checked (a bad port raises here, not at connect time); a
+        # cluster URL names several seed hosts, comma-separated.
+        for host in parts.netloc.rpartition("@")[2].split(","):
+            urlsplit(f"//{host}").port  # noqa: B018 (read for its check)
     except ValueError as exc:
         # Python's own message may quote a piece of a password that a raw "/" or "?" cut off.
         reason = "its port is not a number from 0 to 65535" if "Port" in str(exc) else str(exc)

@@ -34,6 +34,9 @@ class RedisAdminMixin:
     async def _command(self, *args: Any) -> Any:
         raise NotImplementedError
 
+    async def _scan(self, pattern: str) -> list[bytes]:
+        raise NotImplementedError
+
     async def _get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
         raise NotImplementedError
 
@@ -84,24 +87,22 @@ class RedisAdminMixin:
         return JobPage(page_records, f"{last.created_at}:{last.id}" if more and last else None)
 
     async def _list_namespaces(self) -> Iterable[str]:
-        candidates: set[str] = set()
-        pattern = Keys.scan_pattern(self._keys.prefix)
-        cursor = 0
-        while True:
-            reply = await self._command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-            cursor = int(reply[0])
-            for key in reply[1]:
-                name = Keys.namespace_of(text(key), self._keys.prefix)
-                if name is not None:
-                    candidates.add(name)
-            if cursor == 0:
-                break
+        candidates = await self._namespace_candidates()
         names = []
         for name in sorted(candidates):
             view = self._view(name)
             if any((await view._counts()).values()) or list(await view._list_workers()):
                 names.append(name)
         return names
+
+    async def _namespace_candidates(self) -> set[str]:
+        """Names of the namespaces that have a job index, live hash or worker registry (on every master)."""
+        candidates: set[str] = set()
+        for key in await self._scan(Keys.scan_pattern(self._keys.prefix)):
+            name = Keys.namespace_of(text(key), self._keys.prefix)
+            if name is not None:
+                candidates.add(name)
+        return candidates
 
     async def _list_workers(self) -> Iterable[WorkerRecord]:
         return workers_from_reply(await self._run("list_workers"))

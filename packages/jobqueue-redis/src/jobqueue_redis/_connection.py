@@ -19,15 +19,19 @@ import asyncio
 import weakref
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from jobqueue import StorageError
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from ._cluster import ClusterCommands, close_cluster_client, is_cluster_url, parse_cluster_url
 from ._errors import redis_errors
 from ._pubsub import PubSubHub, stop_task
-from ._scripts import scripts
+from ._scripts import scripts_for
+from ._sharded import ShardedPubSubHub
 
 __all__ = ["CommandConnection", "ServerConnections", "acquire", "release"]
 
@@ -52,6 +56,8 @@ def make_client(url: str, *, blocking: bool = False) -> Redis:
 
 class CommandConnection:
     """One connection that pipelines every concurrent call into one round trip."""
+
+    sharded = False  # a single server: scripts publish with PUBLISH
 
     def __init__(self, client: Redis) -> None:
         self._client = client
@@ -88,6 +94,30 @@ class CommandConnection:
         self._pending.extend(zip(commands, futures, strict=True))
         self._wake.set()
         return list(await asyncio.gather(*futures))
+
+    async def scan(self, pattern: str) -> list[bytes]:
+        """Every key matching ``pattern`` (SCAN to its end)."""
+        found: list[bytes] = []
+        cursor = 0
+        while True:
+            reply = await self.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            cursor = int(reply[0])
+            found.extend(reply[1])
+            if cursor == 0:
+                return found
+
+    async def call_confirmed(self, replicas: int, timeout_ms: int, *args: Any) -> Any:
+        """Send one write, then ``WAIT replicas timeout_ms``; raise ``StorageError`` if unconfirmed.
+
+        Both go on the one connection, in order, so WAIT covers the write.
+        """
+        reply, confirmed = await self.call_many([args, ("WAIT", replicas, timeout_ms)])
+        if int(confirmed) < replicas:
+            raise StorageError(
+                f"redis: {confirmed} of {replicas} replica(s) confirmed the write within {timeout_ms} ms; "
+                "a failover could lose it"
+            )
+        return reply
 
     async def _run(self) -> None:
         while True:
@@ -134,29 +164,54 @@ class CommandConnection:
 
 
 class ServerConnections:
-    """The command, blocking and pub/sub connections to one server in one event loop."""
+    """The command, blocking and pub/sub connections to one server (or cluster) in one event loop.
+
+    On a cluster (``redis+cluster://``) each is per node: see ``_cluster``.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.refs = 0
-        self.commands = CommandConnection(make_client(url))
-        self.blocking = make_client(url, blocking=True)
+        self.commands: CommandConnection | ClusterCommands
+        self.blocking: Redis | RedisCluster
+        self.pubsub: PubSubHub | ShardedPubSubHub
+        if is_cluster_url(url):
+            cluster = parse_cluster_url(url)
+            self.commands = ClusterCommands(cluster.client())
+            self.blocking = cluster.client(blocking=True)
+            self.pubsub = ShardedPubSubHub(cluster.client(), cluster.node_client)
+        else:
+            self.commands = CommandConnection(make_client(url))
+            self.blocking = make_client(url, blocking=True)
+            self.pubsub = PubSubHub(make_client(url))
         self.blocking_lock = asyncio.Lock()
-        self.pubsub = PubSubHub(make_client(url))
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def open(self) -> None:
-        """Start the command pipeline and register every script (one round trip)."""
+        """Start the command pipeline and register every script (one round trip per node)."""
         self.commands.start()
+        loads = [("SCRIPT", "LOAD", s.source) for s in scripts_for(self.commands).values()]
         with redis_errors("connect"):
-            await self.commands.call_many([("SCRIPT", "LOAD", s.source) for s in scripts().values()])
+            if isinstance(self.commands, ClusterCommands):
+                await asyncio.gather(*(self.commands.call_on_primaries(*load) for load in loads))
+                return
+            info, *_ = await self.commands.call_many([("INFO", "cluster"), *loads])
+        if info.get("cluster_enabled"):
+            node = urlsplit(self.url).netloc.rpartition("@")[2]
+            raise StorageError(
+                f"redis {node} is a node of a cluster: use redis+cluster://{node}/ "
+                "(or rediss+cluster://, valkey+cluster://; any node is enough)"
+            )
 
     async def close(self) -> None:
         """Close every connection and stop the background tasks."""
         await self.pubsub.close()
         await self.commands.close()
-        await self.blocking.aclose()
-        await self.blocking.connection_pool.disconnect()
+        if isinstance(self.blocking, RedisCluster):
+            await close_cluster_client(self.blocking)
+        else:
+            await self.blocking.aclose()
+            await self.blocking.connection_pool.disconnect()
 
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ServerConnections]] = (

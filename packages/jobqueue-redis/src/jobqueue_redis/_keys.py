@@ -119,10 +119,14 @@ class Keys:
         return name
 
 
-def lua_header() -> str:
-    """Lua locals naming every fixed key, channel and constant, prepended to each script."""
+def lua_header(*, sharded: bool = False) -> str:
+    """Lua locals naming every fixed key, channel and constant, prepended to each script.
+
+    ``sharded``: events go out with ``SPUBLISH`` (a cluster) instead of ``PUBLISH``.
+    """
     lines = [f"local {lua_name} = KEYS[{i}]" for i, lua_name in enumerate(FIXED_KEYS, start=1)]
     lines += [
+        f"local PUBLISH = '{'SPUBLISH' if sharded else 'PUBLISH'}'",
         f"local N_FIXED = {len(FIXED_KEYS)}  -- per-job keys follow at KEYS[N_FIXED + i]",
         "local CH_EVENTS, CH_DONE, CH_CONTROL = ARGV[1], ARGV[2], ARGV[3]",
         "local N_CH = 3  -- a script's own arguments follow at ARGV[N_CH + i]",

@@ -23,7 +23,19 @@ from redis.exceptions import NoScriptError
 
 from ._keys import lua_header
 
-__all__ = ["READ_ONLY", "SCRIPT_NAMES", "CommandRunner", "Script", "build", "run_script", "scripts"]
+__all__ = [
+    "READ_ONLY",
+    "SCRIPT_NAMES",
+    "CommandRunner",
+    "ConfirmingRunner",
+    "Script",
+    "build",
+    "run_script",
+    "run_script_confirmed",
+    "scripts",
+    "scripts_for",
+    "sharded_scripts",
+]
 
 SCRIPT_NAMES = (
     "acquire_lock",
@@ -60,8 +72,18 @@ class Script:
 class CommandRunner(Protocol):
     """What runs a Redis command (the shared, pipelining command connection)."""
 
+    sharded: bool  # a cluster's: scripts publish with SPUBLISH
+
     async def call(self, *args: Any) -> Any:
         """Send one command; return its reply or raise its error."""
+        ...
+
+
+class ConfirmingRunner(CommandRunner, Protocol):
+    """A runner that can also wait for replicas to confirm a write."""
+
+    async def call_confirmed(self, replicas: int, timeout_ms: int, *args: Any) -> Any:
+        """Send one write, then ``WAIT replicas timeout_ms`` on its connection; raise if unconfirmed."""
         ...
 
 
@@ -70,10 +92,14 @@ def read(name: str) -> str:
     return resources.files("jobqueue_redis").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
-def build(name: str, prelude: str = "") -> Script:
-    """Assemble script ``name``; ``prelude`` runs before the header (tests add checks there)."""
+def build(name: str, prelude: str = "", *, sharded: bool = False) -> Script:
+    """Assemble script ``name``; ``prelude`` runs before the header (tests add checks there).
+
+    ``sharded``: the variant for a cluster, which publishes with ``SPUBLISH``.
+    """
     shebang = "#!lua flags=no-writes" if name in READ_ONLY else "#!lua"
-    source = f"{shebang}\n{prelude}{lua_header()}{read('common')}\n-- {name}.lua\n{read(name)}"
+    header = lua_header(sharded=sharded)
+    source = f"{shebang}\n{prelude}{header}{read('common')}\n-- {name}.lua\n{read(name)}"
     return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
 
 
@@ -83,10 +109,45 @@ def scripts() -> dict[str, Script]:
     return {name: build(name) for name in SCRIPT_NAMES}
 
 
+@cache
+def sharded_scripts() -> dict[str, Script]:
+    """Every script by name in its cluster variant, which publishes with ``SPUBLISH``."""
+    return {name: build(name, sharded=True) for name in SCRIPT_NAMES}
+
+
+def scripts_for(runner: CommandRunner) -> dict[str, Script]:
+    """The scripts for a single server's runner or a cluster's."""
+    return sharded_scripts() if runner.sharded else scripts()
+
+
 async def run_script(runner: CommandRunner, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """Run script ``name`` with ``keys`` (fixed keys first) and ``args`` (channels first)."""
-    script = scripts()[name]
+    script = scripts_for(runner)[name]
     try:
         return await runner.call("EVALSHA", script.sha, len(keys), *keys, *args)
     except NoScriptError:
         return await runner.call("EVAL", script.source, len(keys), *keys, *args)
+
+
+async def run_script_confirmed(
+    runner: ConfirmingRunner,
+    name: str,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replicas: int,
+    timeout_ms: int,
+) -> Any:
+    """``run_script``, then ``WAIT replicas timeout_ms`` on the same connection.
+
+    Raises:
+        StorageError: fewer replicas confirmed the write in time.
+    """
+    script = scripts_for(runner)[name]
+    try:
+        return await runner.call_confirmed(
+            replicas, timeout_ms, "EVALSHA", script.sha, len(keys), *keys, *args
+        )
+    except NoScriptError:
+        return await runner.call_confirmed(
+            replicas, timeout_ms, "EVAL", script.source, len(keys), *keys, *args
+        )

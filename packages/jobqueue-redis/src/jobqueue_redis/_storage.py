@@ -17,7 +17,6 @@ import asyncio
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jobqueue import JobState, StorageError
 from jobqueue.storage import (
@@ -38,39 +37,29 @@ from jobqueue.storage import (
     Storage,
     StorageEvent,
     TtlOutcome,
-    parse_query,
-    redact_url,
 )
 
 from ._admin import RedisAdminMixin
 from ._connection import ServerConnections, acquire, release
 from ._errors import redis_errors
 from ._keys import Keys, validate_name
+from ._options import (
+    DEFAULT_REPLICA_TIMEOUT,
+    check_min_replicas,
+    check_partitions,
+    check_replica_timeout,
+    first_of,
+    partition_count,
+    split_url,
+)
 from ._pubsub import Subscription
 from ._records import claims_from_reply, record_from_packed, text
-from ._scripts import run_script
+from ._scripts import run_script, run_script_confirmed
 
 __all__ = ["RedisStorage"]
 
-_SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "valkeys": "rediss"}
-_URL_OPTIONS = {
-    "prefix",
-    "db",
-    "username",
-    "password",
-    "client_name",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "socket_keepalive",
-    "health_check_interval",
-    "ssl_cert_reqs",
-    "ssl_ca_certs",
-    "ssl_ca_path",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_check_hostname",
-    "ssl_min_version",
-}
+# Scripts whose reply tells a caller that a job's state is stored (min_replicas waits for them).
+_ACKNOWLEDGING = frozenset({"enqueue", "finish", "cancel", "retry_failed", "update_ttl"})
 _WAKE_KINDS = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.STALLED})
 _CHUNK = 1000  # ids per script call where a caller may pass more (Lua's unpack has a limit)
 
@@ -91,20 +80,6 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved: a failed wake-up is not worth a log line
 
 
-def _split_url(url: str) -> tuple[str, str | None]:
-    """A storage URL -> the redis-py URL (``redis://``/``rediss://``) and the ``prefix`` option."""
-    if not isinstance(url, str):
-        raise TypeError(f"storage url must be a str, not {type(url).__name__}")
-    parts = urlsplit(url)
-    scheme = _SCHEMES.get(parts.scheme.lower())
-    if scheme is None:
-        raise ValueError(f"not a redis url (redis://, rediss://, valkey://, valkeys://): {redact_url(url)!r}")
-    params = parse_query(url, _URL_OPTIONS)
-    prefix = params.pop("prefix", None)
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "prefix"])
-    return urlunsplit((scheme, parts.netloc, parts.path, query, "")), prefix
-
-
 class _Shared:
     """What every namespace view of one storage shares: the connections and their count."""
 
@@ -121,15 +96,34 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
     Args:
         url: the server, ``redis://[user:password@]host:port/db`` or
             ``rediss://`` for TLS (``valkey://``/``valkeys://`` are accepted
-            too); redis-py options such as ``socket_timeout`` ride in the query.
+            too), or a cluster, ``redis+cluster://[user:password@]host:port[,host:port...]/``
+            (``rediss+cluster://``, ``valkey+cluster://``; any one seed node
+            is enough); redis-py options such as ``socket_timeout`` ride in
+            the query, and so can the options below (``?prefix=jq&partitions=4``).
         prefix: the first part of every key (``jq:{default}:ready``); the
             URL's ``?prefix=`` when not given, else ``"jq"``.
         name: the namespace (a queue); ``namespace()`` returns views on others.
+        partitions: spread each namespace over this many hash slots (a hot
+            queue on a cluster), a job going to the partition of a hash of
+            its id; FIFO then holds per partition only. Default 1.
+        min_replicas: after each write that acknowledges a job (enqueue,
+            finish, cancel, retry, TTL update), wait until this many replicas
+            have it (``WAIT``); if they do not within ``replica_timeout``,
+            the call raises ``StorageError``. Default 0 (do not wait).
+        replica_timeout: seconds a write may wait for its replicas. Default 2.
 
     Raises:
-        TypeError, ValueError: a bad URL, prefix or name (braces are not allowed
-            in prefix and name: they delimit the hash tag).
+        TypeError, ValueError: a bad URL, prefix, name or option (braces are not
+            allowed in prefix and name: they delimit the hash tag).
     """
+
+    def __new__(cls, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> Self:
+        # A partitioned storage is a subclass: every primitive spreads over the partitions.
+        if cls is RedisStorage and partition_count(url, options.get("partitions")) > 1:
+            from ._partitions import PartitionedRedisStorage  # it subclasses this class
+
+            return cast(Self, object.__new__(PartitionedRedisStorage))
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -137,15 +131,23 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         *,
         prefix: str | None = None,
         name: str = DEFAULT_NAMESPACE,
+        partitions: int | None = None,
+        min_replicas: int | None = None,
+        replica_timeout: float | None = None,
     ) -> None:
-        server_url, url_prefix = _split_url(url)
-        prefix = validate_name(prefix if prefix is not None else url_prefix or "jq", "prefix")
+        options = split_url(url)
+        prefix = validate_name(prefix if prefix is not None else options.prefix or "jq", "prefix")
         self._keys = Keys(prefix, validate_name(name, "namespace name"))
-        self._shared = _Shared(server_url)
+        self._shared = _Shared(options.server_url)
+        self._partitions = check_partitions(first_of(partitions, options.partitions, 1))
+        self._min_replicas = check_min_replicas(first_of(min_replicas, options.min_replicas, 0))
+        self._replica_timeout_ms = check_replica_timeout(
+            first_of(replica_timeout, options.replica_timeout, DEFAULT_REPLICA_TIMEOUT)
+        )
 
     @classmethod
     def from_url(cls, url: str) -> RedisStorage:
-        """Build a storage from ``redis://``, ``rediss://``, ``valkey://`` or ``valkeys://`` (``?prefix=``)."""
+        """Build a storage from a ``redis://``, ``rediss://``, ``valkey://``, ``valkeys://`` or cluster URL."""
         return cls(url)
 
     def __repr__(self) -> str:
@@ -165,8 +167,8 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
 
     def _view(self, name: str) -> Self:
         view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)  # the same connections and options
         view._keys = Keys(self._keys.prefix, validate_name(name, "namespace name"))
-        view._shared = self._shared
         return view
 
     async def connect(self) -> None:
@@ -195,18 +197,29 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         return conns
 
     async def _run(self, script: str, args: Sequence[Any] = (), keys: Sequence[str] = ()) -> Any:
-        """Run ``script`` with the fixed keys plus ``keys``, and the channels plus ``args``."""
+        """Run ``script`` with the fixed keys plus ``keys``, and the channels plus ``args``.
+
+        With ``min_replicas``, a script that acknowledges a job waits for the replicas.
+        """
         conns = self._conns()
+        all_keys, all_args = [*self._keys.fixed_all(), *keys], [*self._keys.channels(), *args]
         with redis_errors(script):
-            return await run_script(
-                conns.commands, script, [*self._keys.fixed_all(), *keys], [*self._keys.channels(), *args]
-            )
+            if self._min_replicas and script in _ACKNOWLEDGING:
+                return await run_script_confirmed(
+                    conns.commands, script, all_keys, all_args, self._min_replicas, self._replica_timeout_ms
+                )
+            return await run_script(conns.commands, script, all_keys, all_args)
 
     async def _command(self, *args: Any) -> Any:
         """Run one plain command (reads of an index, for the two-step monitoring calls)."""
         conns = self._conns()
         with redis_errors(str(args[0])):
             return await conns.commands.call(*args)
+
+    async def _scan(self, pattern: str) -> list[bytes]:
+        """Every key matching ``pattern``: SCAN on the server, or on every master of a cluster."""
+        with redis_errors("SCAN"):
+            return await self._conns().commands.scan(pattern)
 
     # -------------------------------------------------------------------- queue
 
@@ -268,7 +281,7 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
                     return claims
                 continue
             with redis_errors("dequeue (BZPOPMIN)"):
-                popped = await conns.blocking.execute_command(  # type: ignore[no-untyped-call]  # redis-py
+                popped = await conns.blocking.execute_command(
                     "BZPOPMIN", marker, f"{max(remaining, 0.001):.3f}"
                 )
             if task is not None and task.cancelling() > cancelling:

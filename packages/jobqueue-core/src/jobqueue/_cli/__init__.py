@@ -24,7 +24,7 @@ from .common import (
 )
 from .failed import add_failed_parser
 from .metrics import add_metrics_options
-from .output import Output, make_output
+from .output import Output, make_output, terminal_safe
 
 __all__ = ["build_parser", "main"]
 
@@ -200,9 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jobqueue`` command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_TerminalFormatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     if args.debug:  # jobqueue's own debug logs, not every library's
         logging.getLogger("jobqueue").setLevel(logging.DEBUG)
     out = make_output()
@@ -217,6 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Log lines with control characters escaped: a job's error message may hold escape sequences."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), multiline=True)
 
 
 def _report(out: Output, exc: BaseException, message: str, args: argparse.Namespace) -> None:

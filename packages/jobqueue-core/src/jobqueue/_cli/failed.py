@@ -21,8 +21,8 @@ from .._durations import from_ms
 from .._errors import StorageError
 from .._failure import decode_error
 from .._types import JobState
-from .common import CliError, open_storage, unreachable
-from .output import Output
+from .common import CliError, connecting, monitoring, open_storage, unreachable
+from .output import Output, terminal_safe
 
 __all__ = ["add_failed_parser", "failed_jobs", "run_failed"]
 
@@ -80,14 +80,11 @@ async def failed_jobs(storage: Monitoring, limit: int | None = None) -> AsyncIte
 @asynccontextmanager
 async def _monitored(args: argparse.Namespace) -> AsyncIterator[Monitoring]:
     storage = open_storage(args.storage, args.queue)
-    if not isinstance(storage, Monitoring):
-        raise CliError(f"{type(storage).__name__} has no monitoring capability: `failed` is unavailable")
-    try:
+    admin = monitoring(storage, "failed")
+    with connecting(args.storage):
         await storage.connect()
-    except StorageError as exc:
-        raise unreachable(args.storage, exc) from exc
     try:
-        yield storage
+        yield admin
     except StorageError as exc:
         raise unreachable(args.storage, exc) from exc
     finally:
@@ -148,7 +145,7 @@ async def _confirm(out: Output, question: str, args: argparse.Namespace) -> None
     """Ask ``question`` unless ``--yes``; anything but y/yes (EOF included) ends the command."""
     if args.yes:
         return
-    print(f"{question} [y/N] ", end="", file=out.stderr, flush=True)
+    print(f"{terminal_safe(question)} [y/N] ", end="", file=out.stderr, flush=True)
     answer = await asyncio.to_thread(sys.stdin.readline)
     if answer.strip().lower() not in ("y", "yes"):
         raise CliError("not confirmed; nothing was changed (pass --yes to skip the question)")

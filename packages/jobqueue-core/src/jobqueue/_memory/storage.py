@@ -37,7 +37,7 @@ from .._contract.storage import ControlChannel, LeaderLock, Monitoring, Storage
 from .._durations import now_ms
 from .._errors import StorageError
 from .._types import JobState
-from .._urls import parse_query
+from .._urls import parse_query, redact_url
 from .admin import MemoryMonitoring
 from .state import MemoryStore, NamespaceState, Subscriber
 
@@ -68,9 +68,9 @@ class MemoryStorage(MemoryMonitoring, Storage, Monitoring, LeaderLock, ControlCh
             raise TypeError(f"storage url must be a str, not {type(url).__name__}")
         parts = urlsplit(url)
         if parts.scheme.lower() != "memory":
-            raise ValueError(f"not a memory:// url: {url!r}")
+            raise ValueError(f"not a memory:// url: {redact_url(url)!r}")
         if parts.netloc or parts.path not in ("", "/"):
-            raise ValueError(f"memory:// takes no host or path, got {url!r}")
+            raise ValueError(f"memory:// takes no host or path, got {redact_url(url)!r}")
         parse_query(url, set())
         return cls()
 

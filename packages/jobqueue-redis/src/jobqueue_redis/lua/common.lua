@@ -75,7 +75,7 @@ local function publish(kind, id, at, worker, data)
   local message = MSGPACK_ARRAY_5 .. cmsgpack.pack(kind) .. cmsgpack.pack(id) .. cmsgpack.pack(at)
     .. pack_or_nil(worker) .. pack_or_nil(data)
   for _, channel in ipairs(EVENT_CHANNELS[kind]) do
-    redis.call('PUBLISH', channel, message)
+    redis.call(PUBLISH, channel, message) -- SPUBLISH on a cluster: the event stays on its shard
   end
 end
 

@@ -1,0 +1,261 @@
+"""LISTEN/NOTIFY: one listening connection per storage, shared by its views, feeding subscriptions and claims.
+
+Each namespace has its own NOTIFY channel (``_records.channel_name``), listened
+to from the first subscription or blocking claim on it until the storage
+disconnects. A payload is ``'e'`` + base64 of an encoded event, or ``'i'`` +
+base64 of the event without its data when the whole one was over the 8000-byte
+NOTIFY limit: the subscription then reads the data from the job's row.
+
+When the listening connection drops, events are lost (delivery is best
+effort, as the contract says); blocked claims are woken to look for
+themselves, and a background task reconnects and listens again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+
+import asyncpg
+from jobqueue.storage import (
+    Channel,
+    EventKind,
+    StorageError,
+    StorageEvent,
+    cancel_and_wait,
+    decode_event,
+    rules,
+)
+
+__all__ = ["MAX_PENDING_EVENTS", "ClaimWaiter", "Listener", "Subscription", "parse_payload"]
+
+logger = logging.getLogger("jobqueue.postgres")
+
+# Events after which a blocked claim may find work: a job became ready, or the schedule changed.
+_WAKING = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.FAILING, EventKind.STALLED})
+
+FetchData = Callable[[StorageEvent], Awaitable[bytes | None]]
+
+
+def parse_payload(payload: str) -> tuple[StorageEvent, bool]:
+    """Decode a NOTIFY payload: the event, and whether its data was left out (to be fetched)."""
+    tag, body = payload[:1], payload[1:]
+    if tag not in ("e", "i"):
+        raise ValueError(f"unknown jobqueue notification {payload[:40]!r}")
+    return decode_event(base64.b64decode(body)), tag == "i"
+
+
+MAX_PENDING_EVENTS = 10_000
+"""Events a slow subscriber may have pending; past that the oldest are dropped (and counted)."""
+
+
+class Subscription:
+    """One ``subscribe`` context: events of its channels, in the order the listener received them."""
+
+    def __init__(
+        self, channels: frozenset[Channel], fetch: FetchData, limit: int = MAX_PENDING_EVENTS
+    ) -> None:
+        self.channels = channels
+        self.dropped = 0
+        self._fetch = fetch
+        self._events: deque[tuple[StorageEvent, bool]] = deque()
+        self._limit = limit
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def deliver(self, event: StorageEvent, partial: bool) -> None:
+        """Queue the event once per subscribed channel it was published on."""
+        if self._closed:
+            return
+        for channel in event.kind.channels:
+            if channel in self.channels:
+                if len(self._events) >= self._limit:
+                    self._events.popleft()
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        logger.warning("postgres subscriber is slow: %d events dropped so far", self.dropped)
+                self._events.append((event, partial))
+                self._ready.set()
+
+    def lost(self) -> None:
+        """The listening connection dropped (events may be missing); nothing to do."""
+
+    def close(self) -> None:
+        """End the iteration (the storage disconnected)."""
+        self._closed = True
+        self._ready.set()
+
+    def __aiter__(self) -> AsyncIterator[StorageEvent]:
+        return self
+
+    async def __anext__(self) -> StorageEvent:
+        while not self._events:
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        event, partial = self._events.popleft()
+        if partial:
+            try:
+                data = rules.inline(await self._fetch(event))
+            except StorageError:
+                data = None  # best effort: the waiter reads the job itself
+            event = replace(event, data=data)
+        return event
+
+
+class ClaimWaiter:
+    """A blocked claim: set when an event may have made a job ready (or the connection dropped)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def deliver(self, event: StorageEvent, partial: bool) -> None:
+        """Wake on events after which a job may be ready."""
+        if event.kind in _WAKING:
+            self._event.set()
+
+    def lost(self) -> None:
+        """Notifications may have been missed: look again."""
+        self._event.set()
+
+    def clear(self) -> None:
+        """Forget earlier wake-ups (call before looking for work)."""
+        self._event.clear()
+
+    async def wait(self, seconds: float) -> None:
+        """Wait until woken, or ``seconds``."""
+        try:
+            async with asyncio.timeout(max(seconds, 0)):
+                await self._event.wait()
+        except TimeoutError:
+            pass
+
+
+Sink = Subscription | ClaimWaiter
+
+
+class Listener:
+    """The one LISTEN connection of a storage (all its views), and the sinks of each channel."""
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        self._connect = connect
+        self._conn: asyncpg.Connection | None = None
+        self._listening: set[str] = set()
+        self._sinks: dict[str, set[Sink]] = {}
+        self._lock = asyncio.Lock()
+        self._reconnect: asyncio.Task[None] | None = None
+        self._priming: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def add(self, channel: str, sink: Sink) -> None:
+        """Deliver the channel's events to ``sink``; returns once the channel is listened to."""
+        self._sinks.setdefault(channel, set()).add(sink)
+        try:
+            await self._listen(channel)
+        except BaseException:
+            self.remove(channel, sink)
+            raise
+
+    def start(self, channel: str) -> None:
+        """Connect and LISTEN to ``channel`` in the background, ahead of the first subscription or blocking claim."""
+        self._priming = asyncio.get_running_loop().create_task(self._prime(channel))
+
+    async def _prime(self, channel: str) -> None:
+        try:
+            await self._listen(channel)
+        except (StorageError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.debug("listener not opened ahead: %s", exc)  # the first add() tries again and reports
+
+    async def _listen(self, channel: str) -> None:
+        async with self._lock:
+            conn = await self._ensure_connection()
+            if channel not in self._listening:
+                await conn.add_listener(channel, self._on_notify)
+                self._listening.add(channel)
+
+    def watch(self, channel: str, sink: Sink) -> bool:
+        """Deliver to ``sink`` at once when the channel is already listened to; False (and no change) if not."""
+        if channel not in self._listening or self._conn is None or self._conn.is_closed():
+            return False
+        self._sinks.setdefault(channel, set()).add(sink)
+        return True
+
+    def remove(self, channel: str, sink: Sink) -> None:
+        """Stop delivering to ``sink``. The channel stays listened to: the next claim needs it again."""
+        sinks = self._sinks.get(channel)
+        if sinks is not None:
+            sinks.discard(sink)
+
+    async def _ensure_connection(self) -> asyncpg.Connection:
+        if self._closed:
+            raise StorageError("postgres storage is disconnected; call connect()")
+        if self._conn is None or self._conn.is_closed():
+            self._listening.clear()
+            conn = await self._connect()
+            conn.add_termination_listener(self._on_terminated)
+            self._conn = conn
+        return self._conn
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        try:
+            event, partial = parse_payload(str(payload))
+        except Exception:
+            logger.warning("ignored an unreadable notification on %s: %.60r", channel, payload)
+            return
+        for sink in list(self._sinks.get(channel, ())):
+            sink.deliver(event, partial)
+
+    def _on_terminated(self, conn: object) -> None:
+        if conn is not self._conn or self._closed:
+            return
+        self._conn = None
+        self._listening.clear()
+        for sinks in self._sinks.values():
+            for sink in list(sinks):
+                sink.lost()
+        if self._reconnect is None or self._reconnect.done():
+            self._reconnect = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        """Reconnect and listen to every channel that still has sinks, with backoff while the server is away."""
+        delay = 0.05
+        while not self._closed:
+            wanted = [channel for channel, sinks in self._sinks.items() if sinks]
+            if not wanted:
+                return
+            try:
+                for channel in wanted:
+                    await self._listen(channel)
+            except (StorageError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.debug("listener reconnect failed: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            for sinks in self._sinks.values():
+                for sink in list(sinks):
+                    sink.lost()  # wake claims: they may have missed a notification while we were away
+            return
+
+    async def close(self) -> None:
+        """End every subscription and close the connection."""
+        self._closed = True
+        await cancel_and_wait(self._reconnect, self._priming)
+        for sinks in self._sinks.values():
+            for sink in sinks:
+                if isinstance(sink, Subscription):
+                    sink.close()
+                else:
+                    sink.lost()
+        self._sinks.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.remove_termination_listener(self._on_terminated)
+            try:
+                await asyncio.wait_for(conn.close(), timeout=5)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()

@@ -1,0 +1,30 @@
+"""The jobqueue CLI works unchanged on a postgresql:// storage URL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from jobqueue_postgres import PostgresStorage
+
+from tests.e2e.cli_support import run_cli
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_enqueue_stats_status_and_cancel(postgres_url: str, schema: str, tmp_path: Path) -> None:
+    url = f"{postgres_url}?schema={schema}"
+
+    async def cli(*args: str) -> str:
+        result = await asyncio.to_thread(run_cli, *args, "--storage", url, "--queue", "q", cwd=tmp_path)
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        return result.stdout
+
+    assert "queued job-1" in await cli("enqueue", "job-1", '{"x": 1}')
+    assert "queued" in await cli("status", "job-1")
+    stats = await cli("stats")
+    assert "queued" in stats and "1" in stats
+    assert "cancelled job-1" in await cli("cancel", "job-1")
+    async with PostgresStorage(postgres_url, schema=schema) as storage:
+        assert await storage.namespace("q").get("job-1") is None
