@@ -132,3 +132,11 @@ async def test_a_job_recovered_after_a_worker_is_killed_continues_the_trace_on_r
 @pytest.mark.slow
 async def test_a_job_recovered_after_a_worker_is_killed_continues_the_trace_on_files(tmp_path: Path) -> None:
     _check_recovered_trace(*await _run_crash(f"file://{tmp_path / 'queue'}", tmp_path))
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_one_trace_from_producer_to_worker_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    separator = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{separator}schema=otel_{uuid.uuid4().hex[:8]}"
+    _check_one_trace_per_job(*await _run_pair(url, tmp_path))
