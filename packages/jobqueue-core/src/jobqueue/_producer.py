@@ -11,7 +11,7 @@ from ._config import QueueConfig, validate_attempts
 from ._contract import rules
 from ._contract.codecs import Envelope, encode_envelope
 from ._contract.records import EventKind, JobRecord, NewJob, StorageEvent
-from ._contract.storage import Storage, check_new_job
+from ._contract.storage import Storage, TransactionalEnqueue, check_new_job
 from ._durations import Duration, from_ms, now_ms, to_ms, validate_job_id
 from ._emitter import Emitter
 from ._errors import JobCancelledError, JobNotFoundError, JobQueueError, JobTimeoutError
@@ -70,19 +70,28 @@ class Producer(Generic[P, R]):
         message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms))
         return check_new_job(NewJob(job_id, message, delay_ms, priority))
 
-    async def enqueue(self, job_id: str, payload: P, **options: Unpack[JobOptions]) -> EnqueueResult[R]:
+    async def enqueue(
+        self, job_id: str, payload: P, *, connection: object = None, **options: Unpack[JobOptions]
+    ) -> EnqueueResult[R]:
         """Add a job unless one with this id exists (see the dedup table in the README).
 
+        ``connection``: the application's own database connection (asyncpg on
+        ``PostgresStorage``): the job is written in its current transaction and
+        exists if and only if that transaction commits.
+
         Raises:
-            ValueError, TypeError: a bad id, payload or option, before anything is written.
+            ValueError, TypeError: a bad id, payload or option, before anything is written;
+                a ``connection`` on a storage without ``TransactionalEnqueue``.
         """
         job = self._new_job(job_id, payload, options)
-        return (await self._submit([job]))[0]
+        return (await self._submit([job], connection))[0]
 
     async def enqueue_many(
-        self, jobs: Iterable[tuple[str, P]], **options: Unpack[JobOptions]
+        self, jobs: Iterable[tuple[str, P]], *, connection: object = None, **options: Unpack[JobOptions]
     ) -> list[EnqueueResult[R]]:
         """Add many jobs in one storage call; results in order, dedup per id (within the batch too).
+
+        ``connection``: as for ``enqueue``, every job of the batch in that transaction.
 
         Raises:
             ValueError: an empty batch, more than 1,000 jobs, or a bad id, payload or option.
@@ -92,10 +101,18 @@ class Producer(Generic[P, R]):
             raise ValueError("enqueue_many needs at least one (job_id, payload) pair")
         if len(batch) > rules.MAX_BATCH:
             raise ValueError(f"enqueue_many takes at most {rules.MAX_BATCH} jobs per call, got {len(batch)}")
-        return await self._submit(batch)
+        return await self._submit(batch, connection)
 
-    async def _submit(self, jobs: list[NewJob]) -> list[EnqueueResult[R]]:
-        outcomes = await self.storage.enqueue_many(jobs)
+    async def _submit(self, jobs: list[NewJob], connection: object = None) -> list[EnqueueResult[R]]:
+        if connection is None:
+            outcomes = await self.storage.enqueue_many(jobs)
+        elif isinstance(self.storage, TransactionalEnqueue):
+            outcomes = await self.storage.enqueue_many_on(connection, jobs)
+        else:
+            raise TypeError(
+                f"connection= needs a storage with the transactional_enqueue capability; "
+                f"{type(self.storage).__name__} does not offer it"
+            )
         results: list[EnqueueResult[R]] = []
         for job, outcome in zip(jobs, outcomes, strict=True):
             if outcome.accepted:
