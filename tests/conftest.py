@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from jobqueue import MemoryStorage, Storage
 from jobqueue_file import FileStorage
+from jobqueue_postgres import PostgresStorage
 from jobqueue_redis import RedisStorage
 
 from tests.server_support import cluster_url, server_or_skip
@@ -66,6 +67,7 @@ BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
     pytest.param("valkey", marks=pytest.mark.valkey, id="valkey"),
     pytest.param("file", marks=pytest.mark.file, id="file"),
+    pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
 ]
 
 
@@ -85,6 +87,8 @@ class Backend:
         if self.kind == "file":
             return FileStorage(self.directory)
         assert self.server_url is not None
+        if self.kind == "postgres":
+            return PostgresStorage(self.server_url, schema=self.prefix)  # a schema of its own
         return RedisStorage(self.server_url, prefix=self.prefix)
 
 
@@ -92,7 +96,7 @@ class Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Every test that uses it runs on each storage."""
     kind: str = request.param
-    url = request.getfixturevalue(f"{kind}_url") if kind in ("redis", "valkey") else None
+    url = request.getfixturevalue(f"{kind}_url") if kind in ("redis", "valkey", "postgres") else None
     return Backend(kind, url, tmp_path / "queue", f"h{uuid.uuid4().hex[:12]}")
 
 

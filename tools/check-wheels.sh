@@ -13,9 +13,15 @@ uv pip install -q --python "$venv/bin/python" "$dist"/*.whl
 import importlib
 from importlib.metadata import entry_points
 
-for name in ("jobqueue", "jobqueue_redis", "jobqueue_file", "jobqueue_conformance", "jobqueue_tui"):
+for name in (
+    "jobqueue", "jobqueue.storage", "jobqueue_redis", "jobqueue_file", "jobqueue_postgres",
+    "jobqueue_conformance", "jobqueue_tui",
+):
     importlib.import_module(name)
 schemes = sorted(ep.name for ep in entry_points(group="jobqueue.storages"))
-assert {"memory", "redis", "rediss", "valkey", "valkeys", "file"} <= set(schemes), schemes
+expected = {"memory", "redis", "rediss", "valkey", "valkeys", "file", "postgresql", "postgres", "redis+cluster"}
+assert expected <= set(schemes), schemes
+from importlib.resources import files
+assert any(p.name.endswith(".sql") for p in files("jobqueue_postgres").joinpath("migrations").iterdir())
 print("wheels import fine; storage schemes:", ", ".join(schemes))
 PY

@@ -23,6 +23,8 @@ def storage_url(backend: Backend) -> str:
         return "memory://"
     if backend.kind == "file":
         return backend.directory.as_uri()
+    if backend.kind == "postgres":
+        return f"{backend.server_url}?schema={backend.prefix}"
     return f"{backend.server_url}?prefix={backend.prefix}"
 
 

@@ -29,10 +29,11 @@ APPLICATION_API = {
 
 STORAGE_AUTHOR_API = {
     # the contract
-    "Capability", "ControlChannel", "LeaderLock", "Monitoring", "Storage", "capabilities",
+    "Capability", "ControlChannel", "LeaderLock", "Migrations", "Monitoring", "Storage",
+    "TransactionalEnqueue", "capabilities",
     # records
     "DEFAULT_NAMESPACE", "Channel", "Claim", "EnqueueOutcome", "EventKind", "Finish", "FinishKind",
-    "JobPage", "JobRecord", "NewJob", "Recovery", "Revoked", "Stalled", "StorageEvent", "TtlOutcome",
+    "JobPage", "JobRecord", "JobState", "NewJob", "Recovery", "Revoked", "Stalled", "StorageEvent", "TtlOutcome",
     "WorkerRecord",
     # rules, codecs, helpers
     "rules", "Envelope", "decode_envelope", "decode_event", "encode_envelope", "encode_event",

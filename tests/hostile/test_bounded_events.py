@@ -33,8 +33,8 @@ async def _wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
 async def test_a_slow_subscriber_keeps_the_newest_events(
     backend: Backend, storage: Storage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if backend.kind not in ("memory", "redis", "valkey"):
-        pytest.skip("client-side event queues are those of memory and Redis pub/sub")
+    if backend.kind == "file":
+        pytest.skip("files keep no client-side event queue: subscribers read the event log")
     ids = [f"e{i:05d}" for i in range(LIMIT + EXTRA)]
     with caplog.at_level(logging.WARNING, logger="jobqueue"):
         async with storage.subscribe(Channel.EVENTS) as events:

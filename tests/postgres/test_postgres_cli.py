@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 from jobqueue_postgres import PostgresStorage
 
@@ -28,3 +29,23 @@ async def test_enqueue_stats_status_and_cancel(postgres_url: str, schema: str, t
     assert "cancelled job-1" in await cli("cancel", "job-1")
     async with PostgresStorage(postgres_url, schema=schema) as storage:
         assert await storage.namespace("q").get("job-1") is None
+
+
+async def test_migrate_creates_the_schema_and_says_its_version(
+    postgres_url: str, schema: str, tmp_path: Path
+) -> None:
+    url = f"{postgres_url}?schema={schema}"
+    result = await asyncio.to_thread(run_cli, "migrate", "--storage", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "is at version 1" in result.stdout
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema) == 1
+    finally:
+        await conn.close()
+
+
+async def test_migrate_on_a_storage_without_a_schema_says_so(tmp_path: Path) -> None:
+    result = await asyncio.to_thread(run_cli, "migrate", "--storage", "memory://", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to migrate" in result.stdout

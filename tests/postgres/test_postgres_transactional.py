@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 
 import asyncpg
 import pytest
+from jobqueue import Job, MemoryStorage, Queue
 from jobqueue.storage import Channel, EventKind, NewJob, StorageError
 from jobqueue_postgres import PostgresStorage
 
@@ -141,3 +143,34 @@ async def test_a_concurrent_enqueue_of_the_same_id_waits_for_the_transaction(
     assert outcome.accepted is not commit
     record = await storage.get("same")
     assert record is not None and record.message == (b"in-tx" if commit else b"elsewhere")
+
+
+async def test_queue_enqueue_on_the_application_connection_commits_or_rolls_back_with_it(
+    storage: PostgresStorage, admin: asyncpg.Connection, orders: None
+) -> None:
+    queue: Queue[dict[str, str], str] = Queue(storage)
+
+    @queue.execute
+    async def ship(job: Job[dict[str, str]]) -> str:
+        return f"shipped {job.payload['order']}"
+
+    async with queue:
+        with contextlib.suppress(RuntimeError):
+            async with admin.transaction():
+                await admin.execute("INSERT INTO orders VALUES ('lost')")
+                result = await queue.enqueue("ship-lost", {"order": "lost"}, connection=admin)
+                assert result.status == "queued"
+                raise RuntimeError("the application rolls back")
+        async with admin.transaction():
+            await admin.execute("INSERT INTO orders VALUES ('kept')")
+            results = await queue.enqueue_many([("ship-kept", {"order": "kept"})], connection=admin)
+            assert [r.status for r in results] == ["queued"]
+        assert await queue.wait("ship-kept", timeout=30) == "shipped kept"
+        assert await queue.get_status("ship-lost") is None, "rule: a rolled-back enqueue leaves no job"
+
+
+async def test_connection_is_refused_by_a_storage_without_transactional_enqueue() -> None:
+    queue: Queue[int, int] = Queue(MemoryStorage())
+    async with queue:
+        with pytest.raises(TypeError, match="transactional_enqueue"):
+            await queue.enqueue("j", 1, connection=object())

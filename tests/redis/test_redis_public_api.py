@@ -14,7 +14,11 @@ def test_all_is_pinned() -> None:
 
 def test_storage_capabilities_and_schemes() -> None:
     assert issubclass(jobqueue_redis.RedisStorage, Storage)
-    assert capabilities(jobqueue_redis.RedisStorage("redis://h:1/0")) == set(Capability)
+    assert capabilities(jobqueue_redis.RedisStorage("redis://h:1/0")) == {
+        Capability.MONITORING,
+        Capability.LEADER_LOCK,
+        Capability.CONTROL_CHANNEL,
+    }
     assert {"redis", "rediss", "valkey", "valkeys"} <= set(available_schemes())
 
 

@@ -39,7 +39,8 @@ class Finisher:
             if self._open is batch:
                 self._open = None
         try:
-            stored = await self._storage.finish_many(self._worker_id, [outcome, *(item for item, _ in batch)])
+            # the protected primitive: the core built these outcomes itself, the public checks would repeat
+            stored = await self._storage._finish(self._worker_id, [outcome, *(item for item, _ in batch)])
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():

@@ -11,7 +11,7 @@ from ._config import QueueConfig, validate_attempts
 from ._contract import rules
 from ._contract.codecs import Envelope, encode_envelope
 from ._contract.records import EventKind, JobRecord, NewJob, StorageEvent
-from ._contract.storage import Storage, check_new_job
+from ._contract.storage import Storage, TransactionalEnqueue, check_new_job
 from ._durations import Duration, from_ms, now_ms, to_ms, validate_job_id
 from ._emitter import Emitter
 from ._errors import JobCancelledError, JobNotFoundError, JobQueueError, JobTimeoutError
@@ -73,11 +73,18 @@ class Producer(Generic[P, R]):
         message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms, headers or {}))
         return check_new_job(NewJob(job_id, message, delay_ms, priority))
 
-    async def enqueue(self, job_id: str, payload: P, **options: Unpack[JobOptions]) -> EnqueueResult[R]:
+    async def enqueue(
+        self, job_id: str, payload: P, *, connection: object = None, **options: Unpack[JobOptions]
+    ) -> EnqueueResult[R]:
         """Add a job unless one with this id exists (see the dedup table in the README).
 
+        ``connection``: the application's own database connection (asyncpg on
+        ``PostgresStorage``): the job is written in its current transaction and
+        exists if and only if that transaction commits.
+
         Raises:
-            ValueError, TypeError: a bad id, payload or option, before anything is written.
+            ValueError, TypeError: a bad id, payload or option, before anything is written;
+                a ``connection`` on a storage without ``TransactionalEnqueue``.
         """
         scope = self._send_scope(1, job_id)
         try:
@@ -85,12 +92,14 @@ class Producer(Generic[P, R]):
         except BaseException as exc:
             _end(scope, None, exc)
             raise
-        return (await self._submit([job], scope))[0]
+        return (await self._submit([job], scope, connection))[0]
 
     async def enqueue_many(
-        self, jobs: Iterable[tuple[str, P]], **options: Unpack[JobOptions]
+        self, jobs: Iterable[tuple[str, P]], *, connection: object = None, **options: Unpack[JobOptions]
     ) -> list[EnqueueResult[R]]:
         """Add many jobs in one storage call; results in order, dedup per id (within the batch too).
+
+        ``connection``: as for ``enqueue``, every job of the batch in that transaction.
 
         Raises:
             ValueError: an empty batch, more than 1,000 jobs, or a bad id, payload or option.
@@ -107,7 +116,7 @@ class Producer(Generic[P, R]):
         except BaseException as exc:
             _end(scope, None, exc)
             raise
-        return await self._submit(batch, scope)
+        return await self._submit(batch, scope, connection)
 
     def _send_scope(self, count: int, job_id: object = None) -> SendScope | None:
         observer = self.config.observer
@@ -115,9 +124,19 @@ class Producer(Generic[P, R]):
             return None
         return observer.send(self.storage.name, job_id if isinstance(job_id, str) else None, count)
 
-    async def _submit(self, jobs: list[NewJob], scope: SendScope | None) -> list[EnqueueResult[R]]:
+    async def _submit(
+        self, jobs: list[NewJob], scope: SendScope | None, connection: object = None
+    ) -> list[EnqueueResult[R]]:
         try:
-            outcomes = await self.storage.enqueue_many(jobs)
+            if connection is None:
+                outcomes = await self.storage.enqueue_many(jobs)
+            elif isinstance(self.storage, TransactionalEnqueue):
+                outcomes = await self.storage.enqueue_many_on(connection, jobs)
+            else:
+                raise TypeError(
+                    f"connection= needs a storage with the transactional_enqueue capability; "
+                    f"{type(self.storage).__name__} does not offer it"
+                )
         except BaseException as exc:
             _end(scope, None, exc)
             raise

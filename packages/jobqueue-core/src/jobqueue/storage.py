@@ -36,8 +36,10 @@ from ._contract.storage import (
     Capability,
     ControlChannel,
     LeaderLock,
+    Migrations,
     Monitoring,
     Storage,
+    TransactionalEnqueue,
     capabilities,
     check_ms,
     check_new_job,
@@ -45,6 +47,7 @@ from ._contract.storage import (
 from ._durations import MAX_SECONDS, now_ms, validate_job_id
 from ._errors import CorruptDataError, StorageError, map_exceptions
 from ._tasks import cancel_and_wait
+from ._types import JobState
 from ._urls import parse_query, redact_url
 
 __all__ = [
@@ -52,8 +55,10 @@ __all__ = [
     "Capability",
     "ControlChannel",
     "LeaderLock",
+    "Migrations",
     "Monitoring",
     "Storage",
+    "TransactionalEnqueue",
     "capabilities",
     # records
     "DEFAULT_NAMESPACE",
@@ -65,6 +70,7 @@ __all__ = [
     "FinishKind",
     "JobPage",
     "JobRecord",
+    "JobState",
     "NewJob",
     "Recovery",
     "Revoked",

@@ -26,12 +26,14 @@ from jobqueue.storage import (
     FinishKind,
     JobRecord,
     LeaderLock,
+    Migrations,
     Monitoring,
     Recovery,
     Revoked,
     Stalled,
     Storage,
     StorageEvent,
+    TransactionalEnqueue,
     TtlOutcome,
     rules,
 )
@@ -55,7 +57,16 @@ _MAX_SWEEP_BATCHES = 20
 """Sweep statements per ``recover_stalled`` pass: a huge backlog is deleted over several passes."""
 
 
-class PostgresStorage(EnqueueMixin, PostgresAdminMixin, Storage, Monitoring, LeaderLock, ControlChannel):
+class PostgresStorage(
+    EnqueueMixin,
+    PostgresAdminMixin,
+    Storage,
+    Monitoring,
+    LeaderLock,
+    ControlChannel,
+    Migrations,
+    TransactionalEnqueue,
+):
     """Jobs in PostgreSQL tables: ``SKIP LOCKED`` claims, ``LISTEN/NOTIFY`` wake-ups, transactional enqueue.
 
     ``PostgresStorage("postgresql://user@host/db", schema="jobqueue")`` or

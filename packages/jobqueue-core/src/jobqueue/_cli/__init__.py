@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--abort", action="store_true", help="also stop the job if it is running")
 
     sub.add_parser("stats", parents=[target], help="jobs per state and registered workers")
+    sub.add_parser(
+        "migrate",
+        parents=[target],
+        help="create or upgrade the storage's schema (PostgreSQL); others have none",
+    )
     add_failed_parser(sub, target)
 
     demo = sub.add_parser("demo", parents=[common], help="see jobqueue work, in a few seconds")
@@ -192,6 +197,7 @@ def _command(name: str) -> Command:
         "status": _cli_client.run_status,
         "cancel": _cli_client.run_cancel,
         "stats": _cli_client.run_stats,
+        "migrate": _cli_client.run_migrate,
     }
     return commands[name]
 

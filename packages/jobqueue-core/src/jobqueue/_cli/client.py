@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from .._contract.storage import Migrations
 from .._durations import now_ms
 from .._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
 from .._queue import Queue
@@ -165,4 +166,21 @@ async def run_stats(args: argparse.Namespace, out: Output) -> int:
         out.table("workers", ["worker", "last seen (UTC)", "heartbeat", "status", "jobs"], worker_rows)
     else:
         out.print("workers: none registered")
+    return 0
+
+
+async def run_migrate(args: argparse.Namespace, out: Output) -> int:
+    """Create or upgrade the storage's schema, on a storage with the ``Migrations`` capability."""
+    storage = open_storage(args.storage, args.queue)
+    if not isinstance(storage, Migrations):
+        out.print(f"{type(storage).__name__} keeps no versioned schema: nothing to migrate")
+        return 0
+    with connecting(args.storage):
+        await storage.connect()
+    try:
+        with connecting(args.storage):
+            version = await storage.migrate()
+    finally:
+        await storage.disconnect()
+    out.print(f"schema of {redact_url(args.storage)} is at version {version}", style="green")
     return 0

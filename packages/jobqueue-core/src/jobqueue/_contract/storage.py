@@ -12,7 +12,9 @@ Optional capabilities are mixins, declared by subclassing, never probed:
 - ``Monitoring``: counts, job listing, namespaces, workers, purge, retry of failed jobs;
 - ``LeaderLock``: a lock with an owner and a TTL, for leader election;
 - ``ControlChannel``: abort requests are also pushed on ``Channel.CONTROL``
-  (without it a worker sees an abort at its next heartbeat).
+  (without it a worker sees an abort at its next heartbeat);
+- ``Migrations``: a versioned schema (``jobqueue migrate``);
+- ``TransactionalEnqueue``: enqueue inside the application's own transaction.
 
 ``capabilities(storage)`` names what a storage offers.
 
@@ -29,7 +31,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from enum import StrEnum
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from .._durations import validate_job_id
 from .._types import JobState
@@ -54,8 +56,10 @@ __all__ = [
     "Capability",
     "ControlChannel",
     "LeaderLock",
+    "Migrations",
     "Monitoring",
     "Storage",
+    "TransactionalEnqueue",
     "capabilities",
     "check_ms",
     "check_new_job",
@@ -411,6 +415,8 @@ class Capability(StrEnum):
     MONITORING = "monitoring"
     LEADER_LOCK = "leader_lock"
     CONTROL_CHANNEL = "control_channel"
+    MIGRATIONS = "migrations"
+    TRANSACTIONAL_ENQUEUE = "transactional_enqueue"
 
 
 class Monitoring(abc.ABC):
@@ -499,13 +505,39 @@ class ControlChannel:
     """
 
 
+class Migrations(abc.ABC):
+    """Capability: a versioned schema, created or upgraded by ``migrate`` (and ``jobqueue migrate``)."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> int:
+        """Create or upgrade the schema now; return its version.
+
+        Raises:
+            StorageError: the stored schema is newer than this code, or the server failed.
+        """
+
+
+class TransactionalEnqueue(abc.ABC):
+    """Capability: enqueue on the application's own connection, inside its transaction.
+
+    ``Queue.enqueue(..., connection=conn)`` uses it: the jobs exist if and only
+    if that transaction commits.
+    """
+
+    @abc.abstractmethod
+    async def enqueue_many_on(self, connection: Any, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
+        """``enqueue_many`` on ``connection`` (the backend's own connection type), in its transaction."""
+
+
+_CAPABILITIES: tuple[tuple[type, Capability], ...] = (
+    (Monitoring, Capability.MONITORING),
+    (LeaderLock, Capability.LEADER_LOCK),
+    (ControlChannel, Capability.CONTROL_CHANNEL),
+    (Migrations, Capability.MIGRATIONS),
+    (TransactionalEnqueue, Capability.TRANSACTIONAL_ENQUEUE),
+)
+
+
 def capabilities(storage: object) -> frozenset[Capability]:
-    """The optional capabilities a storage declares."""
-    found = set()
-    if isinstance(storage, Monitoring):
-        found.add(Capability.MONITORING)
-    if isinstance(storage, LeaderLock):
-        found.add(Capability.LEADER_LOCK)
-    if isinstance(storage, ControlChannel):
-        found.add(Capability.CONTROL_CHANNEL)
-    return frozenset(found)
+    """The optional capabilities a storage declares (by the mixins it subclasses)."""
+    return frozenset(capability for mixin, capability in _CAPABILITIES if isinstance(storage, mixin))

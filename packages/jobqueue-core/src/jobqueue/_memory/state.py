@@ -221,6 +221,8 @@ class NamespaceState:
     def publish(
         self, kind: EventKind, job_id: str, at: int, worker_id: str | None = None, data: bytes | None = None
     ) -> None:
+        if not self.subscribers:
+            return
         event = StorageEvent(kind=kind, job_id=job_id, at=at, worker_id=worker_id, data=data)
         for subscriber in self.subscribers:
             for channel in kind.channels:
