@@ -72,7 +72,41 @@ def free_port(exclude: Container[int] = ()) -> int:
             return port
 
 
-class ServerProcess:
+class Throwaway:
+    """A server the tests own: ``close`` kills it and removes its files; a context manager for that."""
+
+    dir: Path
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Kill the server and remove its directory."""
+        self.kill()
+        self._tmp.cleanup()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the server's log file."""
+        log = self.dir / "server.log"
+        if not log.exists():
+            return "(no log)"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    _tmp: tempfile.TemporaryDirectory[str]
+
+
+class ServerProcess(Throwaway):
     """One server process on a fixed port and data directory; restartable."""
 
     def __init__(
@@ -167,29 +201,6 @@ class ServerProcess:
         os.kill(proc.pid, sig)
         proc.wait(timeout=READY_TIMEOUT)
 
-    def log_tail(self, lines: int = 20) -> str:
-        """The end of the server's log file."""
-        log = self.dir / "server.log"
-        if not log.exists():
-            return "(no log)"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-    def close(self) -> None:
-        """Kill the server and remove its directory."""
-        self.kill()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _answers_ping(port: int) -> bool:
     try:
@@ -221,7 +232,7 @@ def _version_key(path: str) -> int:
     return int(version) if version.isdigit() else 0
 
 
-class PostgresServer:
+class PostgresServer(Throwaway):
     """A throw-away PostgreSQL cluster on a free loopback port, trust auth; restartable.
 
     ``kill`` is ``pg_ctl stop -m immediate`` (a crash: no shutdown checkpoint,
@@ -323,26 +334,3 @@ class PostgresServer:
                 f"{tool} {' '.join(args)} failed ({result.returncode}):\n{output}\n{self.log_tail()}"
             )
         return result
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The end of the server's log file."""
-        log = self.dir / "server.log"
-        if not log.exists():
-            return "(no log)"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-    def close(self) -> None:
-        """Stop the server at once and remove its directory."""
-        self.kill()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

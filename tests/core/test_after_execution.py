@@ -44,3 +44,20 @@ async def test_an_async_hook_sees_every_attempt() -> None:
     async with queue:
         assert await queue.enqueue_and_wait("j", None, timeout=5) == 2
     assert seen == [(1, "failing"), (2, "completed")]
+
+
+def test_event_callbacks_are_typed_per_event() -> None:
+    """mypy (run on the tests in CI) checks each callback against its event; an unused ignore fails it."""
+    queue: Queue[int, str] = Queue(MemoryStorage())
+
+    def on_completed(job_id: str, result: str) -> None:
+        seen.append((job_id, result))
+
+    def on_enqueued(job_id: str) -> None:
+        seen.append((job_id, ""))
+
+    seen: list[tuple[str, str]] = []
+    queue.on("completed", on_completed)
+    queue.on("failing", on_enqueued)  # type: ignore[call-overload]  # failing passes (id, error, attempt, delay)
+    with pytest.raises(ValueError, match="unknown event"):
+        queue.on("finished", on_enqueued)  # type: ignore[call-overload]  # unknown to mypy too

@@ -139,7 +139,7 @@ def test_storage_must_be_a_storage() -> None:
 def test_unknown_event_name() -> None:
     queue: Queue[object, object] = Queue(MemoryStorage())
     with pytest.raises(ValueError, match="unknown event 'complete'"):
-        queue.on("complete", lambda *args: None)
+        queue.on("complete", lambda *args: None)  # type: ignore[call-overload]  # the typo mypy also catches
 
 
 @pytest.mark.parametrize("value", [1e14, 1e17, timedelta(days=365 * 101)])

@@ -30,7 +30,9 @@ class Recorder:
     def watch(self, target: Queue[Any, Any] | Reaper, *names: str) -> None:
         """Record every ``names`` event of ``target``."""
         for name in names:
-            target.on(name, lambda *args, name=name: self.seen.append((name, args)))
+            # a name chosen at run time: each event's callback signature is checked where it is literal
+            event: Any = name
+            target.on(event, lambda *args, name=name: self.seen.append((name, args)))
 
     def names(self, job_id: str | None = None) -> list[str]:
         """Event names in order, optionally only those whose first argument is ``job_id``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, overload
 
 from ._attempt import Handler
 from ._backoff import RetryBackoff
@@ -160,8 +160,35 @@ class Queue(Producer[P, R]):
         jobs = [(spec.job_id(tick), spec.payload) for tick in ticks]
         await self.enqueue_many(jobs, result_ttl=ttl_ms / 1000)
 
-    def on(self, event: str, callback: Callable[..., Any]) -> Unsubscribe:
-        """Call ``callback`` on ``event`` (see the README's event table); returns an unsubscribe function."""
+    @overload
+    def on(self, event: Literal["started", "stopped"], callback: Callable[[], object]) -> Unsubscribe: ...
+    @overload
+    def on(
+        self, event: Literal["enqueued", "requeued", "cancelled"], callback: Callable[[str], object]
+    ) -> Unsubscribe: ...
+    @overload
+    def on(self, event: Literal["processing"], callback: Callable[[str, int], object]) -> Unsubscribe: ...
+    @overload
+    def on(self, event: Literal["progress"], callback: Callable[[str, Any], object]) -> Unsubscribe: ...
+    @overload
+    def on(self, event: Literal["completed"], callback: Callable[[str, R], object]) -> Unsubscribe: ...
+    @overload
+    def on(
+        self, event: Literal["failing"], callback: Callable[[str, BaseException, int, float], object]
+    ) -> Unsubscribe: ...
+    @overload
+    def on(
+        self, event: Literal["failed"], callback: Callable[[str, BaseException], object]
+    ) -> Unsubscribe: ...
+    @overload
+    def on(self, event: Literal["error"], callback: Callable[[BaseException], object]) -> Unsubscribe: ...
+    def on(self, event: str, callback: Callable[..., object]) -> Unsubscribe:
+        """Call ``callback`` on ``event`` (see the README's event table); returns an unsubscribe function.
+
+        Each event name has a typed signature: ``completed(job_id, result)``,
+        ``failing(job_id, error, attempt, delay_seconds)``, ``processing(job_id, attempt)``...
+        Raises ``ValueError`` for an unknown name.
+        """
         return self._emitter.on(event, callback)
 
     async def start(self) -> None:

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Literal, Self, overload
 
 from ._config import default_worker_id
 from ._contract.records import Recovery
@@ -93,7 +93,17 @@ class Reaper:
         self.is_leader = False
         self._observer: Observer | None = default_observer() if instrument else None
 
-    def on(self, event: str, callback: Callable[..., Any]) -> Unsubscribe:
+    @overload
+    def on(
+        self,
+        event: Literal["started", "stopped", "leadership_acquired", "leadership_lost"],
+        callback: Callable[[], object],
+    ) -> Unsubscribe: ...
+    @overload
+    def on(self, event: Literal["stalled"], callback: Callable[[str, str], object]) -> Unsubscribe: ...
+    @overload
+    def on(self, event: Literal["error"], callback: Callable[[BaseException], object]) -> Unsubscribe: ...
+    def on(self, event: str, callback: Callable[..., object]) -> Unsubscribe:
         """Call ``callback`` on ``event``: ``stalled(job_id, worker_id)``, ``leadership_acquired()``, ..."""
         return self._emitter.on(event, callback)
 

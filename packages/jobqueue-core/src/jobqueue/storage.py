@@ -13,6 +13,7 @@ primitives), adds capability mixins (``Monitoring``, ``LeaderLock``,
 
 from ._contract import rules
 from ._contract.codecs import Envelope, decode_envelope, decode_event, encode_envelope, encode_event
+from ._contract.events import MAX_PENDING_EVENTS, EventBuffer
 from ._contract.paging import page_jobs
 from ._contract.records import (
     DEFAULT_NAMESPACE,
@@ -80,7 +81,9 @@ __all__ = [
     "WorkerRecord",
     # rules of a job's life
     "rules",
-    # codecs
+    # codecs and event delivery
+    "EventBuffer",
+    "MAX_PENDING_EVENTS",
     "Envelope",
     "decode_envelope",
     "decode_event",

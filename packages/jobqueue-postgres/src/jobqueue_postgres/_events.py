@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import asyncpg
 from jobqueue.storage import (
+    MAX_PENDING_EVENTS,
     Channel,
+    EventBuffer,
     EventKind,
     StorageError,
     StorageEvent,
@@ -31,7 +32,7 @@ from jobqueue.storage import (
     rules,
 )
 
-__all__ = ["MAX_PENDING_EVENTS", "ClaimWaiter", "Listener", "Subscription", "parse_payload"]
+__all__ = ["ClaimWaiter", "Listener", "Subscription", "parse_payload"]
 
 logger = logging.getLogger("jobqueue.postgres")
 
@@ -49,56 +50,43 @@ def parse_payload(payload: str) -> tuple[StorageEvent, bool]:
     return decode_event(base64.b64decode(body)), tag == "i"
 
 
-MAX_PENDING_EVENTS = 10_000
-"""Events a slow subscriber may have pending; past that the oldest are dropped (and counted)."""
-
-
 class Subscription:
-    """One ``subscribe`` context: events of its channels, in the order the listener received them."""
+    """One ``subscribe`` context: events of its channels, in the order the listener received them.
+
+    Bounded (an ``EventBuffer``); an event whose data did not fit in the
+    notification is completed from the row when it is read.
+    """
 
     def __init__(
         self, channels: frozenset[Channel], fetch: FetchData, limit: int = MAX_PENDING_EVENTS
     ) -> None:
         self.channels = channels
-        self.dropped = 0
         self._fetch = fetch
-        self._events: deque[tuple[StorageEvent, bool]] = deque()
-        self._limit = limit
-        self._ready = asyncio.Event()
-        self._closed = False
+        self._buffer: EventBuffer[tuple[StorageEvent, bool]] = EventBuffer(limit, source="postgres")
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped because the reader fell behind."""
+        return self._buffer.dropped
 
     def deliver(self, event: StorageEvent, partial: bool) -> None:
         """Queue the event once per subscribed channel it was published on."""
-        if self._closed:
-            return
         for channel in event.kind.channels:
             if channel in self.channels:
-                if len(self._events) >= self._limit:
-                    self._events.popleft()
-                    self.dropped += 1
-                    if self.dropped == 1 or self.dropped % 1000 == 0:
-                        logger.warning("postgres subscriber is slow: %d events dropped so far", self.dropped)
-                self._events.append((event, partial))
-                self._ready.set()
+                self._buffer.put((event, partial))
 
     def lost(self) -> None:
         """The listening connection dropped (events may be missing); nothing to do."""
 
     def close(self) -> None:
         """End the iteration (the storage disconnected)."""
-        self._closed = True
-        self._ready.set()
+        self._buffer.close()
 
     def __aiter__(self) -> AsyncIterator[StorageEvent]:
         return self
 
     async def __anext__(self) -> StorageEvent:
-        while not self._events:
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        event, partial = self._events.popleft()
+        event, partial = await anext(self._buffer)
         if partial:
             try:
                 data = rules.inline(await self._fetch(event))

@@ -13,24 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from jobqueue.storage import CorruptDataError, StorageError, StorageEvent, decode_event
+from jobqueue.storage import (
+    MAX_PENDING_EVENTS,
+    CorruptDataError,
+    EventBuffer,
+    StorageError,
+    StorageEvent,
+    decode_event,
+)
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ._errors import redis_errors
 
-__all__ = ["PubSubHub", "Subscription", "stop_task"]
+__all__ = ["PubSubHub", "Routes", "Subscription", "stop_task"]
 
 _log = logging.getLogger("jobqueue.redis")
 
 _SUBSCRIBE_TIMEOUT = 10.0
 _RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
-MAX_PENDING_EVENTS = 10_000
-"""Events one subscription holds for a reader that falls behind; the oldest go first."""
 
 
 async def stop_task(task: asyncio.Task[None] | None) -> None:
@@ -46,63 +50,34 @@ async def stop_task(task: asyncio.Task[None] | None) -> None:
         _log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
-class Subscription:
-    """The events of some channels, as an async iterator, until closed.
-
-    At most ``max_pending`` events wait for a slow reader: past that the
-    oldest are dropped, counted in ``dropped`` and logged (events are best
-    effort; waiters re-read their jobs periodically, so none hangs).
-    """
+class Subscription(EventBuffer[StorageEvent]):
+    """The events of some channels, as an async iterator, until closed (bounded: see ``EventBuffer``)."""
 
     def __init__(self, channels: Sequence[bytes], max_pending: int = MAX_PENDING_EVENTS) -> None:
+        super().__init__(max_pending, source="redis")
         self.channels = tuple(channels)
-        self.max_pending = max_pending
-        self.dropped = 0
-        self._pending: deque[StorageEvent] = deque()
-        self._ready = asyncio.Event()
-        self._closed = False
 
     def deliver(self, event: StorageEvent) -> None:
-        if self._closed:
-            return
-        if len(self._pending) >= self.max_pending:
-            self._pending.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:  # a slow reader must not flood the log
-                _log.warning("redis subscriber is slow: %d events dropped so far", self.dropped)
-        self._pending.append(event)
-        self._ready.set()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._ready.set()
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> StorageEvent:
-        while not self._pending:
-            if self._closed:  # events delivered before the close are read first
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        return self._pending.popleft()
+        """Hand one event to the reader."""
+        self.put(event)
 
 
-class PubSubHub:
-    """Routes the messages of one pub/sub connection to subscriptions."""
+class Routes:
+    """What both hubs share: channel -> subscriptions, and the confirmations subscribers wait for.
 
-    def __init__(self, client: Redis) -> None:
-        self._client = client
-        self._pubsub = client.pubsub()
+    A hub subclass sends the (S)SUBSCRIBE in ``_send`` and calls ``_confirmed``
+    and ``_deliver`` from its reader task.
+    """
+
+    _what = "subscribe"
+
+    def __init__(self) -> None:
         self._routes: dict[bytes, set[Subscription]] = {}
-        self._live: set[bytes] = set()  # confirmed on the current connection
+        self._live: set[bytes] = set()  # confirmed on the current connection(s)
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-        # redis-py's PubSub takes its one pooled connection on first use; two first
-        # uses at once would wait for each other forever.
-        self._send_lock = asyncio.Lock()
+
+    async def _send(self, channels: list[bytes]) -> None:
+        raise NotImplementedError
 
     async def add(self, subscription: Subscription) -> None:
         """Route the subscription's channels to it; return once the server confirmed them."""
@@ -118,11 +93,8 @@ class PubSubHub:
             self._waiters.setdefault(channel, []).append(future)
             futures.append(future)
         try:
-            with redis_errors("subscribe"):
-                async with self._send_lock:
-                    await self._pubsub.subscribe(*missing)
-                    if self._reader is None:
-                        self._reader = asyncio.create_task(self._read(), name="jobqueue-redis-pubsub")
+            with redis_errors(self._what):
+                await self._send(missing)
                 async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
                     await asyncio.gather(*futures)
         except BaseException:
@@ -139,12 +111,61 @@ class PubSubHub:
             if routes is not None:
                 routes.discard(subscription)
 
-    async def close(self) -> None:
-        """End every subscription, stop the reader and close the connection."""
+    def _close_routes(self) -> None:
         for routes in self._routes.values():
             for subscription in routes:
                 subscription.close()
         self._routes.clear()
+
+    def _confirmed(self, channel: bytes) -> None:
+        self._live.add(channel)
+        waiters = self._waiters.get(channel)
+        while waiters:
+            future = waiters.pop(0)
+            if not future.done():
+                future.set_result(None)
+                break
+
+    def _deliver(self, channel: bytes, data: bytes) -> None:
+        try:
+            event = decode_event(data)
+        except CorruptDataError:
+            _log.warning("dropped an unreadable event on %r", channel, exc_info=True)
+            return
+        for subscription in list(self._routes.get(channel, ())):
+            subscription.deliver(event)
+
+    def _fail_waiters(self, exc: StorageError, channels: set[bytes] | None = None) -> None:
+        for channel, waiters in list(self._waiters.items()):
+            if channels is not None and channel not in channels:
+                continue
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(exc)
+            del self._waiters[channel]
+
+
+class PubSubHub(Routes):
+    """Routes the messages of one pub/sub connection to subscriptions."""
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__()
+        self._client = client
+        self._pubsub = client.pubsub()
+        self._reader: asyncio.Task[None] | None = None
+        # redis-py's PubSub takes its one pooled connection on first use; two first
+        # uses at once would wait for each other forever.
+        self._send_lock = asyncio.Lock()
+
+    async def _send(self, channels: list[bytes]) -> None:
+        async with self._send_lock:
+            await self._pubsub.subscribe(*channels)
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read(), name="jobqueue-redis-pubsub")
+
+    async def close(self) -> None:
+        """End every subscription, stop the reader and close the connection."""
+        self._close_routes()
         await stop_task(self._reader)
         self._reader = None
         self._fail_waiters(StorageError("redis pub/sub connection closed"))
@@ -170,25 +191,6 @@ class PubSubHub:
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind, channel = message["type"], message["channel"]
         if kind == "subscribe":
-            self._live.add(channel)
-            waiters = self._waiters.get(channel)
-            while waiters:
-                future = waiters.pop(0)
-                if not future.done():
-                    future.set_result(None)
-                    break
+            self._confirmed(channel)
         elif kind == "message":
-            try:
-                event = decode_event(message["data"])
-            except CorruptDataError:
-                _log.warning("dropped an unreadable event on %r", channel, exc_info=True)
-                return
-            for subscription in list(self._routes.get(channel, ())):
-                subscription.deliver(event)
-
-    def _fail_waiters(self, exc: StorageError) -> None:
-        for waiters in self._waiters.values():
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(exc)
-        self._waiters.clear()
+            self._deliver(channel, message["data"])

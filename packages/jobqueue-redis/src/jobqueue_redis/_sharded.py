@@ -18,15 +18,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from jobqueue.storage import CorruptDataError, StorageError, decode_event
+from jobqueue.storage import StorageError
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from ._cluster import close_cluster_client
-from ._errors import redis_errors
-from ._pubsub import Subscription, stop_task
+from ._pubsub import Routes, stop_task
 
 __all__ = ["ShardedPubSubHub"]
 
@@ -52,59 +51,27 @@ class _NodeReader:
         await self.client.aclose()
 
 
-class ShardedPubSubHub:
+class ShardedPubSubHub(Routes):
     """Routes the messages of the nodes' sharded pub/sub connections to subscriptions."""
 
+    _what = "ssubscribe"
+
     def __init__(self, topology: RedisCluster, node_client: Callable[[str, int], Redis]) -> None:
+        super().__init__()
         self._topology = topology  # a cluster client used only to find each channel's owner
         self._node_client = node_client  # host, port -> a client of that node alone
-        self._routes: dict[bytes, set[Subscription]] = {}
-        self._live: set[bytes] = set()  # confirmed on the current owner
-        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._readers: dict[str, _NodeReader] = {}
         self._orphans: set[bytes] = set()  # subscribed once, owner lost: to subscribe again
         self._repair: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one (re)subscription round at a time
         self._closing: set[asyncio.Task[None]] = set()  # readers of lost nodes being closed
 
-    async def add(self, subscription: Subscription) -> None:
-        """Route the subscription's channels to it; return once their owners confirmed them."""
-        for channel in subscription.channels:
-            self._routes.setdefault(channel, set()).add(subscription)
-        missing = [channel for channel in subscription.channels if channel not in self._live]
-        if not missing:
-            return
-        loop = asyncio.get_running_loop()
-        futures = []
-        for channel in missing:
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters.setdefault(channel, []).append(future)
-            futures.append(future)
-        try:
-            with redis_errors("ssubscribe"):
-                await self._subscribe(missing, refresh=False)
-                async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
-                    await asyncio.gather(*futures)
-        except BaseException:
-            self.remove(subscription)
-            for future in futures:
-                future.cancel()
-            raise
-
-    def remove(self, subscription: Subscription) -> None:
-        """Stop routing to the subscription and end its iteration."""
-        subscription.close()
-        for channel in subscription.channels:
-            routes = self._routes.get(channel)
-            if routes is not None:
-                routes.discard(subscription)
+    async def _send(self, channels: list[bytes]) -> None:
+        await self._subscribe(channels, refresh=False)
 
     async def close(self) -> None:
         """End every subscription, stop the readers and close their connections."""
-        for routes in self._routes.values():
-            for subscription in routes:
-                subscription.close()
-        self._routes.clear()
+        self._close_routes()
         await stop_task(self._repair)
         self._repair = None
         for reader in list(self._readers.values()):
@@ -167,25 +134,13 @@ class ShardedPubSubHub:
     def _dispatch(self, reader: _NodeReader, message: dict[str, Any]) -> None:
         kind, channel = message["type"], message["channel"]
         if kind == "ssubscribe":
-            self._live.add(channel)
-            waiters = self._waiters.get(channel)
-            while waiters:
-                future = waiters.pop(0)
-                if not future.done():
-                    future.set_result(None)
-                    break
+            self._confirmed(channel)
         elif kind == "sunsubscribe":
             # The node dropped the channel itself: its slot moved to another node.
             reader.channels.discard(channel)
             self._orphan({channel}, None)
         elif kind == "smessage":
-            try:
-                event = decode_event(message["data"])
-            except CorruptDataError:
-                _log.warning("dropped an unreadable event on %r", channel, exc_info=True)
-                return
-            for subscription in list(self._routes.get(channel, ())):
-                subscription.deliver(event)
+            self._deliver(channel, message["data"])
 
     def _orphan(self, channels: set[bytes], exc: StorageError | None) -> None:
         self._live.difference_update(channels)
@@ -204,15 +159,6 @@ class ShardedPubSubHub:
             except (RedisError, OSError, StorageError) as exc:
                 failures += 1
                 _log.debug("sharded pub/sub: subscribing again failed (%s); retrying", exc)
-
-    def _fail_waiters(self, exc: StorageError, channels: set[bytes] | None = None) -> None:
-        for channel, waiters in list(self._waiters.items()):
-            if channels is not None and channel not in channels:
-                continue
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(exc)
-            del self._waiters[channel]
 
 
 async def _close_quietly(reader: _NodeReader) -> None:

@@ -13,59 +13,27 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import logging
-from collections import deque
 from dataclasses import dataclass
 
 from .._contract import rules
+from .._contract.events import MAX_PENDING_EVENTS, EventBuffer
 from .._contract.records import Channel, EventKind, JobRecord, StorageEvent, WorkerRecord
 from .._contract.rules import Place, Step
 from .._types import JobState
 
-__all__ = ["MAX_PENDING_EVENTS", "MemoryStore", "NamespaceState", "Subscriber"]
-
-MAX_PENDING_EVENTS = 10_000
-"""Events a slow subscriber may have pending; past that the oldest are dropped (and counted)."""
-
-_log = logging.getLogger("jobqueue.memory")
+__all__ = ["MemoryStore", "NamespaceState", "Subscriber"]
 
 
-class Subscriber:
-    """One ``subscribe`` context: a bounded queue of events, iterated until closed."""
+class Subscriber(EventBuffer[StorageEvent]):
+    """One ``subscribe`` context: the events of its channels, bounded (see ``EventBuffer``)."""
 
     def __init__(self, channels: frozenset[Channel], limit: int = MAX_PENDING_EVENTS) -> None:
+        super().__init__(limit, source="memory")
         self.channels = channels
-        self.dropped = 0
-        self._events: deque[StorageEvent] = deque()
-        self._limit = limit
-        self._ready = asyncio.Event()
-        self._closed = False
 
     def deliver(self, event: StorageEvent, channel: Channel) -> None:
-        if channel not in self.channels or self._closed:
-            return
-        if len(self._events) >= self._limit:
-            self._events.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                _log.warning("memory subscriber is slow: %d events dropped so far", self.dropped)
-        self._events.append(event)
-        self._ready.set()
-
-    def close(self) -> None:
-        self._closed = True
-        self._ready.set()
-
-    def __aiter__(self) -> Subscriber:
-        return self
-
-    async def __anext__(self) -> StorageEvent:
-        while not self._events:
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        return self._events.popleft()
+        if channel in self.channels:
+            self.put(event)
 
 
 @dataclass(frozen=True, slots=True)
