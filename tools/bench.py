@@ -17,6 +17,9 @@ tools/bench_node/driver.mjs) speaking the protocol of tools/bench_common.py:
   sequential enqueue-and-wait calls (p50/p95/p99), then 50 concurrent waiters over 2,000 jobs;
 - Redis commands per job: INFO commandstats before and after each phase (commands run
   inside Lua scripts included), divided by the job count;
+- PostgreSQL (``--only postgres``, tools/bench_postgres.py): the same workloads for
+  PostgresStorage, the original's PgStorage, pgqueuer, procrastinate and saq's Postgres
+  queue on one throw-away server, statements per job from pg_stat_statements;
 - raw limits: redis-py PING/GET round trips and a minimal LPUSH + BLMOVE + reply loop;
   for files, the cost of create+write+fsync+rename and of a directory fsync on the same disk.
 
@@ -45,13 +48,14 @@ import redis
 from tools.bench_cluster import CLUSTER_SYSTEMS, cluster_masters, commandstats, flush_masters
 from tools.bench_common import Driver, DriverError
 from tools.bench_node import ROOT, driver_command, missing, setup
+from tools.bench_postgres import PG_FULL, PG_QUICK, PG_SYSTEMS, PostgresBench
 from tools.bench_profile import cprofile_summary, pyspy_binary, pyspy_start, pyspy_summary
 from tools.bench_record import write_run
 from tools.bench_report import Results, render
 from tools.clusters import ClusterProcess
-from tools.servers import ServerProcess
+from tools.servers import PostgresServer, ServerProcess
 
-SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory", "cluster")
+SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory", "cluster", "postgres")
 REDIS_SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq")
 _READY_TIMEOUT = 60.0
 
@@ -309,14 +313,34 @@ def main() -> int:
     server = ServerProcess.start_new("redis") if set(redis_systems) - {"valkey"} else None
     valkey = ServerProcess.start_new("valkey") if "valkey" in redis_systems else None
     cluster = ClusterProcess.start_new("redis") if "cluster" in only else None
+    pg_systems = [s for s in PG_SYSTEMS if "postgres" in only]
+    for system in list(pg_systems):
+        if (why := missing(system)) is not None:
+            results.notes.append(f"skipped {why}")
+            pg_systems.remove(system)
+    postgres = PostgresServer.start_new() if pg_systems else None
     try:
         peers = PEERS_QUICK if args.quick else PEERS
         bench = Bench(sizes, peers, results, server, valkey)
-        results.notes.append(
-            f"workloads: {sizes.jobs:,} jobs enqueued then drained, {sizes.latency:,} sequential requests, "
-            f"{sizes.waiters:,} requests over 50 waiters; arq and saq {peers.jobs:,} / {peers.latency:,} / "
-            f"{peers.waiters:,}; FileStorage {sizes.file_jobs:,} / {sizes.file_latency:,} / {sizes.file_waiters:,}"
-        )
+        pg_sizes = PG_QUICK if args.quick else PG_FULL
+        pg = PostgresBench(bench, postgres, pg_sizes) if postgres is not None else None
+        if pg is not None:
+            results.notes.append(
+                f"PostgreSQL workloads (every system alike): {pg_sizes.jobs:,} jobs enqueued then drained "
+                f"(an enqueue, drain or waiters run still going after {pg_sizes.drain_timeout:.0f} s is a stall), "
+                f"{pg_sizes.latency:,} sequential requests, {pg_sizes.waiters:,} requests over 50 waiters; "
+                + (
+                    "statements per job from pg_stat_statements"
+                    if pg.statements
+                    else "pg_stat_statements is not installed: statements per job not counted"
+                )
+            )
+        if redis_systems or {"file", "memory", "cluster"} & set(only):
+            results.notes.append(
+                f"workloads: {sizes.jobs:,} jobs enqueued then drained, {sizes.latency:,} sequential requests, "
+                f"{sizes.waiters:,} requests over 50 waiters; arq and saq {peers.jobs:,} / {peers.latency:,} / "
+                f"{peers.waiters:,}; FileStorage {sizes.file_jobs:,} / {sizes.file_latency:,} / {sizes.file_waiters:,}"
+            )
         for run in range(runs):
             for system in redis_systems:
                 _attempt(results, f"{system} run {run + 1}", lambda s=system, r=run: bench.redis_system(s, r))
@@ -331,6 +355,10 @@ def main() -> int:
                 for system in CLUSTER_SYSTEMS:
                     work = lambda s=system, r=run: bench.cluster_system(cluster, s, r)  # noqa: E731  # bound per system
                     _attempt(results, f"{system} run {run + 1}", work)
+                    print(f"  {system} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
+            if pg is not None:
+                for system in pg_systems:
+                    _attempt(results, f"{system} run {run + 1}", lambda s=system, r=run: pg.run(s, r))
                     print(f"  {system} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
             print(f"run {run + 1}/{runs} done after {time.monotonic() - started:.0f}s", file=sys.stderr)
         command = "uv run python tools/bench.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
@@ -360,7 +388,7 @@ def main() -> int:
                 except DriverError as exc:
                     print(f"profiling request/response failed: {exc}", file=sys.stderr)
     finally:
-        for process in (server, valkey, cluster):
+        for process in (server, valkey, cluster, postgres):
             if process is not None:
                 process.close()
     return 0
