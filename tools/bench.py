@@ -329,6 +329,7 @@ def main() -> int:
                 f"PostgreSQL workloads (every system alike): {pg_sizes.jobs:,} jobs enqueued then drained "
                 f"(an enqueue, drain or waiters run still going after {pg_sizes.drain_timeout:.0f} s is a stall), "
                 f"{pg_sizes.latency:,} sequential requests, {pg_sizes.waiters:,} requests over 50 waiters; "
+                + f"peers: {pg.peer_versions()}; "
                 + (
                     "statements per job from pg_stat_statements"
                     if pg.statements

@@ -19,13 +19,14 @@ enqueued 5 at a time.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from tools.bench_common import Driver, DriverError
-from tools.bench_node import driver_command
+from tools.bench_node import ORIGINAL_VERSION, VENV_PYTHON, driver_command
 from tools.bench_pg_peers import NO_RESULTS
 from tools.servers import PostgresServer
 
@@ -67,6 +68,18 @@ class PostgresBench:
                 asyncio.run(self._sql("SELECT pg_reload_conf()"))
             except asyncpg.PostgresError:  # not in shared_preload_libraries
                 self.statements = 0
+
+    def peer_versions(self) -> str:
+        """The versions of the peers (in .bench/venv) and of the original, for the notes."""
+        script = (
+            "from importlib.metadata import version as v; "
+            "print(', '.join(f'{p} {v(p)}' for p in ('pgqueuer', 'procrastinate', 'saq', 'psycopg', 'asyncpg')))"
+        )
+        try:
+            out = subprocess.run([str(VENV_PYTHON), "-c", script], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return f"@platformatic/job-queue {ORIGINAL_VERSION}"
+        return f"{out.stdout.strip()}, @platformatic/job-queue {ORIGINAL_VERSION} (PgStorage, node-postgres)"
 
     async def _sql(self, query: str, *args: Any, database: str = "postgres") -> Any:
         conn = await asyncpg.connect(self.url(database))
