@@ -322,20 +322,9 @@ def main() -> int:
     try:
         peers = PEERS_QUICK if args.quick else PEERS
         bench = Bench(sizes, peers, results, server, valkey)
-        pg_sizes = PG_QUICK if args.quick else PG_FULL
-        pg = PostgresBench(bench, postgres, pg_sizes) if postgres is not None else None
+        pg = PostgresBench(bench, postgres, PG_QUICK if args.quick else PG_FULL) if postgres else None
         if pg is not None:
-            results.notes.append(
-                f"PostgreSQL workloads (every system alike): {pg_sizes.jobs:,} jobs enqueued then drained "
-                f"(an enqueue, drain or waiters run still going after {pg_sizes.drain_timeout:.0f} s is a stall), "
-                f"{pg_sizes.latency:,} sequential requests, {pg_sizes.waiters:,} requests over 50 waiters; "
-                + f"peers: {pg.peer_versions()}; "
-                + (
-                    "statements per job from pg_stat_statements"
-                    if pg.statements
-                    else "pg_stat_statements is not installed: statements per job not counted"
-                )
-            )
+            results.notes.append(pg.describe())
         if redis_systems or {"file", "memory", "cluster"} & set(only):
             results.notes.append(
                 f"workloads: {sizes.jobs:,} jobs enqueued then drained, {sizes.latency:,} sequential requests, "

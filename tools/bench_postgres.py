@@ -69,6 +69,21 @@ class PostgresBench:
             except asyncpg.PostgresError:  # not in shared_preload_libraries
                 self.statements = 0
 
+    def describe(self) -> str:
+        """The note on the workloads, the stall deadline, the versions and how statements are counted."""
+        s = self.sizes
+        counted = (
+            "statements per job from pg_stat_statements"
+            if self.statements
+            else "pg_stat_statements is not installed: statements per job not counted"
+        )
+        return (
+            f"PostgreSQL workloads (every system alike): {s.jobs:,} jobs enqueued then drained "
+            f"(an enqueue, drain or waiters run still going after {s.drain_timeout:.0f} s is a stall), "
+            f"{s.latency:,} sequential requests, {s.waiters:,} requests over 50 waiters; "
+            f"peers: {self.peer_versions()}; {counted}"
+        )
+
     def peer_versions(self) -> str:
         """The versions of the peers (in .bench/venv) and of the original, for the notes."""
         script = (
