@@ -1,6 +1,6 @@
 """Benchmark: jobqueue against the raw Redis limit, the original (Node) and the Python peers, plus FileStorage.
 
-    uv run python tools/bench.py --setup          # once: arq, saq and the original into .bench/
+    uv run python tools/bench.py --setup          # once: the peers and the original into .bench/
     uv run python tools/bench.py                  # everything, medians of 3 runs (about 10 minutes)
     uv run python tools/bench.py --quick          # one smaller run (1-2 minutes)
     uv run python tools/bench.py --only jobqueue,raw,original --profile
@@ -283,7 +283,9 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, help="runs per system (default 3, 1 with --quick)")
     parser.add_argument(
-        "--setup", action="store_true", help="install arq, saq and the original into .bench/ and exit"
+        "--setup",
+        action="store_true",
+        help="install the peers (arq, saq, pgqueuer, procrastinate) and the original into .bench/ and exit",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also profile one jobqueue drain (py-spy, else cProfile)"
