@@ -1,6 +1,6 @@
 """Benchmark: jobqueue against the raw Redis limit, the original (Node) and the Python peers, plus FileStorage.
 
-    uv run python tools/bench.py --setup          # once: arq, saq and the original into .bench/
+    uv run python tools/bench.py --setup          # once: the peers and the original into .bench/
     uv run python tools/bench.py                  # everything, medians of 3 runs (about 10 minutes)
     uv run python tools/bench.py --quick          # one smaller run (1-2 minutes)
     uv run python tools/bench.py --only jobqueue,raw,original --profile
@@ -17,6 +17,9 @@ tools/bench_node/driver.mjs) speaking the protocol of tools/bench_common.py:
   sequential enqueue-and-wait calls (p50/p95/p99), then 50 concurrent waiters over 2,000 jobs;
 - Redis commands per job: INFO commandstats before and after each phase (commands run
   inside Lua scripts included), divided by the job count;
+- PostgreSQL (``--only postgres``, tools/bench_postgres.py): the same workloads for
+  PostgresStorage, the original's PgStorage, pgqueuer, procrastinate and saq's Postgres
+  queue on one throw-away server, statements per job from pg_stat_statements;
 - raw limits: redis-py PING/GET round trips and a minimal LPUSH + BLMOVE + reply loop;
   for files, the cost of create+write+fsync+rename and of a directory fsync on the same disk.
 
@@ -45,13 +48,14 @@ import redis
 from tools.bench_cluster import CLUSTER_SYSTEMS, cluster_masters, commandstats, flush_masters
 from tools.bench_common import Driver, DriverError
 from tools.bench_node import ROOT, driver_command, missing, setup
+from tools.bench_postgres import PG_FULL, PG_QUICK, PG_SYSTEMS, PostgresBench
 from tools.bench_profile import cprofile_summary, pyspy_binary, pyspy_start, pyspy_summary
 from tools.bench_record import write_run
 from tools.bench_report import Results, render
 from tools.clusters import ClusterProcess
-from tools.servers import ServerProcess
+from tools.servers import PostgresServer, ServerProcess
 
-SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory", "cluster")
+SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory", "cluster", "postgres")
 REDIS_SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq")
 _READY_TIMEOUT = 60.0
 
@@ -279,7 +283,9 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, help="runs per system (default 3, 1 with --quick)")
     parser.add_argument(
-        "--setup", action="store_true", help="install arq, saq and the original into .bench/ and exit"
+        "--setup",
+        action="store_true",
+        help="install the peers (arq, saq, pgqueuer, procrastinate) and the original into .bench/ and exit",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also profile one jobqueue drain (py-spy, else cProfile)"
@@ -309,14 +315,24 @@ def main() -> int:
     server = ServerProcess.start_new("redis") if set(redis_systems) - {"valkey"} else None
     valkey = ServerProcess.start_new("valkey") if "valkey" in redis_systems else None
     cluster = ClusterProcess.start_new("redis") if "cluster" in only else None
+    pg_systems = [s for s in PG_SYSTEMS if "postgres" in only]
+    for system in list(pg_systems):
+        if (why := missing(system)) is not None:
+            results.notes.append(f"skipped {why}")
+            pg_systems.remove(system)
+    postgres = PostgresServer.start_new() if pg_systems else None
     try:
         peers = PEERS_QUICK if args.quick else PEERS
         bench = Bench(sizes, peers, results, server, valkey)
-        results.notes.append(
-            f"workloads: {sizes.jobs:,} jobs enqueued then drained, {sizes.latency:,} sequential requests, "
-            f"{sizes.waiters:,} requests over 50 waiters; arq and saq {peers.jobs:,} / {peers.latency:,} / "
-            f"{peers.waiters:,}; FileStorage {sizes.file_jobs:,} / {sizes.file_latency:,} / {sizes.file_waiters:,}"
-        )
+        pg = PostgresBench(bench, postgres, PG_QUICK if args.quick else PG_FULL) if postgres else None
+        if pg is not None:
+            results.notes.append(pg.describe())
+        if redis_systems or {"file", "memory", "cluster"} & set(only):
+            results.notes.append(
+                f"workloads: {sizes.jobs:,} jobs enqueued then drained, {sizes.latency:,} sequential requests, "
+                f"{sizes.waiters:,} requests over 50 waiters; arq and saq {peers.jobs:,} / {peers.latency:,} / "
+                f"{peers.waiters:,}; FileStorage {sizes.file_jobs:,} / {sizes.file_latency:,} / {sizes.file_waiters:,}"
+            )
         for run in range(runs):
             for system in redis_systems:
                 _attempt(results, f"{system} run {run + 1}", lambda s=system, r=run: bench.redis_system(s, r))
@@ -331,6 +347,10 @@ def main() -> int:
                 for system in CLUSTER_SYSTEMS:
                     work = lambda s=system, r=run: bench.cluster_system(cluster, s, r)  # noqa: E731  # bound per system
                     _attempt(results, f"{system} run {run + 1}", work)
+                    print(f"  {system} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
+            if pg is not None:
+                for system in pg_systems:
+                    _attempt(results, f"{system} run {run + 1}", lambda s=system, r=run: pg.run(s, r))
                     print(f"  {system} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
             print(f"run {run + 1}/{runs} done after {time.monotonic() - started:.0f}s", file=sys.stderr)
         command = "uv run python tools/bench.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
@@ -360,7 +380,7 @@ def main() -> int:
                 except DriverError as exc:
                     print(f"profiling request/response failed: {exc}", file=sys.stderr)
     finally:
-        for process in (server, valkey, cluster):
+        for process in (server, valkey, cluster, postgres):
             if process is not None:
                 process.close()
     return 0

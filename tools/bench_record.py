@@ -25,7 +25,16 @@ from tools.bench_report import Results
 
 __all__ = ["machine", "write_run"]
 
-_PACKAGES = ("jobqueue-core", "jobqueue-redis", "jobqueue-file", "redis", "msgpack", "watchfiles")
+_PACKAGES = (
+    "jobqueue-core",
+    "jobqueue-redis",
+    "jobqueue-file",
+    "jobqueue-postgres",
+    "redis",
+    "msgpack",
+    "watchfiles",
+    "asyncpg",
+)
 _SERVERS = (("redis-server", "--version"), ("valkey-server", "--version"), ("postgres", "--version"))
 
 

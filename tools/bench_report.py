@@ -76,6 +76,29 @@ FILE_ROWS = (
 )
 
 
+PG_SYSTEMS = ("pg-jobqueue", "pg-original", "pgqueuer", "procrastinate", "pg-saq")
+PG_LABELS = {
+    "pg-jobqueue": "jobqueue",
+    "pg-original": "original (PgStorage)",
+    "pgqueuer": "pgqueuer",
+    "procrastinate": "procrastinate",
+    "pg-saq": "saq (Postgres)",
+}
+PG_ROWS = (
+    Row("enqueue, jobs/s (50 in flight)", "enqueue", 0, True),
+    Row("drain, jobs/s (1 worker, concurrency 50)", "drain", 0, True),
+    Row("request/response p50, ms (sequential)", "rr_p50", 2, False),
+    Row("request/response p95, ms", "rr_p95", 2, False),
+    Row("request/response p99, ms", "rr_p99", 2, False),
+    Row("50 waiters, req/s", "waiters", 0, True),
+    Row("50 waiters p50, ms", "waiters_p50", 1, False),
+    Row("statements per job: enqueue", "stmts_enqueue", 1, False),
+    Row("statements per job: drain", "stmts_drain", 1, False),
+    Row("… with those in functions: enqueue", "stmts_all_enqueue", 1, False),
+    Row("… with those in functions: drain", "stmts_all_drain", 1, False),
+)
+
+
 def fmt(value: float | None, digits: int) -> str:
     if value is None or math.isnan(value):
         return "—"
@@ -123,6 +146,35 @@ def redis_table(results: Results) -> list[str]:
         lines.append("")
         lines.append(f"One redis-py round trip on this server: PING p50 {ping:.3f} ms, GET p50 {get:.3f} ms.")
     return lines
+
+
+def pg_table(results: Results) -> list[str]:
+    """PostgresStorage against the original's PgStorage and the Python peers; a stalled drain shows "stall"."""
+    systems = [s for s in PG_SYSTEMS if s in results.values]
+    others = [s for s in systems if s != "pg-jobqueue"]
+    header = ["metric", *(PG_LABELS[s] for s in systems), *(f"jq / {PG_LABELS[s]}" for s in others)]
+    rows = []
+    for row in PG_ROWS:
+        values = {s: results.get(s, row.metric) for s in systems}
+
+        cells = [row.label, *(_pg_cell(results, s, row, values[s]) for s in systems)]
+        cells += [ratio(values.get("pg-jobqueue"), values[s]) for s in others]
+        rows.append(cells)
+    return table(header, rows)
+
+
+def _pg_cell(results: Results, system: str, row: Row, value: float | None) -> str:
+    if (
+        row.metric in ("drain", "enqueue", "waiters")
+        and value is None
+        and _stalled(results, system, row.metric)
+    ):
+        return "stall"
+    return fmt(value, row.digits)
+
+
+def _stalled(results: Results, system: str, phase: str = "drain") -> bool:
+    return any(results.values.get(system, {}).get(f"{phase}_stall", []))
 
 
 def file_table(results: Results) -> list[str]:
@@ -195,13 +247,42 @@ def goals(results: Results) -> list[str]:
         ("memory: <= 30 us of CPU per no-op job", get("memory", "cpu_us_per_job"), 30.0,
          lambda a, b: a <= b, "x"),
     ]  # fmt: skip
+    # a partial run (--only postgres) lists only the goals of what it ran
+    ran = {
+        "redis": any(s in results.values for s in REDIS_SYSTEMS),
+        "file": any(s in results.values for s in ("file-durable", "file-fast")),
+        "memory": "memory" in results.values,
+    }
+    groups = ["redis"] * 7 + ["file"] * 3 + ["memory"]
+    checks = [check for check, group in zip(checks, groups, strict=True) if ran[group]]
+    jq_drain, jq_rr = get("pg-jobqueue", "drain"), get("pg-jobqueue", "rr_p50")
+    for system in PG_SYSTEMS[1:]:
+        if system not in results.values:
+            continue
+        theirs = get(system, "drain")
+        if theirs is None and _stalled(results, system):
+            theirs = 0.0  # a stalled drain never finishes: any finished drain is ahead of it
+        checks.append((f"Postgres drain ahead of {PG_LABELS[system]}", jq_drain, theirs,
+                       lambda a, b: a > b, "x"))  # fmt: skip
+        if system not in NO_RR:
+            checks.append((f"Postgres request/response p50 ahead of {PG_LABELS[system]}", jq_rr,
+                           get(system, "rr_p50"), lambda a, b: a < b, "x"))  # fmt: skip
+    checks.append(("Postgres request/response p50 <= 3 ms", jq_rr, 3.0, lambda a, b: a <= b, "x"))
+    if "pg-jobqueue" in results.values:
+        checks.append(("Postgres drain never stalls", 0.0 if not _stalled(results, "pg-jobqueue") else 1.0,
+                       1.0, lambda a, b: a < b, "stall"))  # fmt: skip
     lines = []
-    for label, ours, theirs, ok, _ in checks:
+    for label, ours, theirs, ok, unit in checks:
         if ours is None or theirs is None:
             lines.append(f"- {label}: not measured")
             continue
         verdict = "met" if ok(ours, theirs) else "MISSED"
-        lines.append(f"- {label}: {ours / theirs:.2f}x — {verdict}")
+        if unit == "stall":
+            lines.append(f"- {label}: {'stalled' if ours else 'no stall'} — {verdict}")
+        elif theirs == 0:
+            lines.append(f"- {label}: {ours:,.0f} against a stall — {verdict}")
+        else:
+            lines.append(f"- {label}: {ours / theirs:.2f}x — {verdict}")
     return lines
 
 
@@ -209,13 +290,19 @@ def _sum(*values: float | None) -> float | None:
     return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
+# Peers with no request/response (they store no job results): their "—" is not a missing measurement.
+NO_RR = ("pgqueuer", "procrastinate")
+
+
 def render(results: Results, *, runs: int, command: str) -> str:
     out = [f"Command: `{command}` — medians of {runs} run(s).", ""]
     if any(s in results.values for s in REDIS_SYSTEMS):
         out += ["Redis (one redis-server started by the bench, loopback):", "", *redis_table(results), ""]
-    if results.commands:
+    redis_calls = {k: v for k, v in results.commands.items() if k.split()[0] not in PG_SYSTEMS}
+    pg_calls = {k: v for k, v in results.commands.items() if k.split()[0] in PG_SYSTEMS}
+    if redis_calls:
         out += ["Redis commands per job by command (last run; Lua's included):", ""]
-        for what, calls in results.commands.items():
+        for what, calls in redis_calls.items():
             listed = ", ".join(
                 f"{k} {v:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]) if v >= 0.01
             )
@@ -226,6 +313,22 @@ def render(results: Results, *, runs: int, command: str) -> str:
 
         out += ["Redis cluster, 3 masters and 3 replicas started by the bench, one worker process:", ""]
         out += [*cluster_table(results), ""]
+    if any(s in results.values for s in PG_SYSTEMS):
+        out += ["PostgreSQL (one server started by the bench, loopback; a database per system):", ""]
+        out += [*pg_table(results), ""]
+        out += [
+            "pgqueuer and procrastinate store no job results, so they cannot answer request/response (—). "
+            "Statements per job: top-level statements (round trips; BEGIN/COMMIT and a pool's reset "
+            "statements included) in pg_stat_statements, "
+            "divided by the job count; with those in functions: pg_stat_statements.track = all.",
+            "",
+        ]
+    if pg_calls:
+        out += ["PostgreSQL statements per job by statement (last run; top 6 per phase):", ""]
+        for what, calls in pg_calls.items():
+            top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+            out.append(f"- {what}: " + "; ".join(f"`{k}` {v:.2f}" for k, v in top if v >= 0.01))
+        out.append("")
     if "memory" in results.values:
         cpu, rate = results.get("memory", "cpu_us_per_job"), results.get("memory", "drain")
         out += [

@@ -36,7 +36,7 @@ STORAGE_AUTHOR_API = {
     "JobPage", "JobRecord", "JobState", "NewJob", "Recovery", "Revoked", "Stalled", "StorageEvent", "TtlOutcome",
     "WorkerRecord",
     # rules, codecs, helpers
-    "rules", "Envelope", "decode_envelope", "decode_event", "encode_envelope", "encode_event",
+    "rules", "EventBuffer", "MAX_PENDING_EVENTS", "Envelope", "decode_envelope", "decode_event", "encode_envelope", "encode_event",
     "MAX_SECONDS", "check_ms", "check_new_job", "now_ms", "page_jobs", "parse_query", "redact_url",
     "validate_job_id",
     "CorruptDataError", "StorageError", "cancel_and_wait", "map_exceptions",

@@ -1,12 +1,12 @@
 // Benchmark driver for the original @platformatic/job-queue (0.5.0), same protocol as
 // tools/bench_common.py: prints {"ready":true}, waits for "go" (or "stop" when serving)
 // on stdin, prints {"result":{...}}. Started by tools/bench_node.py with the node 22 binary
-// installed in .bench/node; JOBQUEUE_ORIGINAL is the absolute path of the package's dist/index.js.
+// installed in .bench/node (PgStorage needs the `pg` package there too); JOBQUEUE_ORIGINAL is the absolute path of the package's dist/index.js.
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 
-const { Queue, RedisStorage } = await import(pathToFileURL(process.env.JOBQUEUE_ORIGINAL).href)
+const { Queue, RedisStorage, PgStorage } = await import(pathToFileURL(process.env.JOBQUEUE_ORIGINAL).href)
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -59,7 +59,10 @@ async function runInflight (total, lanes, one) {
   return (performance.now() - started) / 1000
 }
 
-const storage = new RedisStorage({ url: values.url, keyPrefix: `${values.queue}:` })
+// a postgres:// or postgresql:// URL selects PgStorage (tables prefixed by the queue name), else RedisStorage
+const storage = /^postgres(ql)?:/.test(values.url)
+  ? new PgStorage({ connectionString: values.url, tablePrefix: `${values.queue.replace(/[^a-z0-9]/gi, '_')}_` })
+  : new RedisStorage({ url: values.url, keyPrefix: `${values.queue}:` })
 const queue = new Queue({
   storage,
   concurrency: Number(values.concurrency),
