@@ -7,6 +7,7 @@ with ``Space.apply``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
@@ -24,7 +25,7 @@ from jobqueue.storage import (
 )
 
 from . import _names as names
-from ._space import EntryGone, Space
+from ._space import EntryGone, Space, side_by_side
 
 __all__ = ["cancel", "claim", "enqueue", "get_many", "promote_and_claim", "promote_due", "update_ttl"]
 
@@ -94,17 +95,23 @@ def claim(space: Space, worker_id: str, lease_ms: int, limit: int) -> list[Claim
     busy: list[str] = []
     refreshed = False
     while len(claims) < limit:
-        name = space.queue.pop(refresh=not refreshed)
-        if name is None:
+        popped: list[str] = []
+        while len(claims) + len(popped) < limit and (name := space.queue.pop(refresh=not refreshed)):
+            popped.append(name)
+        if not popped:
             if refreshed:
                 break
             refreshed = True  # list once more: other processes may have added jobs
             continue
-        outcome = _claim_one(space, name, worker_id, lease_ms, wait=False)
-        if outcome == "busy":
-            busy.append(name)
-        elif isinstance(outcome, Claim):
-            claims.append(outcome)
+        # Side by side, each under its own lock; the claims keep the order of the names.
+        calls = [
+            functools.partial(_claim_one, space, name, worker_id, lease_ms, wait=False) for name in popped
+        ]
+        for name, outcome in zip(popped, side_by_side(calls, durable=space.durable), strict=True):
+            if outcome == "busy":
+                busy.append(name)
+            elif isinstance(outcome, Claim):
+                claims.append(outcome)
     for name in busy:
         if len(claims) >= limit:
             break
