@@ -56,21 +56,20 @@ def finish(space: Space, worker_id: str, outcomes: Sequence[Finish]) -> list[boo
     """Apply ``rules.finish`` to each job the worker still owns (``rules.owned``); True for each one stored.
 
     The jobs of a batch are applied side by side (``side_by_side``: their
-    fsyncs share journal commits); outcomes of one job id stay in batch
-    order, one thread taking them all.
+    fsyncs share journal commits), one thread per lock stripe, so outcomes
+    of one job id stay in batch order.
     """
-    by_key: dict[str, list[int]] = {}
+    by_stripe: dict[int, list[tuple[int, str]]] = {}  # one thread per lock stripe: none waits on another
     for index, outcome in enumerate(outcomes):
-        by_key.setdefault(names.encode_key(outcome.job_id), []).append(index)
+        key = names.encode_key(outcome.job_id)
+        by_stripe.setdefault(space.locks.stripe(key), []).append((index, key))
     results: list[tuple[bool, StorageEvent | None]] = [(False, None)] * len(outcomes)
 
-    def run(key: str, indexes: list[int]) -> None:
-        for index in indexes:
+    def run(items: list[tuple[int, str]]) -> None:
+        for index, key in items:
             results[index] = _finish_one(space, key, worker_id, outcomes[index])
 
-    side_by_side(
-        [functools.partial(run, key, indexes) for key, indexes in by_key.items()], durable=space.durable
-    )
+    side_by_side([functools.partial(run, items) for items in by_stripe.values()], durable=space.durable)
     events = [event for _, event in results if event is not None]
     if events:
         # One flush for the batch, of the records only: an entry's rename lands in one directory or
