@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -41,8 +42,26 @@ __all__ = ["EntryGone", "Space", "side_by_side"]
 _log = logging.getLogger("jobqueue.file")
 T = TypeVar("T")
 
-_APPLIERS = ThreadPoolExecutor(8, thread_name_prefix="jobqueue-file-apply")
-"""Threads that apply the jobs of one batch side by side (only ever called from outside: no deadlock)."""
+_appliers: ThreadPoolExecutor | None = None
+"""Threads that apply the jobs of one batch side by side; never used by its own threads: no deadlock."""
+_appliers_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _appliers
+    with _appliers_lock:
+        if _appliers is None:
+            _appliers = ThreadPoolExecutor(8, thread_name_prefix="jobqueue-file-apply")
+        return _appliers
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads did not follow, so the child makes its own pool."""
+    global _appliers, _appliers_lock
+    _appliers, _appliers_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def side_by_side(calls: Sequence[Callable[[], T]], *, durable: bool) -> list[T]:
@@ -59,7 +78,8 @@ def side_by_side(calls: Sequence[Callable[[], T]], *, durable: bool) -> list[T]:
     """
     if len(calls) <= 1 or not durable:
         return [call() for call in calls]
-    futures = [_APPLIERS.submit(call) for call in calls]
+    pool = _pool()
+    futures = [pool.submit(call) for call in calls]
     return [future.result() for future in futures]
 
 

@@ -33,9 +33,10 @@ from collections.abc import Sequence
 __all__ = ["DirWatcher"]
 
 POLL_FALLBACK_MS = 50
-_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
+_IN_MODIFY, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x80, 0x100
 _IN_ONLYDIR, _IN_CLOEXEC, _IN_NONBLOCK = 0x01000000, 0o2000000, 0o4000
-_MASK = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE | _IN_ONLYDIR
+# An entry created or renamed in, an event appended: enough to wake every waiter, and no more.
+_MASK = _IN_MODIFY | _IN_MOVED_TO | _IN_CREATE | _IN_ONLYDIR
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then ``len`` bytes of name
 _log = logging.getLogger("jobqueue.file")
 
