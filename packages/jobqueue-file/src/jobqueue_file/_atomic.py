@@ -101,15 +101,20 @@ def ensure_dir(path: str, mode: int) -> None:
     Safe against concurrent creators (another process may create it first).
     """
     wanted = dir_mode(mode)
-    try:
-        os.mkdir(path, wanted)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise named(exc, path) from exc
-    else:
+    for attempt in range(3):
+        try:
+            os.mkdir(path, wanted)
+        except FileExistsError:
+            break
+        except OSError as exc:
+            raise named(exc, path) from exc
         try:
             os.chmod(path, wanted, follow_symlinks=False)
+        except FileNotFoundError as exc:
+            # An idle worker's directory, removed by another process's sweep right after the mkdir.
+            if attempt == 2:
+                raise named(exc, path) from exc
+            continue
         except OSError as exc:
             raise named(exc, path) from exc
         return

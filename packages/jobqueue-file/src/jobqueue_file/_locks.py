@@ -41,10 +41,15 @@ class StripeLocks:
             self._fds[stripe] = fd
         return fd
 
+    @staticmethod
+    def stripe(key: str) -> int:
+        """The stripe of ``key``: keys of one stripe share a lock."""
+        return zlib.crc32(key.encode()) % _STRIPES
+
     @contextmanager
     def hold(self, key: str) -> Iterator[None]:
         """Hold the lock of ``key`` (blocking: call from a worker thread)."""
-        stripe = zlib.crc32(key.encode()) % _STRIPES
+        stripe = self.stripe(key)
         with self._threads[stripe]:
             fd = self._fd(stripe)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -56,7 +61,7 @@ class StripeLocks:
     @contextmanager
     def try_hold(self, key: str) -> Iterator[bool]:
         """Hold the lock of ``key`` if it is free; yield whether it is held (never waits)."""
-        stripe = zlib.crc32(key.encode()) % _STRIPES
+        stripe = self.stripe(key)
         if not self._threads[stripe].acquire(blocking=False):
             yield False
             return

@@ -7,6 +7,7 @@ with ``Space.apply``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
@@ -24,7 +25,7 @@ from jobqueue.storage import (
 )
 
 from . import _names as names
-from ._space import EntryGone, Space
+from ._space import EntryGone, Space, side_by_side
 
 __all__ = ["cancel", "claim", "enqueue", "get_many", "promote_and_claim", "promote_due", "update_ttl"]
 
@@ -94,17 +95,25 @@ def claim(space: Space, worker_id: str, lease_ms: int, limit: int) -> list[Claim
     busy: list[str] = []
     refreshed = False
     while len(claims) < limit:
-        name = space.queue.pop(refresh=not refreshed)
-        if name is None:
+        # Pop a round of names; the directory is listed again only between rounds, so that no name
+        # still being claimed comes back (a stale listing refreshed mid-round could: skipped below).
+        popped: list[str] = []
+        while len(claims) + len(popped) < limit:
+            name = space.queue.pop(refresh=not refreshed and not popped)
+            if name is None:
+                break
+            if name not in popped:
+                popped.append(name)
+        if not popped:
             if refreshed:
                 break
             refreshed = True  # list once more: other processes may have added jobs
             continue
-        outcome = _claim_one(space, name, worker_id, lease_ms, wait=False)
-        if outcome == "busy":
-            busy.append(name)
-        elif isinstance(outcome, Claim):
-            claims.append(outcome)
+        for name, outcome in zip(popped, _claim_round(space, popped, worker_id, lease_ms), strict=True):
+            if outcome == "busy":
+                busy.append(name)
+            elif isinstance(outcome, Claim):
+                claims.append(outcome)
     for name in busy:
         if len(claims) >= limit:
             break
@@ -114,6 +123,26 @@ def claim(space: Space, worker_id: str, lease_ms: int, limit: int) -> list[Claim
     now = now_ms()
     space.publish([StorageEvent(EventKind.PROCESSING, claim.id, now, worker_id) for claim in claims])
     return claims
+
+
+def _claim_round(space: Space, popped: list[str], worker_id: str, lease_ms: int) -> list[Claim | str | None]:
+    """``_claim_one`` (not waiting) for each name, side by side; the outcomes in the order of the names.
+
+    Names of one lock stripe go to one thread, so that a claim never finds
+    the lock busy with its own batch.
+    """
+    by_stripe: dict[int, list[int]] = {}
+    for index, name in enumerate(popped):
+        parsed = names.parse_entry(name, names.QUEUE_PREFIX)
+        by_stripe.setdefault(space.locks.stripe(parsed.key) if parsed else -1, []).append(index)
+    outcomes: list[Claim | str | None] = [None] * len(popped)
+
+    def run(indexes: list[int]) -> None:
+        for index in indexes:
+            outcomes[index] = _claim_one(space, popped[index], worker_id, lease_ms, wait=False)
+
+    side_by_side([functools.partial(run, indexes) for indexes in by_stripe.values()], durable=space.durable)
+    return outcomes
 
 
 def promote_and_claim(

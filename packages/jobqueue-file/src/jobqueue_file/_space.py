@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from jobqueue import CorruptDataError, JobState
 from jobqueue.storage import JobRecord, StorageEvent, rules
@@ -34,9 +37,50 @@ from ._listing import Listing
 from ._locks import StripeLocks
 from ._records import Stored, pack_record, unpack_record
 
-__all__ = ["EntryGone", "Space"]
+__all__ = ["EntryGone", "Space", "side_by_side"]
 
 _log = logging.getLogger("jobqueue.file")
+T = TypeVar("T")
+
+_appliers: ThreadPoolExecutor | None = None
+"""Threads that apply the jobs of one batch side by side; never used by its own threads: no deadlock."""
+_appliers_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _appliers
+    with _appliers_lock:
+        if _appliers is None:
+            _appliers = ThreadPoolExecutor(8, thread_name_prefix="jobqueue-file-apply")
+        return _appliers
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads did not follow, so the child makes its own pool."""
+    global _appliers, _appliers_lock
+    _appliers, _appliers_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def side_by_side(calls: Sequence[Callable[[], T]], *, durable: bool) -> list[T]:
+    """Run ``calls`` in a few threads at once when ``durable``; their results in order (the first error is raised).
+
+    Each call is one job's whole change under its own job lock, in the order
+    of ``Space.apply``, so running them side by side changes nothing for
+    crash safety; but their fsyncs overlap, and the file system commits
+    overlapping fsyncs in one journal transaction instead of one each: this
+    is the group commit of a batch (``finish_many``, a claim of many jobs).
+    Without fsyncs there is nothing to overlap, and the hand-offs between
+    threads made a ``durable=False`` drain slower (about 650 against 850
+    jobs/s), so the calls then run one after the other.
+    """
+    if len(calls) <= 1 or not durable:
+        return [call() for call in calls]
+    pool = _pool()
+    futures = [pool.submit(call) for call in calls]
+    return [future.result() for future in futures]
 
 
 class EntryGone(Exception):

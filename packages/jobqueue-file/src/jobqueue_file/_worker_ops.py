@@ -9,6 +9,7 @@ file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at]``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Sequence
 
@@ -29,7 +30,7 @@ from jobqueue.storage import (
 from . import _names as names
 from ._atomic import read_bytes, unlink_if_exists, write_atomic
 from ._records import Stored
-from ._space import Space
+from ._space import Space, side_by_side
 
 __all__ = [
     "Registration",
@@ -52,28 +53,43 @@ Registration = tuple[str, int, int]
 
 
 def finish(space: Space, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
-    """Apply ``rules.finish`` to each job the worker still owns (``rules.owned``); True for each one stored."""
-    done: list[bool] = []
-    events: list[StorageEvent] = []
-    for outcome in outcomes:
+    """Apply ``rules.finish`` to each job the worker still owns (``rules.owned``); True for each one stored.
+
+    The jobs of a batch are applied side by side (``side_by_side``: their
+    fsyncs share journal commits), one thread per lock stripe, so outcomes
+    of one job id stay in batch order.
+    """
+    by_stripe: dict[int, list[tuple[int, str]]] = {}  # one thread per lock stripe: none waits on another
+    for index, outcome in enumerate(outcomes):
         key = names.encode_key(outcome.job_id)
-        with space.locks.hold(key):
-            now = now_ms()
-            stored = space.live(key, now)
-            if stored is None or not rules.owned(stored.record, worker_id):
-                done.append(False)
-                continue
-            step = rules.finish(stored.record, outcome, now)
-            space.apply(key, stored, step)
-        done.append(True)
-        if step.event is not None:
-            events.append(StorageEvent(step.event, outcome.job_id, now, worker_id, step.data))
+        by_stripe.setdefault(space.locks.stripe(key), []).append((index, key))
+    results: list[tuple[bool, StorageEvent | None]] = [(False, None)] * len(outcomes)
+
+    def run(items: list[tuple[int, str]]) -> None:
+        for index, key in items:
+            results[index] = _finish_one(space, key, worker_id, outcomes[index])
+
+    side_by_side([functools.partial(run, items) for items in by_stripe.values()], durable=space.durable)
+    events = [event for _, event in results if event is not None]
     if events:
         # One flush for the batch, of the records only: an entry's rename lands in one directory or
         # the other, and wherever a power cut leaves it, ``settle`` moves it to where its record says.
         space.sync_dirs(space.layout.jobs)
         space.publish(events)
-    return done
+    return [done for done, _ in results]
+
+
+def _finish_one(space: Space, key: str, worker_id: str, outcome: Finish) -> tuple[bool, StorageEvent | None]:
+    with space.locks.hold(key):
+        now = now_ms()
+        stored = space.live(key, now)
+        if stored is None or not rules.owned(stored.record, worker_id):
+            return False, None
+        step = rules.finish(stored.record, outcome, now)
+        space.apply(key, stored, step)
+    if step.event is None:
+        return True, None
+    return True, StorageEvent(step.event, outcome.job_id, now, worker_id, step.data)
 
 
 def heartbeat(
