@@ -32,7 +32,7 @@ _PACKAGES = (
     "jobqueue-postgres",
     "redis",
     "msgpack",
-    "watchfiles",
+    "asyncpg",
     "asyncpg",
 )
 _SERVERS = (("redis-server", "--version"), ("valkey-server", "--version"), ("postgres", "--version"))
