@@ -8,7 +8,7 @@ import pytest
 from jobqueue import MemoryStorage
 from jobqueue.storage import EventKind, redact_url
 from jobqueue_tui import DashboardApp
-from jobqueue_tui._format import decode_bytes, decode_error, format_age
+from jobqueue_tui._format import decode_bytes, decode_error, format_age, one_line
 from jobqueue_tui._throughput import Throughput
 
 from .tui_helpers import msgpack_bytes
@@ -48,6 +48,20 @@ def test_decode_bytes_prefers_json_then_msgpack_then_hex() -> None:
 
     assert decode_bytes(b"").kind == "empty"
     assert decode_bytes(None).kind == "empty"
+
+
+def test_one_line_decodes_like_a_result_on_one_line() -> None:
+    assert one_line(None) == ""
+    assert one_line(b"") == ""
+    assert one_line(b'{"done": 40, "total": 100}') == "40/100"
+    assert one_line(msgpack_bytes({"done": 2, "total": 5})) == "2/5"
+    assert one_line(b'{"done": true, "total": 1}') == '{"done":true,"total":1}'
+    assert one_line(b'{"stage": "upload",\n "pct": 40}') == '{"pct":40,"stage":"upload"}'
+    assert one_line(b"0.5") == "0.5"
+    assert one_line(msgpack_bytes(["a", 1])) == '["a",1]'
+    assert one_line(b"\xc1\xff\x00\x01\x02\x03\x04\x05\x06") == "c1 ff 00 01 02 03 04 05 …"
+    assert one_line(json.dumps("x" * 500).encode(), limit=10) == '"xxxxxxxxx'
+    assert one_line(json.dumps("\u202e\x85").encode()) == '"\\u202e\\u0085"'
 
 
 def test_decode_bytes_caps_huge_binary() -> None:

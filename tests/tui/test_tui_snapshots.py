@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from jobqueue import MemoryStorage
-from jobqueue.storage import now_ms
+from jobqueue.storage import EventKind, StorageEvent, now_ms
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._screens.detail import DetailScreen
 from jobqueue_tui._widgets.counts import StateCount
@@ -110,11 +110,19 @@ async def test_main_and_detail_snapshots() -> None:
             await wait_until(pilot, lambda: count(app, "all") == total, "the jobs counted")
             await run_steps(pilot, app, storage, clock)
             await put(storage, *[f"order-{i:04d}" for i in range(total + 1, total + 7)], payload=payload)
-            await claim(storage, 1, worker="worker-7f3a")
+            [running] = await claim(storage, 1, worker="worker-7f3a")
             await claim(storage, 1, worker="worker-02c9")
+            assert await storage.set_progress(running.id, "worker-7f3a", b'{"done": 40, "total": 100}')
+            # The scene's jobs took what this machine took (about 0 ms): fixed durations keep
+            # the percentiles' width, hence the snapshot, the same on every run.
+            app.latency.clear()
+            for i, duration in enumerate([8, 12, 12, 15, 40]):
+                app.latency.record(StorageEvent(EventKind.PROCESSING, f"t{i}", 1_000), clock.now)
+                app.latency.record(StorageEvent(EventKind.COMPLETED, f"t{i}", 1_000 + duration), clock.now)
             app.data_changed(None)
             await wait_until(pilot, lambda: "lapsed" in screen_text(app), "the workers drawn")
             await wait_until(pilot, lambda: count(app, "processing") == 2, "two jobs processing")
+            await wait_until(pilot, lambda: "40/100" in screen_text(app), "the progress drawn")
             app.screen.query_one(ThroughputPanel).redraw()
             await pilot.pause()
             check_snapshot(app.export_screenshot(), "main", DOCS_SCREENSHOT)

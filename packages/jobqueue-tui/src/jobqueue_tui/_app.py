@@ -8,14 +8,15 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 
 from jobqueue import JobQueueError, Storage
-from jobqueue.storage import Channel, Monitoring, StorageEvent, now_ms, redact_url
+from jobqueue.storage import Channel, EventKind, Monitoring, StorageEvent, now_ms, redact_url
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed
 
-from ._messages import DataChanged, QueueSwitched
+from ._latency import Latency
+from ._messages import DataChanged, ProgressReported, QueueSwitched
 from ._safe import notify, plain
 from ._screens.help import HelpScreen
 from ._screens.main import MainScreen
@@ -29,6 +30,9 @@ LoggedEvent = tuple[int, StorageEvent]
 
 _EVENT_LOG_SIZE = 1000
 """Events kept for the event log screen."""
+
+_MAX_UNKNOWN_WORKERS = 100
+"""Worker ids seen in events but not yet listed, remembered at most."""
 
 _MAX_TRACKED_IDS = 500
 """Past this many changed jobs in one flush, screens are told that anything may have changed."""
@@ -91,6 +95,11 @@ class DashboardApp(App[None]):
         self.refresh_interval = refresh_interval
         self.clock = clock
         self.throughput = Throughput()
+        self.latency = Latency()
+        self.known_workers: set[str] = set()
+        """Worker ids the workers panel listed last (set by the main screen)."""
+        self.unknown_workers: set[str] = set()
+        """Worker ids named by events but not listed yet: the main screen lists workers again soon."""
         self.event_log: deque[LoggedEvent] = deque(maxlen=_EVENT_LOG_SIZE)
         self.events_total = 0
         self.live = False
@@ -159,6 +168,10 @@ class DashboardApp(App[None]):
                     async for event in events:
                         received = self.clock()
                         self.throughput.record(event.kind, received)
+                        self.latency.record(event, received)
+                        self._note_worker(event.worker_id)
+                        if event.kind is EventKind.PROGRESS and event.data is not None:
+                            self._progress_reported(event.job_id, event.data)
                         self.event_log.append((received, event))
                         self.events_total += 1
                         self.data_changed(frozenset({event.job_id}))
@@ -167,6 +180,19 @@ class DashboardApp(App[None]):
             finally:
                 self.live = False
             await asyncio.sleep(self.refresh_interval)  # the fallback refresh keeps screens current meanwhile
+
+    def _note_worker(self, worker_id: str | None) -> None:
+        # A worker that registered after the last listing: list again now, not at the fallback.
+        if worker_id is None or worker_id in self.known_workers or worker_id in self.unknown_workers:
+            return
+        if len(self.unknown_workers) < _MAX_UNKNOWN_WORKERS:
+            self.unknown_workers.add(worker_id)
+            self.data_changed(None)
+
+    def _progress_reported(self, job_id: str, data: bytes) -> None:
+        # Shown at once from the event's value; the debounced reload confirms it from the storage.
+        for screen in self.screen_stack:
+            screen.post_message(ProgressReported(job_id, data))
 
     def data_changed(self, job_ids: frozenset[str] | None) -> None:
         """Tell the screens, at most once per ``DEBOUNCE_S``, that jobs changed (None: anything)."""
@@ -223,6 +249,9 @@ class DashboardApp(App[None]):
             await _finished(self._listener)
         await old.disconnect()
         self.throughput.clear()
+        self.latency.clear()
+        self.known_workers.clear()
+        self.unknown_workers.clear()
         self.event_log.clear()
         self._listener = self._listen()
         for screen in self.screen_stack:

@@ -21,6 +21,7 @@ __all__ = [
     "format_age",
     "format_clock",
     "format_timestamp",
+    "one_line",
 ]
 
 _HEX_LIMIT = 4096
@@ -59,6 +60,31 @@ def decode_bytes(data: bytes | None) -> DecodedBytes:
     if len(data) > _HEX_LIMIT:
         lines.append(f"... {len(data) - _HEX_LIMIT} more bytes")
     return DecodedBytes("hex", "\n".join(lines))
+
+
+def one_line(data: bytes | None, *, limit: int = 200) -> str:
+    """``data`` decoded like a result but on one line: ``{"done":40,"total":100}`` as ``40/100``.
+
+    JSON, else msgpack, else the first bytes in hex; empty or None gives ``""``.
+    Control characters are not escaped here: show the text with ``plain``.
+    """
+    decoded = decode_bytes(data)
+    if decoded.kind in ("json", "msgpack"):
+        value = json.loads(decoded.text)
+        if isinstance(value, dict) and value.keys() == {"done", "total"}:
+            done, total = value["done"], value["total"]
+            if _is_number(done) and _is_number(total):
+                return f"{done}/{total}"
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return json_safe(text)[:limit]
+    if decoded.kind == "hex":
+        assert data is not None  # decode_bytes returns "empty" for None
+        return data[:8].hex(" ") + (" …" if len(data) > 8 else "")
+    return ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _msgpack_default(value: Any) -> str:

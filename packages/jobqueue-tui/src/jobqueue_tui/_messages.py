@@ -5,7 +5,7 @@ from __future__ import annotations
 from jobqueue import JobState
 from textual.message import Message
 
-__all__ = ["DataChanged", "QueueSwitched", "StateFilterChosen"]
+__all__ = ["DataChanged", "ProgressReported", "QueueSwitched", "StateFilterChosen"]
 
 
 class DataChanged(Message):
@@ -38,3 +38,12 @@ class QueueSwitched(Message):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
+
+
+class ProgressReported(Message):
+    """A handler reported progress ``data`` (result serde bytes) for ``job_id``."""
+
+    def __init__(self, job_id: str, data: bytes) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.data = data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from jobqueue import JobQueueError, JobState
@@ -18,8 +19,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from .. import _actions
-from .._format import DecodedBytes, decode_bytes, decode_error, envelope_of, format_age, format_timestamp
-from .._messages import DataChanged
+from .._format import (
+    DecodedBytes,
+    decode_bytes,
+    decode_error,
+    envelope_of,
+    format_age,
+    format_timestamp,
+    one_line,
+)
+from .._messages import DataChanged, ProgressReported
 from .._safe import notify, plain
 from .._widgets.jobs import STATE_STYLES
 
@@ -82,6 +91,12 @@ class DetailScreen(Screen[None]):
         if event.concerns(self.job_id):
             self.load()
 
+    @on(ProgressReported)
+    def _progress_reported(self, event: ProgressReported) -> None:
+        if event.job_id == self.job_id and self.record is not None:
+            self.record = replace(self.record, progress=event.data)
+            self._show(self.record)
+
     def _show(self, record: JobRecord | None) -> None:
         facts, payload, outcome = self._facts_view, self._payload_view, self._outcome_view
         if record is None:
@@ -115,6 +130,8 @@ class DetailScreen(Screen[None]):
         table.add_row("state", Text(record.state.value, style=STATE_STYLES[record.state]))
         max_attempts = str(envelope.max_attempts) if envelope else "?"
         table.add_row("attempts", f"{record.attempts} of {max_attempts}")
+        if record.progress is not None:
+            table.add_row("progress", plain(one_line(record.progress, limit=2000)))
         table.add_row("worker", plain(record.worker_id or "-"))  # a str cell would be read as markup
         table.add_row("created", when(record.created_at))
         table.add_row("updated", when(record.updated_at))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from jobqueue import JobQueueError, JobState
+from jobqueue.storage import WorkerRecord
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,7 +17,7 @@ from textual.widgets import DataTable, Footer, Input, Label
 from textual.worker import Worker
 
 from .. import _actions
-from .._messages import DataChanged, QueueSwitched, StateFilterChosen
+from .._messages import DataChanged, ProgressReported, QueueSwitched, StateFilterChosen
 from .._safe import notify
 from .._widgets.counts import CountsBar
 from .._widgets.header import HeaderBar
@@ -32,6 +34,9 @@ __all__ = ["MainScreen"]
 
 _FILTERS: list[JobState | None] = [None, *JobState]
 _WRITE_ACTIONS = frozenset({"cancel_job", "retry_job", "purge"})
+_WORKER_RETRIES = 8
+_WORKER_RETRY_S = 0.5
+"""A worker named by an event but not listed is looked for again this often, this many times."""
 
 
 class MainScreen(Screen[None]):
@@ -67,6 +72,7 @@ class MainScreen(Screen[None]):
         self._next_cursor: str | None = None
         self._loader: Worker[None] | None = None
         self._follow_up = False
+        self._worker_retries = 0
 
     @property
     def dashboard(self) -> DashboardApp:
@@ -83,7 +89,7 @@ class MainScreen(Screen[None]):
         yield self._header
         yield self._counts
         with Horizontal(id="panels"):
-            yield ThroughputPanel(app.throughput, app.clock, id="throughput")
+            yield ThroughputPanel(app.throughput, app.clock, app.latency, id="throughput")
             yield self._workers_panel
         with Horizontal(id="toolbar"):
             yield self._search
@@ -155,10 +161,27 @@ class MainScreen(Screen[None]):
         self._header.set_problem(None)
         app.set_namespaces(namespaces)
         self._counts.show(counts)
-        self._workers_panel.show(workers)
+        self._show_workers(workers)
         self._table.show(page.records)
         self._next_cursor = page.next_cursor
         self._show_pager(len(page.records))
+
+    def _show_workers(self, workers: Sequence[WorkerRecord]) -> None:
+        app = self.dashboard
+        self._workers_panel.show(workers)
+        app.known_workers = {worker.id for worker in workers}
+        app.unknown_workers -= app.known_workers
+        if not app.unknown_workers:
+            self._worker_retries = 0
+        elif self._worker_retries < _WORKER_RETRIES:
+            # Named by an event but not listed yet (its registration is not visible): look again soon.
+            # After the last try the ids stay in ``unknown_workers``, so their events ask no more.
+            self._worker_retries += 1
+            self.set_timer(_WORKER_RETRY_S, self._look_for_workers)
+
+    def _look_for_workers(self) -> None:
+        if self.is_current or isinstance(self.app.screen, ModalScreen):
+            self._storage_changed()
 
     def _show_pager(self, rows: int) -> None:
         table = self._table
@@ -179,6 +202,10 @@ class MainScreen(Screen[None]):
         # Still visible under a dialog; hidden under the detail screen (refreshed on resume).
         if self.is_current or isinstance(self.app.screen, ModalScreen):
             self._storage_changed()
+
+    @on(ProgressReported)
+    def _progress_reported(self, event: ProgressReported) -> None:
+        self._table.set_progress(event.job_id, event.data)
 
     @on(QueueSwitched)
     def _queue_switched(self, event: QueueSwitched) -> None:

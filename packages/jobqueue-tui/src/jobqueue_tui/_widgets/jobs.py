@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from enum import StrEnum
 
 from jobqueue import JobState
@@ -11,7 +12,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-from .._format import envelope_of, format_clock
+from .._format import envelope_of, format_clock, one_line
 from .._safe import plain
 
 __all__ = ["JobsTable", "SortOrder"]
@@ -58,9 +59,10 @@ class JobsTable(DataTable[Text]):
         self.order = SortOrder.CREATED_DESC
 
     def on_mount(self) -> None:
-        self.add_column("id", key="id", width=30)
+        self.add_column("id", key="id", width=22)
         self.add_column("state", key="state", width=10)
         self.add_column("try", key="try", width=5)
+        self.add_column("progress", key="progress", width=12)
         self.add_column(self._label("created"), key="created", width=9)
         self.add_column(self._label("updated"), key="updated", width=9)
 
@@ -88,6 +90,14 @@ class JobsTable(DataTable[Text]):
         if keep is not None and keep in self.records:
             self.move_cursor(row=self.get_row_index(keep), animate=False, scroll=True)
 
+    def set_progress(self, job_id: str, data: bytes) -> None:
+        """Show a progress value reported for ``job_id``, if it is on this page."""
+        record = self.records.get(job_id)
+        if record is None:
+            return
+        self.records[job_id] = replace(record, progress=data)
+        self.update_cell(job_id, "progress", _progress_cell(data))
+
     def set_order(self, order: SortOrder) -> None:
         """Order the rows of the page by ``order``."""
         self.order = order
@@ -106,6 +116,11 @@ class JobsTable(DataTable[Text]):
             plain(record.id, overflow="ellipsis", no_wrap=True),
             Text(record.state.value, style=STATE_STYLES[record.state]),
             Text(tries, justify="right"),
+            _progress_cell(record.progress),
             Text(format_clock(record.created_at)),
             Text(format_clock(record.updated_at)),
         )
+
+
+def _progress_cell(data: bytes | None) -> Text:
+    return plain(one_line(data), overflow="ellipsis", no_wrap=True)

@@ -8,18 +8,27 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
+from .._latency import Latency, format_percentiles
 from .._throughput import Throughput
 
 __all__ = ["ThroughputPanel"]
 
 
 class ThroughputPanel(Vertical):
-    """Throughput over the tracker's window, redrawn every second."""
+    """Throughput over the tracker's window, and processing time percentiles, redrawn every second."""
 
-    def __init__(self, throughput: Throughput, clock: Callable[[], int], *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        throughput: Throughput,
+        clock: Callable[[], int],
+        latency: Latency | None = None,
+        *,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self._throughput = throughput
         self._clock = clock
+        self._latency = latency
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="rate-row"):
@@ -43,3 +52,6 @@ class ThroughputPanel(Vertical):
         self.query_one("#spark-failed", Sparkline).data = failed
         self.query_one("#rate-completed", Label).update(f"done {done_rate:6.1f}/s")
         self.query_one("#rate-failed", Label).update(f"fail {failed_rate:6.1f}/s")
+        if self._latency is not None:
+            # In the bottom border, under the sparklines: no row of the jobs table is given up for it.
+            self.border_subtitle = format_percentiles(self._latency.percentiles(now))
