@@ -350,7 +350,7 @@ def _add_faults(report: Report, evidence: Evidence, done: dict[str, float]) -> N
     for kind in sorted(times):
         report.add(
             f"time to recover, median / worst ({kind})",
-            f"{statistics.median(times[kind]):.1f}s / {max(times[kind]):.1f}s ({len(times[kind])} faults)",
+            f"{statistics.median(times[kind]):.1f}s / {max(times[kind]):.1f}s (n={len(times[kind])})",
         )
     if idle:
         report.add(

@@ -163,13 +163,18 @@ class FaultInjector:
         return [kind for kind in FAULT_KINDS if kind not in unavailable]
 
     async def run(self, until: float) -> None:
-        """Inject faults until ``time.monotonic()`` reaches ``until``; every kind comes once per round."""
+        """Inject faults until ``time.monotonic()`` reaches ``until``; every kind comes once per round.
+
+        The first round is always finished, so even a short run has every kind of fault.
+        """
         await asyncio.sleep(self.config.first_fault)
         plan: list[str] = []
-        while time.monotonic() < until:
+        rounds = 0
+        while time.monotonic() < until or (plan and rounds == 1):
             if not plan:
                 plan = self.kinds()
                 self.rng.shuffle(plan)
+                rounds += 1
             self.cluster.replace_crashed()
             await getattr(self, plan.pop().replace("-", "_"))()
             await asyncio.sleep(self.rng.uniform(*self.config.fault_interval))

@@ -130,10 +130,11 @@ def read_reaper_events(files: RunFiles) -> list[ReaperEvent]:
 
 
 def read_faults(files: RunFiles) -> list[Fault]:
-    """The fault log."""
+    """The fault log, by start time (a SIGSTOP is logged when it ends)."""
     if not files.faults.exists():
         return []
-    return [Fault(**json.loads(line)) for line in files.faults.read_text().splitlines() if line.strip()]
+    faults = [Fault(**json.loads(line)) for line in files.faults.read_text().splitlines() if line.strip()]
+    return sorted(faults, key=lambda fault: fault.t)
 
 
 def read_producers(files: RunFiles) -> ProducerLog:
