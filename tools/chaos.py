@@ -75,7 +75,7 @@ async def run(
     log: Callable[[str], None],
 ) -> Report:
     """Run the whole scenario and return the checked report."""
-    storage = make_storage(config)
+    storage = make_storage(config, observer=True)
     await storage.connect()
     cluster = Cluster(files)
     observer = Observer(storage, files, config)

@@ -332,6 +332,14 @@ def _add_faults(report: Report, evidence: Evidence, done: dict[str, float]) -> N
     report.add("faults injected", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     if config.partition:
         report.add("partition fault skipped", config.partition)
+    cuts = [fault.end - fault.t for fault in evidence.faults if fault.kind == "partition" and fault.end]
+    if cuts:  # the premise of the partition fault: every lease held when the link went down expired
+        longer = sum(cut > config.visibility_timeout for cut in cuts)
+        report.add(
+            f"partitions longer than the lease ({config.visibility_timeout:g}s), shortest cut",
+            f"{longer}/{len(cuts)}, {min(cuts):.1f}s",
+            longer == len(cuts),
+        )
     recovered = True
     times: dict[str, list[float]] = {}
     idle: Counter[str] = Counter()
