@@ -31,7 +31,7 @@ from tools.chaos_ledger import (
     ProducerLog,
     ReaperEvent,
 )
-from tools.chaos_verdicts import attribute_reruns, judge_waits, long_jobs
+from tools.chaos_verdicts import IDLE, attribute_reruns, judge_waits, long_jobs, recovery, stranded_waits
 
 __all__ = ["Evidence", "Observer", "Report", "Row", "build_report", "empty_worker_dirs", "storage_size"]
 
@@ -214,69 +214,6 @@ class Evidence:
         return starts
 
 
-IDLE = -1.0  # a fault that had nothing to recover: reported apart, kept out of the medians
-
-
-def _recovery(fault: Fault, done: dict[str, float], evidence: Evidence) -> tuple[float | None, str]:
-    """Seconds until the work the fault hit was done again (``IDLE``: nothing to recover; None: never)."""
-    if fault.kind == "kill-reaper" and not fault.was_leader:
-        return IDLE, "a follower: the leader kept its lock"
-    if fault.kind == "kill-reaper":
-        after = [
-            e.t
-            for e in evidence.reaper_events
-            if e.event == "leader" and e.t > fault.t and e.pid != fault.pid
-        ]
-        return (min(after) - fault.t if after else None), "the other reaper took the lock"
-    # a job the fault hit is recovered once it runs again (re-delivered) or its result is stored:
-    # the time it then takes to run (seconds for the long jobs) is the handler's, not the recovery's
-    ends: list[float] = []
-    for job_id in fault.held:
-        finished = done.get(job_id)
-        if finished is None:
-            return None, f"{len(fault.held)} jobs in flight, not all completed"
-        if finished < fault.t:
-            continue  # it had completed: its worker died between storing the result and logging it
-        again = [t for t in evidence.starts.get(job_id, []) if t > fault.t]
-        ends.append(min([finished, *again]))
-    what = f"{len(fault.held)} jobs in flight running again or completed"
-    if fault.kind in ("restart-server", "partition"):
-        assert fault.end is not None
-        resumed = [t for t in done.values() if t > fault.end]
-        if resumed:
-            ends.append(min(resumed))
-        what += (
-            f", server {'down' if fault.kind == 'restart-server' else 'cut off'} {fault.end - fault.t:.1f}s"
-        )
-    if not ends:
-        return IDLE, "nothing in flight"
-    return max(ends) - fault.t, what
-
-
-STRANDED_AFTER = 7.0  # the waiters re-read waited jobs every 5 s: a done job must be seen by then
-
-
-def _stranded(evidence: Evidence, done: dict[str, float]) -> list[str]:
-    """Waits that timed out though their job had completed well before (a lost ``done`` event).
-
-    ``JobNotFoundError`` is not counted: it says truly that the result expired
-    before the waiter could read it (the outcomes row shows how often).
-    """
-    stranded = []
-    for job_id, outcome in evidence.producers.wait_outcomes.items():
-        finished = done.get(job_id)
-        ended = evidence.producers.wait_ended.get(job_id)
-        late = finished is not None and ended is not None and ended - finished > STRANDED_AFTER
-        if outcome == "JobCancelledError":  # the run cancels nothing: the waiter misread an expired result
-            stranded.append(f"{job_id}: completed at {finished}, its waiter raised JobCancelledError")
-        elif outcome == "JobTimeoutError" and late:
-            assert finished is not None and ended is not None
-            stranded.append(
-                f"{job_id}: completed at {finished:.3f}, its waiter timed out {ended - finished:.1f}s later"
-            )
-    return sorted(stranded)
-
-
 def _add_executions(report: Report, evidence: Evidence, done: dict[str, float]) -> list[str]:
     """Rows on re-executions, waits and long jobs; returns the detail lines of the failures."""
     producers, config = evidence.producers, evidence.config
@@ -316,7 +253,7 @@ def _add_executions(report: Report, evidence: Evidence, done: dict[str, float]) 
         len(waits.unexplained),
         not waits.unexplained,
     )
-    stranded = _stranded(evidence, done)
+    stranded = stranded_waits(producers, done)
     report.add("enqueue_and_wait stranded after its job completed", len(stranded), not stranded)
     hung = producers.hung_waits
     report.add("enqueue_and_wait neither returned nor raised a library error", len(hung), not hung)
@@ -344,7 +281,7 @@ def _add_faults(report: Report, evidence: Evidence, done: dict[str, float]) -> N
     times: dict[str, list[float]] = {}
     idle: Counter[str] = Counter()
     for fault in evidence.faults:
-        seconds, what = _recovery(fault, done, evidence)
+        seconds, what = recovery(fault, done, evidence.reaper_events, evidence.starts)
         recovered &= seconds is not None
         if seconds == IDLE:
             idle[fault.kind] += 1

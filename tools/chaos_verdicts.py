@@ -13,7 +13,11 @@ or a plain ``JobQueueError`` only when the job's result had really expired
 (its completion time plus ``result_ttl`` is not after the outcome); with a
 ``StorageError`` only when the result had expired or the server was
 unreachable (a restart or a partition) while it waited. ``wrong-result`` and
-anything else fail the run; late timeouts are the ``stranded`` check's.
+anything else fail the run; a wait that timed out long after its job
+completed is ``stranded`` and fails too.
+
+Recovery from a fault is the time until every job it hit ran again or was
+done; a fault that hit nothing is ``IDLE``, kept out of the medians.
 """
 
 from __future__ import annotations
@@ -25,7 +29,17 @@ from dataclasses import dataclass, field
 from tools.chaos_config import ChaosConfig
 from tools.chaos_ledger import Execution, Fault, ProducerLog, ReaperEvent
 
-__all__ = ["LongJobs", "Reruns", "Waits", "attribute_reruns", "judge_waits", "long_jobs"]
+__all__ = [
+    "IDLE",
+    "LongJobs",
+    "Reruns",
+    "Waits",
+    "attribute_reruns",
+    "judge_waits",
+    "long_jobs",
+    "recovery",
+    "stranded_waits",
+]
 
 # The completion time we know is when a worker logged it or the observer saw it, a little after the
 # storage stored it (and started the result's TTL): this much earlier still counts as expired.
@@ -175,3 +189,64 @@ def long_jobs(config: ChaosConfig, executions: list[Execution], faults: list[Fau
         if any(f.t <= stop and (f.end or f.t) >= execution.t for f in faults):
             figures.under_fault += 1
     return figures
+
+
+IDLE = -1.0  # a fault that had nothing to recover: reported apart, kept out of the medians
+
+
+def recovery(
+    fault: Fault, done: dict[str, float], reaper_events: list[ReaperEvent], starts: dict[str, list[float]]
+) -> tuple[float | None, str]:
+    """Seconds until the work the fault hit was done again (``IDLE``: nothing to recover; None: never)."""
+    if fault.kind == "kill-reaper" and not fault.was_leader:
+        return IDLE, "a follower: the leader kept its lock"
+    if fault.kind == "kill-reaper":
+        after = [e.t for e in reaper_events if e.event == "leader" and e.t > fault.t and e.pid != fault.pid]
+        return (min(after) - fault.t if after else None), "the other reaper took the lock"
+    # a job the fault hit is recovered once it runs again (re-delivered) or its result is stored:
+    # the time it then takes to run (seconds for the long jobs) is the handler's, not the recovery's
+    ends: list[float] = []
+    for job_id in fault.held:
+        finished = done.get(job_id)
+        if finished is None:
+            return None, f"{len(fault.held)} jobs in flight, not all completed"
+        if finished < fault.t:
+            continue  # it had completed: its worker died between storing the result and logging it
+        again = [t for t in starts.get(job_id, []) if t > fault.t]
+        ends.append(min([finished, *again]))
+    what = f"{len(fault.held)} jobs in flight running again or completed"
+    if fault.kind in ("restart-server", "partition"):
+        assert fault.end is not None
+        resumed = [t for t in done.values() if t > fault.end]
+        if resumed:
+            ends.append(min(resumed))
+        what += (
+            f", server {'down' if fault.kind == 'restart-server' else 'cut off'} {fault.end - fault.t:.1f}s"
+        )
+    if not ends:
+        return IDLE, "nothing in flight"
+    return max(ends) - fault.t, what
+
+
+STRANDED_AFTER = 7.0  # the waiters re-read waited jobs every 5 s: a done job must be seen by then
+
+
+def stranded_waits(producers: ProducerLog, done: dict[str, float]) -> list[str]:
+    """Waits that timed out though their job had completed well before (a lost ``done`` event).
+
+    ``JobNotFoundError`` is not counted: it says truly that the result expired
+    before the waiter could read it (the outcomes row shows how often).
+    """
+    stranded = []
+    for job_id, outcome in producers.wait_outcomes.items():
+        finished = done.get(job_id)
+        ended = producers.wait_ended.get(job_id)
+        late = finished is not None and ended is not None and ended - finished > STRANDED_AFTER
+        if outcome == "JobCancelledError":  # the run cancels nothing: the waiter misread an expired result
+            stranded.append(f"{job_id}: completed at {finished}, its waiter raised JobCancelledError")
+        elif outcome == "JobTimeoutError" and late:
+            assert finished is not None and ended is not None
+            stranded.append(
+                f"{job_id}: completed at {finished:.3f}, its waiter timed out {ended - finished:.1f}s later"
+            )
+    return sorted(stranded)
