@@ -124,3 +124,23 @@ def test_the_network_jail_cuts_and_restores_the_link_and_leaves_nothing() -> Non
     assert jail.host_link not in links
     assert not server.running  # killed with its namespace
     server.close()
+
+
+def test_leftovers_of_a_dead_supervisor_are_removed_and_live_ones_kept() -> None:
+    if subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("iproute2 cannot list network namespaces here")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid names a supervisor that is gone
+    orphan, mine = f"jqchaos-{dead.pid}", NetworkJail()
+    if subprocess.run(["ip", "netns", "add", orphan], capture_output=True, check=False).returncode != 0:
+        pytest.skip("network namespaces cannot be created here")
+    try:
+        mine.create()
+        removed = clean_leftovers()
+        listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        assert orphan in removed
+        assert orphan not in listing
+        assert mine.namespace in listing  # this process is alive: its namespace stays
+    finally:
+        subprocess.run(["ip", "netns", "del", orphan], capture_output=True, check=False)
+        mine.destroy()
