@@ -131,12 +131,12 @@ def make_storage(config: ChaosConfig, *, observer: bool = False) -> Storage:
     FileStorage is built directly to sweep expired records every second (the
     URL cannot set ``cleanup_interval``; the default 10 s would stretch the
     final size check). The observer's Redis connection gives up a read after
-    2 s: a partition then shows as storage errors (nothing completes while
+    5 s: a partition then shows as storage errors (nothing completes while
     the link is down), not as one long call that looks like a gap in its polls.
     The roles keep the library's defaults: those are what the run tests.
     """
     if config.backend == "file":
         return FileStorage(unquote(urlsplit(config.url).path), cleanup_interval=1.0)
     if observer and urlsplit(config.url).scheme in ("redis", "valkey"):
-        return storage_from_url(f"{config.url}{'&' if '?' in config.url else '?'}socket_timeout=2")
+        return storage_from_url(f"{config.url}{'&' if '?' in config.url else '?'}socket_timeout=5")
     return storage_from_url(config.url)
