@@ -11,12 +11,11 @@ by jobqueue) or a directory (FileStorage), 2 producer processes (``enqueue`` and
 every execution to an append-only ledger, and 2 reapers with leader election.
 For ``--duration`` seconds it injects faults (SIGKILL of a busy worker,
 SIGSTOP of a worker past the visibility timeout, SIGKILL of the leading
-reaper, SIGKILL and restart of the server). ``--backend redis-cluster`` (or
-``valkey-cluster``) runs on a 3+3 cluster with AOF and ``min_replicas=1``
-instead, and its server fault is a failover: SIGKILL of the master that owns
-the queue's slot, promotion of its replica, the old master back as a replica.
-Then it lets the queue drain, waits
-for the results to expire, and prints the checks. Exit code 0 only when every
+reaper, SIGKILL and restart of the server, a network partition between the
+host and the server's network namespace for longer than the lease), then lets
+the queue drain, waits for the results to expire, and prints the checks. A
+share of the jobs run several visibility timeouts, so leases are renewed
+under faults. Exit code 0 only when every
 check passes. The run directory (ledger, fault log, process logs) is kept on
 failure or with ``--keep``.
 """
@@ -25,9 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import datetime
+import os
 import random
 import secrets
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +46,7 @@ from tools.chaos_checks import Evidence, Observer, Report, build_report, empty_w
 from tools.chaos_config import Backend, ChaosConfig, RunFiles, make_storage
 from tools.chaos_faults import Cluster, FaultInjector
 from tools.chaos_ledger import read_completions, read_faults, read_ledger, read_producers, read_reaper_events
+from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
 from tools.clusters import ClusterProcess
 from tools.servers import ServerKind, ServerProcess
 
@@ -68,11 +73,12 @@ async def run(
     config: ChaosConfig,
     files: RunFiles,
     server: ServerProcess | None,
+    jail: NetworkJail | None,
     log: Callable[[str], None],
     redis_cluster: ClusterProcess | None = None,
 ) -> Report:
     """Run the whole scenario and return the checked report."""
-    storage = make_storage(config)
+    storage = make_storage(config, observer=True)
     await storage.connect()
     cluster = Cluster(files)
     observer = Observer(storage, files, config)
@@ -87,7 +93,9 @@ async def run(
             cluster.spawn("producer")
         started = time.monotonic()
         observing = asyncio.create_task(observer.run())
-        injector = FaultInjector(config, files, cluster, server, random.Random(config.seed), redis_cluster)
+        injector = FaultInjector(
+            config, files, cluster, server, random.Random(config.seed), jail, redis_cluster
+        )
         log(f"running {config.duration:g}s of faults on {config.backend} ({files.root})")
         await injector.run(started + config.duration)
         await injector.finish()
@@ -143,33 +151,82 @@ async def run(
         await storage.disconnect()
 
 
+def _jail(backend: Backend, partition: bool) -> tuple[NetworkJail | None, str]:
+    """A network namespace for the server, or None and the reason the partition fault is skipped."""
+    if backend == "file":
+        return None, "FileStorage has no network"
+    if backend.endswith("-cluster"):
+        return None, "a cluster runs on loopback (its server fault is a failover)"
+    if not partition:
+        return None, "--no-partition"
+    jail = NetworkJail()
+    try:
+        jail.create()
+    except NetnsUnavailable as exc:
+        return None, f"network namespaces unavailable: {exc}"
+    return jail, ""
+
+
+def _server_version(server: ServerProcess) -> str:
+    done = subprocess.run([server.binary, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
 def run_chaos(
     config_args: dict[str, object], backend: Backend, duration: float, seed: int, run_dir: Path
-) -> Report:
-    """Set up the server or directory, run, tear down; return the report."""
+) -> tuple[Report, dict[str, object]]:
+    """Set up the server or directory, run, tear down; return the report and facts about the run."""
     files = RunFiles(run_dir)
     server: ServerProcess | None = None
     redis_cluster: ClusterProcess | None = None
+    partition = bool(config_args.pop("partition", True))
+    left = clean_leftovers()  # of runs whose supervisor was SIGKILLed
+    if left:
+        print(f"[chaos] removed leftovers of earlier runs: {', '.join(left)}", flush=True)
+    jail, skipped = _jail(backend, partition)
+    meta: dict[str, object] = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["tools/chaos.py", *sys.argv[1:]]),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
     try:
         if backend == "file":
             url = (run_dir / "store").as_uri()
-        elif backend == "redis-cluster" or backend == "valkey-cluster":
+        elif backend in ("redis-cluster", "valkey-cluster"):
             kind: ServerKind = "redis" if backend == "redis-cluster" else "valkey"
             redis_cluster = ClusterProcess.start_new(kind, aof=True)
             url = f"{redis_cluster.url}?prefix=chaos-{secrets.token_hex(4)}&min_replicas=1"
         else:
-            server = ServerProcess.start_new(backend, aof=True)
+            single: ServerKind = "redis" if backend == "redis" else "valkey"
+            host, launcher = (jail.ns_address, jail.launcher) if jail else ("127.0.0.1", ())
+            server = ServerProcess(single, aof=True, host=host, launcher=launcher)
+            server.start()
+            meta["server"] = _server_version(server)
             url = f"{server.url}?prefix=chaos-{secrets.token_hex(4)}"
-        config = ChaosConfig(backend=backend, url=url, duration=duration, seed=seed, **config_args)  # type: ignore[arg-type]  # CLI overrides
-        config.dump(files.config)
-        return asyncio.run(
-            run(config, files, server, lambda line: print(f"[chaos] {line}", flush=True), redis_cluster)
+        config = ChaosConfig(
+            backend=backend,
+            url=url,
+            duration=duration,
+            seed=seed,
+            partition=skipped,
+            **config_args,  # type: ignore[arg-type]  # CLI overrides
         )
+        config.dump(files.config)
+        meta["config"] = dataclasses.asdict(config)
+        report = asyncio.run(
+            run(config, files, server, jail, lambda line: print(f"[chaos] {line}", flush=True), redis_cluster)
+        )
+        meta["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        meta["load_average_at_end"] = os.getloadavg()
+        return report, meta
     finally:
         if server is not None:
             server.close()
         if redis_cluster is not None:
             redis_cluster.close()
+        if jail is not None:
+            jail.destroy()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--run-dir", type=Path, default=None, help="where the ledger and logs go (default: a temp dir)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="also write the checks as JSON to this file")
+    parser.add_argument(
+        "--json-out", "--json", type=Path, default=None, help="also write the checks as JSON to this file"
+    )
+    parser.add_argument(
+        "--no-partition", action="store_true", help="no network namespace, no partition fault (Redis/Valkey)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run directory even when the run passes")
     args = parser.parse_args(argv)
     if args.duration <= 0:
@@ -198,13 +260,16 @@ def main(argv: list[str] | None = None) -> int:
         overrides["producer_rate"] = args.rate
     if args.drain_timeout is not None:
         overrides["drain_timeout"] = args.drain_timeout
+    overrides["partition"] = not args.no_partition
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix=f"jobqueue-chaos-{args.backend}-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"[chaos] seed {seed}, run dir {run_dir}", flush=True)
-    report = run_chaos(overrides, args.backend, args.duration, seed, run_dir)
+    # a SIGTERM unwinds through the finally blocks: the server, its namespace and the roles go too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    report, meta = run_chaos(overrides, args.backend, args.duration, seed, run_dir)
     print(report.render(), flush=True)
-    if args.json is not None:
-        args.json.write_text(report.to_json())
+    if args.json_out is not None:
+        args.json_out.write_text(report.to_json(meta) + "\n")
     if report.passed and not args.keep and args.run_dir is None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return 0 if report.passed else 1

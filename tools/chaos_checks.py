@@ -10,6 +10,7 @@ the fault log and prints one table; the run passes only if every row does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -31,6 +32,7 @@ from tools.chaos_ledger import (
     ProducerLog,
     ReaperEvent,
 )
+from tools.chaos_verdicts import IDLE, attribute_reruns, judge_waits, long_jobs, recovery, stranded_waits
 
 __all__ = ["Evidence", "Observer", "Report", "Row", "build_report", "empty_worker_dirs", "storage_size"]
 
@@ -175,11 +177,10 @@ class Report:
     def add(self, name: str, value: object, ok: bool | None = None) -> None:
         self.rows.append(Row(name, str(value), ok))
 
-    def to_json(self) -> str:
-        """The rows as JSON, for the CI test."""
-        return json.dumps(
-            {"passed": self.passed, "rows": [asdict(row) for row in self.rows], "details": self.details}
-        )
+    def to_json(self, meta: dict[str, object] | None = None) -> str:
+        """The rows as JSON (for the CI test and ``docs/chaos/``), with ``meta`` about the run."""
+        body = {"passed": self.passed, "rows": [asdict(row) for row in self.rows], "details": self.details}
+        return json.dumps({**(meta or {}), **body}, indent=1)
 
     def render(self) -> str:
         width = max(len(row.name) for row in self.rows)
@@ -209,88 +210,104 @@ class Evidence:
     empty_worker_dirs: int = 0
     crashed: list[str] = field(default_factory=list)
 
-
-def _recovery(fault: Fault, done: dict[str, float], evidence: Evidence) -> tuple[float | None, str]:
-    if fault.kind == "kill-reaper" and not fault.was_leader:
-        return 0.0, "a follower: the leader kept its lock"
-    if fault.kind == "kill-reaper":
-        after = [
-            e.t
-            for e in evidence.reaper_events
-            if e.event == "leader" and e.t > fault.t and e.pid != fault.pid
-        ]
-        return (min(after) - fault.t if after else None), "the other reaper took the lock"
-    held_done = [done.get(job_id) for job_id in fault.held]
-    if any(t is None for t in held_done):
-        return None, f"{len(fault.held)} jobs in flight, not all completed"
-    # a job can look in flight though it had completed: its worker died between storing the
-    # result and logging it, or the server applied a completion whose reply the kill cut off
-    ends = [t for t in held_done if t is not None and t >= fault.t]
-    what = f"{len(fault.held)} jobs in flight completed"
-    if fault.kind in _OUTAGES:
-        assert fault.end is not None
-        resumed = [t for t in done.values() if t > fault.end]
-        if resumed:
-            ends.append(min(resumed))
-        what += f", server down {fault.end - fault.t:.1f}s"
-    if not ends:
-        return 0.0, "nothing in flight"
-    return max(ends) - fault.t, what
+    @functools.cached_property
+    def starts(self) -> dict[str, list[float]]:
+        """Job id -> the start times of its executions."""
+        starts: dict[str, list[float]] = {}
+        for execution in self.executions:
+            starts.setdefault(execution.job_id, []).append(execution.t)
+        return starts
 
 
-_OUTAGES = ("restart-server", "failover")  # faults during which the storage is unreachable
+def _add_executions(report: Report, evidence: Evidence, done: dict[str, float]) -> list[str]:
+    """Rows on re-executions, waits and long jobs; returns the detail lines of the failures."""
+    producers, config = evidence.producers, evidence.config
+    counts = Counter(execution.job_id for execution in evidence.executions)
+    histogram = Counter(min(counts.get(job_id, 0), 3) for job_id in producers.accepted)
+    report.add("executions per job (0/1/2/3+)", "/".join(str(histogram.get(n, 0)) for n in range(4)))
+    reruns = attribute_reruns(evidence.executions, evidence.faults, evidence.reaper_events, producers, done)
+    report.add(
+        "re-executions, each matched in time to the fault that ended the earlier run",
+        ", ".join(f"{cause} {n}" for cause, n in sorted(reruns.causes.items())) or "none",
+    )
+    report.add(
+        "re-executions not explained by a fault or an expired lease",
+        len(reruns.unexplained),
+        not reruns.unexplained,
+    )
+    long = long_jobs(config, evidence.executions, evidence.faults)
+    low, high = config.long_sleep
+    report.add(
+        f"long jobs ({low:g}-{high:g}s, lease {config.visibility_timeout:g}s): jobs / done in one run /"
+        " runs overlapping a fault",
+        f"{long.jobs} / {long.in_one_run} / {long.under_fault}",
+        long.jobs > 0,
+    )
+    outcomes = producers.outcome_counts()
+    report.add("enqueue_and_wait outcomes", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    wrong = outcomes.get("wrong-result", 0)
+    report.add("enqueue_and_wait returned a wrong result", wrong, wrong == 0)
+    waits = judge_waits(config, producers, evidence.faults, done)
+    if waits.excused:
+        report.add(
+            "enqueue_and_wait errors with a reason",
+            ", ".join(f"{k} {v}" for k, v in sorted(waits.excused.items())),
+        )
+    report.add(
+        "enqueue_and_wait errors without a reason (result not expired, server reachable)",
+        len(waits.unexplained),
+        not waits.unexplained,
+    )
+    stranded = stranded_waits(producers, done)
+    report.add("enqueue_and_wait stranded after its job completed", len(stranded), not stranded)
+    hung = producers.hung_waits
+    report.add("enqueue_and_wait neither returned nor raised a library error", len(hung), not hung)
+    details = [f"  {line}" for line in reruns.unexplained[:10]]
+    details += [f"  wait: {line}" for line in waits.unexplained[:10]]
+    return details + [f"  stranded: {line}" for line in stranded[:10]]
 
-STRANDED_AFTER = 7.0  # the waiters re-read waited jobs every 5 s: a done job must be seen by then
 
-
-def _stranded(evidence: Evidence, done: dict[str, float]) -> list[str]:
-    """Waits that timed out though their job had completed well before (a lost ``done`` event).
-
-    ``JobNotFoundError`` is not counted: it says truly that the result expired
-    before the waiter could read it (the outcomes row shows how often).
-    """
-    stranded = []
-    for job_id, outcome in evidence.producers.wait_outcomes.items():
-        finished = done.get(job_id)
-        ended = evidence.producers.wait_ended.get(job_id)
-        late = finished is not None and ended is not None and ended - finished > STRANDED_AFTER
-        if outcome == "JobCancelledError":  # the run cancels nothing: the waiter misread an expired result
-            stranded.append(f"{job_id}: completed at {finished}, its waiter raised JobCancelledError")
-        elif outcome == "JobTimeoutError" and late:
-            assert finished is not None and ended is not None
-            stranded.append(
-                f"{job_id}: completed at {finished:.3f}, its waiter timed out {ended - finished:.1f}s later"
-            )
-    return sorted(stranded)
-
-
-def _reruns(evidence: Evidence, done_by: dict[str, int]) -> tuple[list[str], int]:
-    """Re-executions not caused by a fault: (unexplained ones, ones after a lease expiry on a live worker).
-
-    A job may run again when its earlier run was on a killed or stopped worker,
-    around a server restart, or when the reaper found its lease expired (a live
-    worker starved of CPU for a visibility timeout: at-least-once allows it).
-    Any other second run means the storage handed one job out twice.
-    """
-    faulted = {f.pid for f in evidence.faults if f.kind in ("kill-worker", "stop-worker")}
-    margin = evidence.config.visibility_timeout + 1.0
-    outages = [(f.t - margin, (f.end or f.t) + margin) for f in evidence.faults if f.kind in _OUTAGES]
-    stalled = {event.job_id for event in evidence.reaper_events if event.event == "stalled"}
-    by_job: dict[str, list[Execution]] = {}
-    for execution in evidence.executions:
-        by_job.setdefault(execution.job_id, []).append(execution)
-    bad, starved = [], 0
-    for job_id, runs in by_job.items():
-        for run in runs[:-1]:
-            if run.pid in faulted or any(start <= run.t <= end for start, end in outages):
-                continue
-            if job_id in stalled:
-                starved += 1
-                continue
-            bad.append(
-                f"{job_id}: run by pid {run.pid} at {run.t:.3f} then again (completed by {done_by.get(job_id)})"
-            )
-    return bad, starved
+def _add_faults(report: Report, evidence: Evidence, done: dict[str, float]) -> None:
+    """Rows on the faults and the time the run took to recover from each."""
+    config = evidence.config
+    kinds = Counter(fault.kind for fault in evidence.faults)
+    report.add("faults injected", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    if config.partition:
+        report.add("partition fault skipped", config.partition)
+    cuts = [fault.end - fault.t for fault in evidence.faults if fault.kind == "partition" and fault.end]
+    if cuts:  # the premise of the partition fault: every lease held when the link went down expired
+        longer = sum(cut > config.visibility_timeout for cut in cuts)
+        report.add(
+            f"partitions longer than the lease ({config.visibility_timeout:g}s), shortest cut",
+            f"{longer}/{len(cuts)}, {min(cuts):.1f}s",
+            longer == len(cuts),
+        )
+    recovered = True
+    times: dict[str, list[float]] = {}
+    idle: Counter[str] = Counter()
+    for fault in evidence.faults:
+        seconds, what = recovery(fault, done, evidence.reaper_events, evidence.starts)
+        recovered &= seconds is not None
+        if seconds == IDLE:
+            idle[fault.kind] += 1
+        elif seconds is not None:
+            times.setdefault(fault.kind, []).append(seconds)
+        shown = {None: "NOT RECOVERED", IDLE: "-"}.get(seconds, f"{seconds:.1f}s")
+        report.details.append(
+            f"  fault {fault.kind:<15} t+{fault.t - evidence.faults[0].t:6.1f}s pid {fault.pid}:"
+            f" recovered in {shown} ({what})"
+        )
+    for kind in sorted(times):
+        report.add(
+            f"time to recover, median / worst ({kind})",
+            f"{statistics.median(times[kind]):.1f}s / {max(times[kind]):.1f}s (n={len(times[kind])})",
+        )
+    if idle:
+        report.add(
+            "faults with nothing to recover (not in the medians)",
+            ", ".join(f"{k} {v}" for k, v in sorted(idle.items())),
+        )
+    report.add("every fault recovered", "yes" if recovered else "no", recovered)
 
 
 def build_report(evidence: Evidence) -> Report:
@@ -300,10 +317,8 @@ def build_report(evidence: Evidence) -> Report:
     accepted = set(producers.accepted)
     completed = accepted & observer.completed.keys()
     done: dict[str, float] = {}
-    done_by: dict[str, int] = {}
     for completion in evidence.completions:
         done.setdefault(completion.job_id, completion.t)
-        done_by.setdefault(completion.job_id, completion.pid)
     for job_id, seen in observer.completed.items():  # completions no worker could log
         done[job_id] = min(done.get(job_id, seen), seen)
     undrained = sorted(job_id for job_id in accepted - completed if job_id in observer.pending)
@@ -323,22 +338,7 @@ def build_report(evidence: Evidence) -> Report:
             "completed but expired before read / failed", f"{len(unverified)} / {len(observer.failed)}", False
         )
     report.add("throughput (jobs/s)", f"{len(completed) / max(evidence.elapsed, 1):.1f}")
-    counts = Counter(execution.job_id for execution in evidence.executions)
-    histogram = Counter(min(counts.get(job_id, 0), 3) for job_id in accepted)
-    report.add("executions per job (0/1/2/3+)", "/".join(str(histogram.get(n, 0)) for n in range(4)))
-    unexplained, starved = _reruns(evidence, done_by)
-    report.add(
-        "re-executions not explained by a fault or an expired lease", len(unexplained), not unexplained
-    )
-    report.add("re-executions after a live worker's lease expired (CPU starvation)", starved)
-    report.add(
-        "enqueue_and_wait outcomes",
-        ", ".join(f"{k} {v}" for k, v in sorted(producers.outcome_counts().items())),
-    )
-    stranded = _stranded(evidence, done)
-    report.add("enqueue_and_wait stranded after its job completed", len(stranded), not stranded)
-    hung = producers.hung_waits
-    report.add("enqueue_and_wait neither returned nor raised a library error", len(hung), not hung)
+    details = _add_executions(report, evidence, done)
     ended = producers.ended == len(evidence.producer_exits) and all(
         code == 0 for code in evidence.producer_exits
     )
@@ -353,25 +353,7 @@ def build_report(evidence: Evidence) -> Report:
         f"{observer.max_gap:.1f} / {observer.errors}",
         observer.max_gap < config.result_ttl,
     )
-    recovered = True
-    kinds = Counter(fault.kind for fault in evidence.faults)
-    report.add("faults injected", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
-    times: dict[str, list[float]] = {}
-    for fault in evidence.faults:
-        seconds, what = _recovery(fault, done, evidence)
-        recovered &= seconds is not None
-        if seconds is not None:
-            times.setdefault(fault.kind, []).append(seconds)
-        shown = "NOT RECOVERED" if seconds is None else f"{seconds:.1f}s"
-        report.details.append(
-            f"  fault {fault.kind:<15} t+{fault.t - evidence.faults[0].t:6.1f}s pid {fault.pid}: recovered in {shown} ({what})"
-        )
-    for kind in sorted(times):
-        report.add(
-            f"time to recover, median / worst ({kind})",
-            f"{statistics.median(times[kind]):.1f}s / {max(times[kind]):.1f}s",
-        )
-    report.add("every fault recovered", "yes" if recovered else "no", recovered)
+    _add_faults(report, evidence, done)
     baseline, raw, final, leftovers = evidence.size
     report.add(
         "storage size after result TTL (baseline -> idle -> after a dashboard read)",
@@ -383,8 +365,8 @@ def build_report(evidence: Evidence) -> Report:
     if config.backend == "file":
         dirs = evidence.empty_worker_dirs
         report.add("empty processing/<worker> dirs left after the run", dirs, dirs == 0)
+    counts = Counter(execution.job_id for execution in evidence.executions)
     for job_id in (lost + unverified + undrained)[:10]:
         report.details.append(f"  not completed: {job_id} (executions: {counts.get(job_id, 0)})")
-    report.details += [f"  {line}" for line in unexplained[:10]]
-    report.details += [f"  stranded: {line}" for line in stranded[:10]]
+    report.details += details
     return report

@@ -25,6 +25,9 @@ __all__ = ["Backend", "ChaosConfig", "RunFiles", "append_line", "make_storage"]
 Backend = Literal["redis", "valkey", "file", "redis-cluster", "valkey-cluster"]
 
 
+_PAIRS = ("handler_sleep", "long_sleep", "fault_interval", "stop_extra", "server_downtime", "partition_extra")
+
+
 @dataclass(frozen=True)
 class ChaosConfig:
     """Every knob of a run. Durations in seconds."""
@@ -42,6 +45,8 @@ class ChaosConfig:
     lock_retry: float = 0.5
     worker_concurrency: int = 4
     handler_sleep: tuple[float, float] = (0.05, 0.4)
+    long_share: float = 0.02  # share of jobs that run long_sleep: lease renewal must work under faults
+    long_sleep: tuple[float, float] = (6.0, 8.0)  # 3-4 visibility timeouts
     producer_rate: float = 12.0  # jobs per second per producer
     wait_share: float = 0.3  # share of jobs sent with enqueue_and_wait
     max_waits: int = 6  # enqueue_and_wait calls in flight per producer
@@ -50,6 +55,8 @@ class ChaosConfig:
     first_fault: float = 3.0
     stop_extra: tuple[float, float] = (1.0, 3.0)  # a SIGSTOP lasts visibility_timeout plus this
     server_downtime: tuple[float, float] = (0.3, 1.5)
+    partition_extra: tuple[float, float] = (0.5, 1.5)  # a partition lasts visibility_timeout plus this
+    partition: str = ""  # "" when the server is in a network namespace, else why the fault is skipped
     drain_timeout: float = 60.0
     size_timeout: float = 30.0
 
@@ -61,7 +68,7 @@ class ChaosConfig:
     def load(cls, path: Path) -> ChaosConfig:
         """Read a config written by ``dump``."""
         data: dict[str, Any] = json.loads(path.read_text())
-        for name in ("handler_sleep", "fault_interval", "stop_extra", "server_downtime"):
+        for name in _PAIRS:
             data[name] = tuple(data[name])
         return cls(**data)
 
@@ -78,7 +85,7 @@ class RunFiles:
 
     @property
     def ledger(self) -> Path:
-        """``job_id pid attempt t``: one line per execution, written by the handler when it starts."""
+        """``job_id pid attempt t sleep``: one line per execution, written by the handler when it starts."""
         return self.root / "ledger"
 
     @property
@@ -118,13 +125,18 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def make_storage(config: ChaosConfig) -> Storage:
+def make_storage(config: ChaosConfig, *, observer: bool = False) -> Storage:
     """The storage of the run, from its URL.
 
     FileStorage is built directly to sweep expired records every second (the
     URL cannot set ``cleanup_interval``; the default 10 s would stretch the
-    final size check).
+    final size check). The observer's Redis connection gives up a read after
+    5 s: a partition then shows as storage errors (nothing completes while
+    the link is down), not as one long call that looks like a gap in its polls.
+    The roles keep the library's defaults: those are what the run tests.
     """
     if config.backend == "file":
         return FileStorage(unquote(urlsplit(config.url).path), cleanup_interval=1.0)
+    if observer and urlsplit(config.url).scheme in ("redis", "valkey"):
+        return storage_from_url(f"{config.url}{'&' if '?' in config.url else '?'}socket_timeout=5")
     return storage_from_url(config.url)

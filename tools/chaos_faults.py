@@ -5,7 +5,8 @@
 holds jobs (a replacement starts at once), SIGSTOP of a worker for longer
 than the visibility timeout then SIGCONT, SIGKILL of the leading reaper (a
 replacement starts), and on Redis/Valkey a SIGKILL of the server and a
-restart on the same port. Each fault is logged with the jobs in flight at
+restart on the same port, and a network partition (the link to the server's
+namespace down for longer than the lease, see ``chaos_netns``). Each fault is logged with the jobs in flight at
 that moment, so the checks can measure recovery.
 """
 
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tools.chaos_config import ChaosConfig, RunFiles, append_line
 from tools.chaos_ledger import Fault, LedgerTail, read_reaper_events
+from tools.chaos_netns import NetworkJail
 from tools.clusters import ClusterProcess, key_slot
 from tools.servers import ServerProcess
 
@@ -31,7 +33,7 @@ __all__ = ["FAULT_KINDS", "Cluster", "FaultInjector", "Proc"]
 
 ROLES_SCRIPT = Path(__file__).resolve().with_name("chaos_roles.py")
 
-FAULT_KINDS = ("kill-worker", "stop-worker", "kill-reaper", "restart-server", "failover")
+FAULT_KINDS = ("kill-worker", "stop-worker", "kill-reaper", "restart-server", "partition", "failover")
 
 
 @dataclass
@@ -143,30 +145,42 @@ class FaultInjector:
         cluster: Cluster,
         server: ServerProcess | None,
         rng: random.Random,
+        jail: NetworkJail | None = None,
         redis_cluster: ClusterProcess | None = None,
     ) -> None:
+        self.redis_cluster = redis_cluster
         self.config = config
         self.files = files
         self.cluster = cluster
         self.server = server
-        self.redis_cluster = redis_cluster
+        self.jail = jail
         self.rng = rng
         self.tail = LedgerTail(files)
         self.faults: list[Fault] = []
         self._conts: list[asyncio.Task[None]] = []
 
     def kinds(self) -> list[str]:
-        available = {"restart-server": self.server is not None, "failover": self.redis_cluster is not None}
-        return [kind for kind in FAULT_KINDS if available.get(kind, True)]
+        """The fault kinds this run can inject: no server, no restart; no namespace, no partition."""
+        unavailable = {"restart-server"} if self.server is None else set()
+        if self.jail is None:
+            unavailable.add("partition")
+        if self.redis_cluster is None:
+            unavailable.add("failover")
+        return [kind for kind in FAULT_KINDS if kind not in unavailable]
 
     async def run(self, until: float) -> None:
-        """Inject faults until ``time.monotonic()`` reaches ``until``; every kind comes once per round."""
+        """Inject faults until ``time.monotonic()`` reaches ``until``; every kind comes once per round.
+
+        The first round is always finished, so even a short run has every kind of fault.
+        """
         await asyncio.sleep(self.config.first_fault)
         plan: list[str] = []
-        while time.monotonic() < until:
+        rounds = 0
+        while time.monotonic() < until or (plan and rounds == 1):
             if not plan:
                 plan = self.kinds()
                 self.rng.shuffle(plan)
+                rounds += 1
             self.cluster.replace_crashed()
             await getattr(self, plan.pop().replace("-", "_"))()
             await asyncio.sleep(self.rng.uniform(*self.config.fault_interval))
@@ -253,6 +267,24 @@ class FaultInjector:
         await asyncio.to_thread(server.kill)
         await asyncio.sleep(self.rng.uniform(*self.config.server_downtime))
         await asyncio.to_thread(server.start)
+        fault.end = time.time()
+        self._log(fault)
+
+    async def partition(self) -> None:
+        """Cut the server's link while jobs are in flight, for longer than the lease, then heal it."""
+        jail = self.jail
+        assert jail is not None
+        deadline = time.monotonic() + 3.0
+        while not self.tail.held_by_all() and time.monotonic() < deadline:  # noqa: ASYNC110  # polls files
+            await asyncio.sleep(0.02)
+        fault = Fault("partition", time.time(), None, self.tail.held_by_all())
+        try:
+            await asyncio.to_thread(jail.cut)
+            await asyncio.sleep(
+                self.config.visibility_timeout + self.rng.uniform(*self.config.partition_extra)
+            )
+        finally:
+            await asyncio.to_thread(jail.restore)
         fault.end = time.time()
         self._log(fault)
 

@@ -38,6 +38,7 @@ class Execution:
     pid: int
     attempt: int
     t: float
+    sleep: float  # how long the handler runs
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,11 @@ class ReaperEvent:
 class Fault:
     """One injected fault. ``held``: the jobs in flight on the victim (or everywhere) at ``t``."""
 
-    kind: str  # kill-worker, stop-worker, kill-reaper, restart-server, failover
+    kind: str  # kill-worker, stop-worker, kill-reaper, restart-server, partition, failover
     t: float
     pid: int | None
     held: list[str] = field(default_factory=list)
-    end: float | None = None  # SIGCONT or server back
+    end: float | None = None  # SIGCONT, server back, link up
     was_leader: bool = False
 
     def to_json(self) -> str:
@@ -83,6 +84,7 @@ class ProducerLog:
     wait_started: dict[str, float] = field(default_factory=dict)
     wait_outcomes: dict[str, str] = field(default_factory=dict)
     wait_ended: dict[str, float] = field(default_factory=dict)
+    requeued: dict[str, float] = field(default_factory=dict)  # enqueued anew after a failed wait
     ended: int = 0  # producers that wrote END
 
     @property
@@ -111,7 +113,7 @@ def _lines(path: Path) -> list[list[str]]:
 
 def read_ledger(files: RunFiles) -> list[Execution]:
     """Every handler start, in file order."""
-    return [Execution(p[0], int(p[1]), int(p[2]), float(p[3])) for p in _lines(files.ledger)]
+    return [Execution(p[0], int(p[1]), int(p[2]), float(p[3]), float(p[4])) for p in _lines(files.ledger)]
 
 
 def read_completions(files: RunFiles) -> list[Completion]:
@@ -128,10 +130,11 @@ def read_reaper_events(files: RunFiles) -> list[ReaperEvent]:
 
 
 def read_faults(files: RunFiles) -> list[Fault]:
-    """The fault log."""
+    """The fault log, by start time (a SIGSTOP is logged when it ends)."""
     if not files.faults.exists():
         return []
-    return [Fault(**json.loads(line)) for line in files.faults.read_text().splitlines() if line.strip()]
+    faults = [Fault(**json.loads(line)) for line in files.faults.read_text().splitlines() if line.strip()]
+    return sorted(faults, key=lambda fault: fault.t)
 
 
 def read_producers(files: RunFiles) -> ProducerLog:
@@ -142,6 +145,8 @@ def read_producers(files: RunFiles) -> ProducerLog:
             kind = parts[0]
             if kind == "A":
                 log.accepted.setdefault(parts[1], float(parts[-1]))
+                if parts[2] == "enqueue:queued" and parts[1] in log.wait_outcomes:
+                    log.requeued[parts[1]] = float(parts[-1])
             elif kind == "X":
                 log.given_up.add(parts[1])
             elif kind == "W+":

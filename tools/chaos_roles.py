@@ -69,7 +69,7 @@ def _stop_event() -> asyncio.Event:
 
 
 async def run_worker(config: ChaosConfig, files: RunFiles) -> None:
-    """Run jobs: log each execution to the ledger, sleep a little, return the id."""
+    """Run jobs: log each execution to the ledger, sleep as the payload says, return the id."""
     queue: Queue[dict[str, object], dict[str, object]] = Queue(
         make_storage(config),
         concurrency=config.worker_concurrency,
@@ -79,12 +79,13 @@ async def run_worker(config: ChaosConfig, files: RunFiles) -> None:
         result_ttl=config.result_ttl,
         retry_backoff=0.1,
     )
-    low, high = config.handler_sleep
 
     @queue.execute
     async def handle(job: Job[dict[str, object]]) -> dict[str, object]:
-        append_line(files.ledger, f"{job.id} {PID} {job.attempt} {_now()}")
-        await asyncio.sleep(random.uniform(low, high))
+        sleep = job.payload.get("sleep")
+        seconds = float(sleep) if isinstance(sleep, int | float) else random.uniform(*config.handler_sleep)
+        append_line(files.ledger, f"{job.id} {PID} {job.attempt} {_now()} {seconds:.3f}")
+        await asyncio.sleep(seconds)  # long ones outlive several leases: renewal must keep them
         return {"id": job.id}
 
     queue.on("completed", lambda job_id, _result: append_line(files.completions, f"{job_id} {PID} {_now()}"))
@@ -130,16 +131,22 @@ class Producer:
         )
         self.waits: set[asyncio.Task[None]] = set()
 
+    def payload(self, rng: random.Random) -> dict[str, object]:
+        """A payload: the producer index and how long the handler runs."""
+        config = self.config
+        span = config.long_sleep if rng.random() < config.long_share else config.handler_sleep
+        return {"p": self.index, "sleep": round(rng.uniform(*span), 3)}
+
     def record(self, *fields: str) -> None:
         append_line(self.path, " ".join((*fields, _now())))
 
-    async def accept(self, job_id: str) -> None:
+    async def accept(self, job_id: str, payload: dict[str, object]) -> None:
         """Enqueue until the storage answers; dedup makes a retry after an unclear failure safe."""
         delay = 0.05
         deadline = time.monotonic() + self.config.wait_timeout * 3
         while True:
             try:
-                result = await self.queue.enqueue(job_id, {"p": self.index})
+                result = await self.queue.enqueue(job_id, payload)
             except JobQueueError as exc:
                 if time.monotonic() > deadline:
                     self.record("X", job_id, type(exc).__name__)  # given up: never accepted
@@ -150,12 +157,10 @@ class Producer:
             self.record("A", job_id, f"enqueue:{result.status}")
             return
 
-    async def wait_one(self, job_id: str) -> None:
+    async def wait_one(self, job_id: str, payload: dict[str, object]) -> None:
         self.record("W+", job_id)
         try:
-            value = await self.queue.enqueue_and_wait(
-                job_id, {"p": self.index}, timeout=self.config.wait_timeout
-            )
+            value = await self.queue.enqueue_and_wait(job_id, payload, timeout=self.config.wait_timeout)
         except (
             JobTimeoutError,
             JobCancelledError,
@@ -172,7 +177,7 @@ class Producer:
             self.record("A", job_id, "wait")
             self.record("W-", job_id, "ok" if value == {"id": job_id} else "wrong-result")
             return
-        await self.accept(job_id)  # the call failed before or after enqueue: make sure it is in
+        await self.accept(job_id, payload)  # the call failed before or after enqueue: make sure it is in
 
     async def run(self) -> None:
         config = self.config
@@ -190,12 +195,13 @@ class Producer:
         while not stop.is_set():
             job_id = f"p{self.index}-{number:07d}"
             number += 1
+            payload = self.payload(rng)
             if rng.random() < config.wait_share and len(self.waits) < config.max_waits:
-                task = asyncio.create_task(self.wait_one(job_id))
+                task = asyncio.create_task(self.wait_one(job_id, payload))
                 self.waits.add(task)
                 task.add_done_callback(self.waits.discard)
             else:
-                await self.accept(job_id)
+                await self.accept(job_id, payload)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), rng.expovariate(config.producer_rate))
         if self.waits:

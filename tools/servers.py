@@ -116,7 +116,13 @@ class ServerProcess(Throwaway):
         aof: bool = False,
         port: int | None = None,
         extra_args: Sequence[str] = (),
+        host: str = "127.0.0.1",
+        launcher: tuple[str, ...] = (),
     ) -> None:
+        """``host``: the address to bind and dial; ``launcher``: a command prefix (``ip netns exec NS``).
+
+        The launcher must ``exec`` the server, so that the process id is the server's.
+        """
         binary = find_binary(kind)
         if binary is None:
             raise FileNotFoundError(f"{BINARIES[kind]} is not installed (see tools/install-servers.sh)")
@@ -125,6 +131,8 @@ class ServerProcess(Throwaway):
         self.aof = aof
         self.port = port or free_port()
         self.extra_args = tuple(extra_args)
+        self.host = host
+        self.launcher = launcher
         self._tmp = tempfile.TemporaryDirectory(prefix=f"jobqueue-{kind}-")
         self.dir = Path(self._tmp.name)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -139,7 +147,7 @@ class ServerProcess(Throwaway):
     @property
     def url(self) -> str:
         """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -156,9 +164,10 @@ class ServerProcess(Throwaway):
         if self.running:
             raise RuntimeError(f"{self.kind} server on port {self.port} is already running")
         args = [
+            *self.launcher,
             self.binary,
             "--port", str(self.port),
-            "--bind", "127.0.0.1",
+            "--bind", self.host,
             "--dir", str(self.dir),
             "--save", "",
             "--appendonly", "yes" if self.aof else "no",
@@ -176,7 +185,7 @@ class ServerProcess(Throwaway):
         while time.monotonic() < deadline:
             if not self.running:
                 raise RuntimeError(f"{self.kind} server exited at start; log:\n{self.log_tail()}")
-            if _answers_ping(self.port):
+            if _answers_ping(self.host, self.port):
                 return
             time.sleep(0.02)
         raise TimeoutError(f"{self.kind} server on port {self.port} not ready; log:\n{self.log_tail()}")
@@ -202,9 +211,9 @@ class ServerProcess(Throwaway):
         proc.wait(timeout=READY_TIMEOUT)
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(host: str, port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:

@@ -104,6 +104,11 @@ class Consumer:
         while not self._stopping:
             await self._slot_free.wait()
             free = config.concurrency - len(self._running)
+            if free <= 0:
+                # the attempt that set the flag had been replaced in _running by a new claim of the
+                # same job (re-delivered here after its lease expired): no slot is free after all
+                self._slot_free.clear()
+                continue
             try:
                 claims = await self._storage.dequeue(
                     config.worker_id,
