@@ -66,7 +66,11 @@ class Routes:
     """What both hubs share: channel -> subscriptions, and the confirmations subscribers wait for.
 
     A hub subclass sends the (S)SUBSCRIBE in ``_send`` and calls ``_confirmed``
-    and ``_deliver`` from its reader task.
+    and ``_deliver`` from its reader task. Every subscription sends its own
+    (S)SUBSCRIBE, even on a channel already subscribed, and is routed to at
+    the moment its confirmation is read: the reader handles a connection's
+    messages in order, so an event published before the subscription was
+    confirmed (still unread on the connection) is never handed to it.
     """
 
     _what = "subscribe"
@@ -74,27 +78,25 @@ class Routes:
     def __init__(self) -> None:
         self._routes: dict[bytes, set[Subscription]] = {}
         self._live: set[bytes] = set()  # confirmed on the current connection(s)
-        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._waiters: dict[bytes, list[tuple[asyncio.Future[None], Subscription]]] = {}
+        self._order = asyncio.Lock()  # waiters queue up in the order their commands are sent
 
     async def _send(self, channels: list[bytes]) -> None:
         raise NotImplementedError
 
     async def add(self, subscription: Subscription) -> None:
-        """Route the subscription's channels to it; return once the server confirmed them."""
-        for channel in subscription.channels:
-            self._routes.setdefault(channel, set()).add(subscription)
-        missing = [channel for channel in subscription.channels if channel not in self._live]
-        if not missing:
-            return
+        """Route the subscription's channels to it from its confirmation on; return once confirmed."""
         loop = asyncio.get_running_loop()
         futures = []
-        for channel in missing:
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters.setdefault(channel, []).append(future)
-            futures.append(future)
         try:
+            async with self._order:
+                for channel in subscription.channels:
+                    future: asyncio.Future[None] = loop.create_future()
+                    self._waiters.setdefault(channel, []).append((future, subscription))
+                    futures.append(future)
+                with redis_errors(self._what):
+                    await self._send(list(subscription.channels))
             with redis_errors(self._what):
-                await self._send(missing)
                 async with asyncio.timeout(_SUBSCRIBE_TIMEOUT):
                     await asyncio.gather(*futures)
         except BaseException:
@@ -121,8 +123,9 @@ class Routes:
         self._live.add(channel)
         waiters = self._waiters.get(channel)
         while waiters:
-            future = waiters.pop(0)
+            future, subscription = waiters.pop(0)
             if not future.done():
+                self._routes.setdefault(channel, set()).add(subscription)
                 future.set_result(None)
                 break
 
@@ -139,7 +142,7 @@ class Routes:
         for channel, waiters in list(self._waiters.items()):
             if channels is not None and channel not in channels:
                 continue
-            for future in waiters:
+            for future, _ in waiters:
                 if not future.done():
                     future.set_exception(exc)
             del self._waiters[channel]
