@@ -141,13 +141,15 @@ class Listener:
         self._closed = False
 
     async def add(self, channel: str, sink: Sink) -> None:
-        """Deliver the channel's events to ``sink``; returns once the channel is listened to."""
+        """Deliver the channel's events from now on to ``sink``; returns once the channel is listened to.
+
+        The sink is attached after a round trip on the listening connection:
+        notifications arrive in order with query results, so one sent before
+        (an event published before this subscription) is dispatched first and
+        never reaches the new sink.
+        """
+        await self._listen(channel, barrier=True)
         self._sinks.setdefault(channel, set()).add(sink)
-        try:
-            await self._listen(channel)
-        except BaseException:
-            self.remove(channel, sink)
-            raise
 
     def start(self, channel: str) -> None:
         """Connect and LISTEN to ``channel`` in the background, ahead of the first subscription or blocking claim."""
@@ -159,12 +161,14 @@ class Listener:
         except (StorageError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.debug("listener not opened ahead: %s", exc)  # the first add() tries again and reports
 
-    async def _listen(self, channel: str) -> None:
+    async def _listen(self, channel: str, *, barrier: bool = False) -> None:
         async with self._lock:
             conn = await self._ensure_connection()
             if channel not in self._listening:
                 await conn.add_listener(channel, self._on_notify)
                 self._listening.add(channel)
+            if barrier:
+                await conn.execute("SELECT 1")
 
     def watch(self, channel: str, sink: Sink) -> bool:
         """Deliver to ``sink`` at once when the channel is already listened to; False (and no change) if not."""
