@@ -27,29 +27,35 @@ Every method may raise ``StorageError``.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from enum import StrEnum
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from .._durations import validate_job_id
 from .._types import JobState
 from . import rules
+from .capabilities import (
+    Capability,
+    ControlChannel,
+    LeaderLock,
+    Migrations,
+    Monitoring,
+    TransactionalEnqueue,
+    capabilities,
+)
+from .checks import check_batch, check_finish, check_ids, check_ms, check_new_job, check_worker
 from .records import (
     Channel,
     Claim,
     EnqueueOutcome,
     Finish,
-    FinishKind,
-    JobPage,
     JobRecord,
     NewJob,
     Recovery,
     Revoked,
     StorageEvent,
     TtlOutcome,
-    WorkerRecord,
 )
 
 __all__ = [
@@ -64,70 +70,6 @@ __all__ = [
     "check_ms",
     "check_new_job",
 ]
-
-
-def check_ms(value: object, name: str, minimum: int = 0) -> int:
-    """Check a duration in integer milliseconds.
-
-    Raises:
-        TypeError: not an int.
-        ValueError: below ``minimum``.
-    """
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int (milliseconds), not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_ids(job_ids: Iterable[str]) -> list[str]:
-    if isinstance(job_ids, str | bytes):
-        raise TypeError("job_ids must be a sequence of ids, not a single str")
-    return [validate_job_id(job_id) for job_id in job_ids]
-
-
-def _check_worker(worker_id: object) -> str:
-    if not isinstance(worker_id, str) or not worker_id:
-        raise ValueError(f"worker_id must be a non-empty str, got {worker_id!r}")
-    return worker_id
-
-
-def _check_batch(items: Sequence[object], name: str) -> None:
-    if not items:
-        raise ValueError(f"{name} must not be empty")
-    if len(items) > rules.MAX_BATCH:
-        raise ValueError(f"{name} holds {len(items)} items; at most {rules.MAX_BATCH} per call")
-
-
-def check_new_job(job: NewJob) -> NewJob:
-    """Check one job to enqueue (id, message bytes, delay, priority)."""
-    if not isinstance(job, NewJob):
-        raise TypeError(f"expected a NewJob, not {type(job).__name__}")
-    validate_job_id(job.id)
-    if not isinstance(job.message, bytes):
-        raise TypeError(f"message must be bytes, not {type(job.message).__name__}")
-    check_ms(job.delay_ms, "delay_ms")
-    if isinstance(job.priority, bool) or not isinstance(job.priority, int):
-        raise TypeError(f"priority must be an int, not {type(job.priority).__name__}")
-    if not rules.PRIORITY_MIN <= job.priority <= rules.PRIORITY_MAX:
-        raise ValueError(
-            f"priority must be between {rules.PRIORITY_MIN} and {rules.PRIORITY_MAX}, got {job.priority}"
-        )
-    return job
-
-
-def _check_finish(outcome: Finish) -> Finish:
-    if not isinstance(outcome, Finish):
-        raise TypeError(f"expected a Finish, not {type(outcome).__name__}")
-    validate_job_id(outcome.job_id)
-    kind = FinishKind(outcome.kind)
-    if kind is not FinishKind.RELEASE and not isinstance(outcome.data, bytes):
-        raise TypeError(f"{kind.value} needs bytes data, not {type(outcome.data).__name__}")
-    if kind is FinishKind.RETRY:
-        check_ms(outcome.ms, "delay_ms")
-    elif kind is not FinishKind.RELEASE:
-        check_ms(outcome.ms, "ttl_ms", 1)
-    return outcome
 
 
 class Storage(abc.ABC):
@@ -197,7 +139,7 @@ class Storage(abc.ABC):
             ValueError: an empty batch, a batch over the limit, or a bad job.
         """
         jobs = list(jobs)
-        _check_batch(jobs, "jobs")
+        check_batch(jobs, "jobs")
         for job in jobs:
             check_new_job(job)
         return await self._enqueue(jobs)
@@ -215,7 +157,7 @@ class Storage(abc.ABC):
 
     async def dequeue(self, worker_id: str, *, lease_ms: int, timeout_ms: int, limit: int = 1) -> list[Claim]:
         """Claim up to ``limit`` ready jobs for ``worker_id`` (see ``_claim``)."""
-        _check_worker(worker_id)
+        check_worker(worker_id)
         check_ms(lease_ms, "lease_ms", 1)
         check_ms(timeout_ms, "timeout_ms")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -251,11 +193,11 @@ class Storage(abc.ABC):
 
     async def finish_many(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         """End several attempts of one worker in one call; True for each one stored."""
-        _check_worker(worker_id)
+        check_worker(worker_id)
         outcomes = list(outcomes)
-        _check_batch(outcomes, "outcomes")
+        check_batch(outcomes, "outcomes")
         for outcome in outcomes:
-            _check_finish(outcome)
+            check_finish(outcome)
         return await self._finish(worker_id, outcomes)
 
     @abc.abstractmethod
@@ -272,10 +214,10 @@ class Storage(abc.ABC):
         self, worker_id: str, *, ttl_ms: int | None, job_ids: Sequence[str] = (), lease_ms: int = 0
     ) -> dict[str, Revoked]:
         """Refresh the worker's registration for ``ttl_ms`` and renew its jobs' leases; see ``_heartbeat``."""
-        _check_worker(worker_id)
+        check_worker(worker_id)
         if ttl_ms is not None:
             check_ms(ttl_ms, "ttl_ms", 1)
-        ids = _check_ids(job_ids)
+        ids = check_ids(job_ids)
         if ids:
             check_ms(lease_ms, "lease_ms", 1)
         return await self._heartbeat(worker_id, ttl_ms, ids, lease_ms)
@@ -304,7 +246,7 @@ class Storage(abc.ABC):
 
     async def unregister_worker(self, worker_id: str) -> None:
         """Remove a worker's registration. Jobs it still holds stay recoverable."""
-        await self._unregister_worker(_check_worker(worker_id))
+        await self._unregister_worker(check_worker(worker_id))
 
     @abc.abstractmethod
     async def _unregister_worker(self, worker_id: str) -> None:
@@ -313,7 +255,7 @@ class Storage(abc.ABC):
     async def set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
         """Store a running job's progress value and publish ``progress``; False when not owned."""
         validate_job_id(job_id)
-        _check_worker(worker_id)
+        check_worker(worker_id)
         if not isinstance(data, bytes):
             raise TypeError(f"progress data must be bytes, not {type(data).__name__}")
         if len(data) > rules.INLINE_RESULT_LIMIT:
@@ -366,7 +308,7 @@ class Storage(abc.ABC):
 
     async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
         """``get`` for many ids in one call, in the order given."""
-        ids = _check_ids(job_ids)
+        ids = check_ids(job_ids)
         return await self._get_many(ids) if ids else []
 
     @abc.abstractmethod
@@ -407,137 +349,3 @@ class Storage(abc.ABC):
         self, channels: frozenset[Channel]
     ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
         """A subscription to ``channels`` (see ``subscribe``)."""
-
-
-class Capability(StrEnum):
-    """An optional part of the contract."""
-
-    MONITORING = "monitoring"
-    LEADER_LOCK = "leader_lock"
-    CONTROL_CHANNEL = "control_channel"
-    MIGRATIONS = "migrations"
-    TRANSACTIONAL_ENQUEUE = "transactional_enqueue"
-
-
-class Monitoring(abc.ABC):
-    """Capability: what dashboards and operators read and clean up."""
-
-    async def counts(self) -> dict[JobState, int]:
-        """Number of live jobs per state (every state present, zeros included)."""
-        counts = await self._counts()
-        return {state: counts.get(state, 0) for state in JobState}
-
-    async def list_jobs(
-        self, *, state: JobState | None = None, prefix: str = "", cursor: str | None = None, limit: int = 50
-    ) -> JobPage:
-        """Page through live jobs, newest first, filtered by state and id prefix."""
-        if state is not None:
-            state = JobState(state)
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
-        return await self._list_jobs(state, prefix, cursor, limit)
-
-    async def list_namespaces(self) -> list[str]:
-        """Namespaces that hold jobs or workers in this storage, sorted."""
-        return sorted(await self._list_namespaces())
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        """Registered workers, and lapsed ones that still hold jobs, by id."""
-        return sorted(await self._list_workers(), key=lambda worker: worker.id)
-
-    async def purge(self, states: Iterable[JobState]) -> int:
-        """Delete every job in the given finished states; return how many (``rules.purgeable``)."""
-        return await self._purge(rules.purgeable(states))
-
-    async def retry_failed(self, job_id: str) -> bool:
-        """Queue a ``failed`` job again with its attempts reset (``rules.reset_failed``)."""
-        return await self._retry_failed(validate_job_id(job_id))
-
-    @abc.abstractmethod
-    async def _counts(self) -> Mapping[JobState, int]:
-        """Live jobs per state."""
-
-    @abc.abstractmethod
-    async def _list_jobs(
-        self, state: JobState | None, prefix: str, cursor: str | None, limit: int
-    ) -> JobPage:
-        """One page of live jobs, newest first (``paging.page_jobs`` does it for records in reach)."""
-
-    @abc.abstractmethod
-    async def _list_namespaces(self) -> Iterable[str]:
-        """Namespaces with jobs or workers."""
-
-    @abc.abstractmethod
-    async def _list_workers(self) -> Iterable[WorkerRecord]:
-        """Live registrations, and lapsed ones that still hold jobs."""
-
-    @abc.abstractmethod
-    async def _purge(self, states: frozenset[JobState]) -> int:
-        """Delete the jobs in ``states`` (already checked to be finished ones)."""
-
-    @abc.abstractmethod
-    async def _retry_failed(self, job_id: str) -> bool:
-        """Apply ``rules.reset_failed`` atomically; False when the job is not failed."""
-
-
-class LeaderLock(abc.ABC):
-    """Capability: a lock with an owner and a TTL, for leader election."""
-
-    @abc.abstractmethod
-    async def acquire_lock(self, key: str, owner: str, ttl_ms: int) -> bool:
-        """Take ``key`` for ``owner`` for ``ttl_ms``, or renew it if ``owner`` holds it.
-
-        False when another owner holds a live lock.
-        """
-
-    @abc.abstractmethod
-    async def release_lock(self, key: str, owner: str) -> bool:
-        """Release ``key`` if ``owner`` holds it; True when it was released."""
-
-
-class ControlChannel:
-    """Capability marker: abort requests are also published on ``Channel.CONTROL``.
-
-    A storage that declares it delivers ``abort`` events to ``subscribe(Channel.CONTROL)``,
-    so a running job stops at once; without it, at the worker's next heartbeat.
-    """
-
-
-class Migrations(abc.ABC):
-    """Capability: a versioned schema, created or upgraded by ``migrate`` (and ``jobqueue migrate``)."""
-
-    @abc.abstractmethod
-    async def migrate(self) -> int:
-        """Create or upgrade the schema now; return its version.
-
-        Raises:
-            StorageError: the stored schema is newer than this code, or the server failed.
-        """
-
-
-class TransactionalEnqueue(abc.ABC):
-    """Capability: enqueue on the application's own connection, inside its transaction.
-
-    ``Queue.enqueue(..., connection=conn)`` uses it: the jobs exist if and only
-    if that transaction commits.
-    """
-
-    @abc.abstractmethod
-    async def enqueue_many_on(self, connection: Any, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
-        """``enqueue_many`` on ``connection`` (the backend's own connection type), in its transaction."""
-
-
-_CAPABILITIES: tuple[tuple[type, Capability], ...] = (
-    (Monitoring, Capability.MONITORING),
-    (LeaderLock, Capability.LEADER_LOCK),
-    (ControlChannel, Capability.CONTROL_CHANNEL),
-    (Migrations, Capability.MIGRATIONS),
-    (TransactionalEnqueue, Capability.TRANSACTIONAL_ENQUEUE),
-)
-
-
-def capabilities(storage: object) -> frozenset[Capability]:
-    """The optional capabilities a storage declares (by the mixins it subclasses)."""
-    return frozenset(capability for mixin, capability in _CAPABILITIES if isinstance(storage, mixin))
