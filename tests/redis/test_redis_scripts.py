@@ -196,3 +196,34 @@ async def test_an_unreadable_record_is_skipped_and_reported_not_fatal(
         await storage.get("bad")
     assert await storage.cancel("bad") is None
     assert (await storage.counts())[JobState.PROCESSING] == 1
+
+
+# -------------------------------------------------------------------------------------- job index
+
+
+async def test_enqueue_dedups_on_the_job_index_and_keeps_it_while_jobs_live(
+    storage: RedisStorage, raw: Redis
+) -> None:
+    jobs = storage.keys.fixed("jobs")
+    await storage.enqueue_many([NewJob("a", b"m")])
+    await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=1)
+    await storage.finish_many("w", [Finish.complete("a", b"r", 60_000)])
+    assert 0 < await raw.pttl(jobs) <= 60_000, "no live job: the index expires with the last record"
+    # an id of the index is looked up (still finished: refused); a new one is not, and the
+    # index lives on while it does
+    outcomes = await storage.enqueue_many([NewJob("a", b"m2"), NewJob("b", b"m")])
+    assert [o.accepted for o in outcomes] == [False, True]
+    assert outcomes[0].existing is not None and outcomes[0].existing.state is JobState.COMPLETED
+    assert await raw.pttl(jobs) == -1
+    await storage.finish_many(
+        "w",
+        [
+            Finish.complete(c.id, b"r", 60_000)
+            for c in await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=1)
+        ],
+    )
+    assert await raw.pttl(jobs) > 0
+    assert (await storage.enqueue_many([NewJob("c", b"m")]))[0].accepted  # a fresh batch, a fresh sequence
+    assert await raw.pttl(jobs) == -1
+    assert not (await storage.enqueue_many([NewJob("c", b"m")]))[0].accepted
+    assert [c.id for c in await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=5)] == ["c"]

@@ -31,7 +31,7 @@ FIXED_KEYS: dict[str, str] = {
     "K_LEASES": "leases",  # zset: processing jobs, id -> lease_until
     "K_COMPLETED": "completed",  # zset: completed jobs, id -> expires_at
     "K_FAILED": "failed",  # zset: failed jobs, id -> expires_at
-    "K_JOBS": "jobs",  # zset: every job, id -> created_at (listing newest first)
+    "K_JOBS": "jobs",  # zset: every job with a record, id -> created_at (newest first; enqueue dedups on it)
     "K_WORKERS": "workers",  # zset: registered workers, id -> expires_at
     "K_HEARTBEATS": "heartbeats",  # hash: worker -> last heartbeat
     "K_MARKER": "marker",  # zset: "ready jobs may exist", popped by blocked dequeues (BZPOPMIN)

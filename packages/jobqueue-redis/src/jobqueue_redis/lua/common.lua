@@ -90,9 +90,10 @@ local function band_of(priority)
 end
 
 -- Place {id, rec} entries at the tail of their band, in order (rules.Place.TAIL).
+-- Returns true when the FIFO sequence started afresh (settle drops it with the last live job).
 local function place_tail(entries)
   if #entries == 0 then
-    return
+    return false
   end
   local last = redis.call('INCRBY', K_SEQ, #entries)
   local args = {}
@@ -101,6 +102,7 @@ local function place_tail(entries)
     args[#args + 1] = entry[1]
   end
   redis.call('ZADD', K_READY, unpack(args))
+  return last == #entries
 end
 
 -- Place one job before every other of its band (rules.Place.HEAD); `fronts` caches band fronts.
