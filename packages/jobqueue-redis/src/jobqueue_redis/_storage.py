@@ -377,17 +377,27 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
     def _subscribe(
         self, channels: frozenset[Channel]
     ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
-        order = (Channel.EVENTS, Channel.DONE, Channel.CONTROL)
-        return self._subscription(
-            [self._keys.channel(channel).encode() for channel in order if channel in channels]
-        )
+        return self._subscription([self._keys], channels)
 
     @asynccontextmanager
-    async def _subscription(self, names: list[bytes]) -> AsyncIterator[AsyncIterator[StorageEvent]]:
-        hub = self._conns().pubsub
-        subscription = Subscription(names)
-        await hub.add(subscription)
+    async def _subscription(
+        self, parts: Sequence[Keys], channels: frozenset[Channel]
+    ) -> AsyncIterator[AsyncIterator[StorageEvent]]:
+        """Subscribe to ``channels`` of the namespaces ``parts``; flag them heard before yielding."""
+        order = [
+            channel for channel in (Channel.EVENTS, Channel.DONE, Channel.CONTROL) if channel in channels
+        ]
+        conns = self._conns()
+        subscription = Subscription([keys.channel(channel).encode() for keys in parts for channel in order])
+        await conns.pubsub.add(subscription)
+        try:
+            with redis_errors("subscribe"):
+                await conns.listening.hold(parts, order)
+        except BaseException:
+            conns.pubsub.remove(subscription)
+            raise
         try:
             yield subscription
         finally:
-            hub.remove(subscription)
+            conns.listening.release(parts, order)
+            conns.pubsub.remove(subscription)

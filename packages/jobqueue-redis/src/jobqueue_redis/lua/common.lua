@@ -70,12 +70,29 @@ local function pack_or_nil(value)
   return MSGPACK_NIL
 end
 
+-- Whether a channel has a listener: its flag is looked up once per script run (see _listening).
+local heard = {}
+local function is_heard(channel)
+  local flag = HEARD[channel]
+  if not flag then
+    return true
+  end
+  if heard[channel] == nil then
+    heard[channel] = redis.call('EXISTS', flag) == 1
+  end
+  return heard[channel]
+end
+
 -- Event: [kind, job_id, at_ms, worker_id|nil, data|nil], decoded by jobqueue.storage.decode_event.
+-- Published on each channel of its kind that is heard.
 local function publish(kind, id, at, worker, data)
-  local message = MSGPACK_ARRAY_5 .. cmsgpack.pack(kind) .. cmsgpack.pack(id) .. cmsgpack.pack(at)
-    .. pack_or_nil(worker) .. pack_or_nil(data)
+  local message = nil
   for _, channel in ipairs(EVENT_CHANNELS[kind]) do
-    redis.call(PUBLISH, channel, message) -- SPUBLISH on a cluster: the event stays on its shard
+    if is_heard(channel) then
+      message = message or MSGPACK_ARRAY_5 .. cmsgpack.pack(kind) .. cmsgpack.pack(id) .. cmsgpack.pack(at)
+        .. pack_or_nil(worker) .. pack_or_nil(data)
+      redis.call(PUBLISH, channel, message) -- SPUBLISH on a cluster: the event stays on its shard
+    end
   end
 end
 
