@@ -189,8 +189,11 @@ class PartitionedRedisStorage(RedisStorage):
     ) -> dict[str, Revoked]:
         # The worker registers in every partition, so each one's registry and reaper see it.
         groups = self._by_part(job_ids, lambda job_id: job_id)
+        # Only the first partition publishes the worker events, so a worker joins and leaves once.
         calls = [
-            part._heartbeat(worker_id, ttl_ms, [job_id for _, job_id in groups.get(p, [])], lease_ms)
+            part._heartbeat(
+                worker_id, ttl_ms, [job_id for _, job_id in groups.get(p, [])], lease_ms, announce=p == 0
+            )
             for p, part in enumerate(self._parts)
             if ttl_ms is not None or p in groups
         ]
@@ -200,7 +203,9 @@ class PartitionedRedisStorage(RedisStorage):
         return revoked
 
     async def _unregister_worker(self, worker_id: str) -> None:
-        await asyncio.gather(*(part._unregister_worker(worker_id) for part in self._parts))
+        await asyncio.gather(
+            *(part._unregister_worker(worker_id, announce=p == 0) for p, part in enumerate(self._parts))
+        )
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
         return await self._part(job_id)._set_progress(job_id, worker_id, data)
