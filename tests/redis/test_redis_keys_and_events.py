@@ -11,7 +11,7 @@ import pytest
 from jobqueue import JobState, StorageError, storage_from_url
 from jobqueue.storage import Channel, EventKind, StorageEvent, rules
 from jobqueue_conformance import wait_until
-from jobqueue_redis import RedisStorage
+from jobqueue_redis import RedisStorage, _listening
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.crc import key_slot
@@ -227,3 +227,25 @@ async def test_events_and_done_are_published_only_while_a_process_listens(
 
 async def _no_key(raw: Redis, *keys: str) -> bool:
     return await raw.exists(*keys) == 0
+
+
+async def test_a_listening_flag_is_renewed_while_a_subscription_lasts(
+    storage: RedisStorage, raw: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_listening, "FLAG_TTL_MS", 400)
+    monkeypatch.setattr(_listening, "_RENEW_EVERY", 0.1)
+    flag = storage.keys.fixed("heard:events")
+    async with storage.subscribe(Channel.EVENTS) as events:
+        last = [await raw.pttl(flag)]
+
+        async def renewed() -> bool:  # its TTL went up since the previous look
+            ttl = await raw.pttl(flag)
+            went_up, last[0] = ttl > last[0], ttl
+            return went_up
+
+        for _ in range(6):  # renewed again and again, well past its 400 ms TTL
+            await wait_until(renewed, message="the flag is renewed", timeout=5)
+        await storage.enqueue("late", b"m")
+        event = await _next(events)
+        assert event is not None and (event.kind, event.job_id) == (EventKind.ENQUEUED, "late")
+    await wait_until(lambda: _no_key(raw, flag), message="the flag goes with the subscription", timeout=5)
