@@ -3,7 +3,8 @@
 Each job change reads the record under its job lock, takes the step from
 ``jobqueue.storage.rules`` (``finish``, ``renew``, ``set_progress``,
 ``recover``) and applies it with ``Space.apply``. A registration is a small
-file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at]``.
+file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at, info]``
+(files written before ``info`` existed have three fields).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ __all__ = [
     "unregister",
 ]
 
-Registration = tuple[str, int, int]
-"""A worker's registration: (worker_id, last_seen, expires_at)."""
+Registration = tuple[str, int, int, bytes]
+"""A worker's registration: (worker_id, last_seen, expires_at, info)."""
 
 
 # ------------------------------------------------------------------ attempts
@@ -93,11 +94,11 @@ def _finish_one(space: Space, key: str, worker_id: str, outcome: Finish) -> tupl
 
 
 def heartbeat(
-    space: Space, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+    space: Space, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
 ) -> dict[str, Revoked]:
     """Refresh the registration (with ``ttl_ms``) and renew the leases (``rules.renew``); what to stop, and why."""
     if ttl_ms is not None:
-        _register(space, worker_id, ttl_ms)
+        _register(space, worker_id, ttl_ms, info)
     revoked: dict[str, Revoked] = {}
     for job_id in job_ids:
         key = names.encode_key(job_id)
@@ -194,12 +195,12 @@ def _worker_lock(key: str) -> str:
     return "worker:" + key
 
 
-def _register(space: Space, worker_id: str, ttl_ms: int) -> None:
+def _register(space: Space, worker_id: str, ttl_ms: int, info: bytes) -> None:
     key = names.encode_key(worker_id)
     with space.locks.hold(_worker_lock(key)):
         now = now_ms()
         expires_at = rules.later(now, ttl_ms)
-        _write_registration(space, key, (worker_id, now, expires_at))
+        _write_registration(space, key, (worker_id, now, expires_at, info))
     space.deadline(expires_at)
 
 
@@ -216,12 +217,19 @@ def read_registration(space: Space, key: str) -> Registration | None:
     if data is None:
         return None
     try:
-        worker_id, last_seen, expires_at = msgpack.unpackb(data, raw=False)
-        if not (isinstance(worker_id, str) and isinstance(last_seen, int) and isinstance(expires_at, int)):
+        worker_id, last_seen, expires_at, *rest = msgpack.unpackb(data, raw=False)
+        info = rest[0] if rest else b""
+        if not (
+            isinstance(worker_id, str)
+            and isinstance(last_seen, int)
+            and isinstance(expires_at, int)
+            and isinstance(info, bytes)
+            and len(rest) <= 1
+        ):
             raise ValueError("fields of the wrong type")
     except Exception as exc:
         raise CorruptDataError(f"corrupt worker file {path}: {exc}") from exc
-    return worker_id, last_seen, expires_at
+    return worker_id, last_seen, expires_at, info
 
 
 def held_jobs(space: Space, worker_key: str) -> list[JobRecord]:
@@ -253,7 +261,7 @@ def unregister(space: Space, worker_id: str) -> None:
     with space.locks.hold(_worker_lock(key)):
         registration = read_registration(space, key)
         if registration is not None and held_jobs(space, key):
-            lapsed = (worker_id, registration[1], min(registration[2], now_ms()))
+            lapsed = (worker_id, registration[1], min(registration[2], now_ms()), registration[3])
             _write_registration(space, key, lapsed)
         else:
             unlink_if_exists(space.layout.worker_file(key))

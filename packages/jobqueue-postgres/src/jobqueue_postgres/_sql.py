@@ -149,13 +149,14 @@ SELECT i.ord, f.id IS NOT NULL,
            i.id, {NOW}, $2, i.inline)) END
 FROM input i LEFT JOIN finished f ON f.id = i.id
 ORDER BY i.ord""",
-            # $2 worker, $3 ttl ms (NULL: no registration), $4 ids, $5 lease ms, $6 max deadline.
+            # $2 worker, $3 ttl ms (NULL: no registration), $4 ids, $5 lease ms, $6 max deadline, $7 info.
             heartbeat=f"""
 WITH registered AS (
     -- the worker registry: a registration lives until now + ttl (swept by the leader after)
-    INSERT INTO {s}.workers (namespace, id, last_seen, expires_at)
-    SELECT $1, $2, {NOW}, least({NOW} + $3, $6) WHERE $3::bigint IS NOT NULL
-    ON CONFLICT (namespace, id) DO UPDATE SET last_seen = excluded.last_seen, expires_at = excluded.expires_at
+    INSERT INTO {s}.workers (namespace, id, last_seen, expires_at, info)
+    SELECT $1, $2, {NOW}, least({NOW} + $3, $6), $7 WHERE $3::bigint IS NOT NULL
+    ON CONFLICT (namespace, id) DO UPDATE
+    SET last_seen = excluded.last_seen, expires_at = excluded.expires_at, info = excluded.info
 ), owned AS (
     -- rules.owned
     SELECT id, abort_requested FROM {s}.jobs
@@ -250,7 +251,7 @@ WHERE j.namespace = $1 AND j.id = ANY($2::bytea[]) AND {_LIVE}""",
             (self.enqueue, (ns, [], [], [], [], channel, cap)),
             (self.claim, (ns, b"w", 1, 1, channel, cap)),
             (self.finish, (ns, b"w", [], [], [], [], [], channel, cap)),
-            (self.heartbeat, (ns, b"w", None, [], 1, cap)),
+            (self.heartbeat, (ns, b"w", None, [], 1, cap, b"")),
             (self.get_many, (ns, [])),
             (self.compile_events, ()),
         ]

@@ -185,12 +185,12 @@ class PartitionedRedisStorage(RedisStorage):
         return out
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         # The worker registers in every partition, so each one's registry and reaper see it.
         groups = self._by_part(job_ids, lambda job_id: job_id)
         calls = [
-            part._heartbeat(worker_id, ttl_ms, [job_id for _, job_id in groups.get(p, [])], lease_ms)
+            part._heartbeat(worker_id, ttl_ms, [job_id for _, job_id in groups.get(p, [])], lease_ms, info)
             for p, part in enumerate(self._parts)
             if ttl_ms is not None or p in groups
         ]
@@ -279,6 +279,7 @@ class PartitionedRedisStorage(RedisStorage):
                         max(seen.last_seen, worker.last_seen),
                         max(seen.expires_at, worker.expires_at),
                         tuple(sorted({*seen.jobs, *worker.jobs})),
+                        worker.info if worker.last_seen >= seen.last_seen else seen.info,
                     )
                 merged[worker.id] = worker
         return [merged[worker_id] for worker_id in sorted(merged)]

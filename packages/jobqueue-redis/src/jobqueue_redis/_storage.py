@@ -326,13 +326,13 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         return [bool(stored) for stored in reply]
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         revoked: dict[str, Revoked] = {}
         chunks = [job_ids[i : i + _CHUNK] for i in range(0, len(job_ids), _CHUNK)] or [[]]
         for chunk in chunks:
             ttl = "" if ttl_ms is None else ttl_ms
-            reply = await self._run("heartbeat", [worker_id, ttl, lease_ms, *chunk])
+            reply = await self._run("heartbeat", [worker_id, ttl, lease_ms, info, *chunk])
             revoked.update((text(reply[i]), Revoked(text(reply[i + 1]))) for i in range(0, len(reply), 2))
             ttl_ms = None  # registered once
         return revoked

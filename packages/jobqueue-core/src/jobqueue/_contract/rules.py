@@ -22,6 +22,7 @@ from .records import EventKind, Finish, FinishKind, JobRecord, NewJob, Revoked, 
 __all__ = [
     "INLINE_RESULT_LIMIT",
     "MAX_BATCH",
+    "MAX_WORKER_INFO",
     "MAX_DEADLINE_MS",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
@@ -55,6 +56,10 @@ INLINE_RESULT_LIMIT = 8 * 1024
 """Results and errors up to this size ride along on ``done`` events; larger ones are fetched."""
 
 MAX_BATCH = 1000
+"""The most jobs one ``enqueue_many`` or ``finish_many`` call takes."""
+
+MAX_WORKER_INFO = 64 * 1024
+"""The largest ``info`` a worker registers with its heartbeat (bytes)."""
 """The most jobs one ``enqueue_many`` or ``finish_many`` call takes."""
 
 PRIORITY_MIN, PRIORITY_MAX = -1000, 1000

@@ -40,6 +40,7 @@ class Subscriber(EventBuffer[StorageEvent]):
 class _Registration:
     last_seen: int
     expires_at: int
+    info: bytes = b""
 
 
 class NamespaceState:
@@ -145,21 +146,27 @@ class NamespaceState:
 
     # ---------------------------------------------------------------- workers
 
-    def register(self, worker_id: str, now: int, ttl_ms: int) -> None:
-        self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms))
+    def register(self, worker_id: str, now: int, ttl_ms: int, info: bytes) -> None:
+        self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms), info)
 
     def unregister(self, worker_id: str, now: int) -> None:
         registration = self.workers.pop(worker_id, None)
         if registration is not None and worker_id in self.processing:
             # Jobs it still holds stay visible (and recoverable) under a lapsed registration.
-            self.workers[worker_id] = _Registration(registration.last_seen, min(registration.expires_at, now))
+            self.workers[worker_id] = _Registration(
+                registration.last_seen, min(registration.expires_at, now), registration.info
+            )
 
     def worker_records(self) -> list[WorkerRecord]:
         records: list[WorkerRecord] = []
         for worker_id in sorted(self.workers.keys() | self.processing.keys()):
             registration = self.workers.get(worker_id, _Registration(0, 0))
             jobs = tuple(self.processing.get(worker_id, ()))
-            records.append(WorkerRecord(worker_id, registration.last_seen, registration.expires_at, jobs))
+            records.append(
+                WorkerRecord(
+                    worker_id, registration.last_seen, registration.expires_at, jobs, registration.info
+                )
+            )
         return records
 
     def is_empty(self, now: int) -> bool:

@@ -1,21 +1,27 @@
 -- Registers the worker (when ttl_ms is given), then mirrors rules.renew for each of its jobs:
 -- a lease only moves forward. Lapsed registrations are pruned here, and the registry expires
 -- natively with its longest-lived worker, so nothing needs list_workers to clean up.
--- ARGV: worker, ttl_ms ('' : registration untouched), lease_ms, job id...
+-- ARGV: worker, ttl_ms ('' : registration untouched), lease_ms, info (opaque, '' : none), job id...
 -- Returns {id, reason, ...} for the jobs the worker must stop (reason: lost | aborted).
 local worker, ttl, lease = ARGV[N_CH + 1], tonumber(ARGV[N_CH + 2]), tonumber(ARGV[N_CH + 3])
+local info = ARGV[N_CH + 4]
 local now = now_ms()
 if ttl then
   redis.call('ZADD', K_WORKERS, later(now, ttl), worker)
   redis.call('HSET', K_HEARTBEATS, worker, now)
+  if info == '' then
+    redis.call('HDEL', K_WORKER_INFO, worker)
+  else
+    redis.call('HSET', K_WORKER_INFO, worker, info)
+  end
   expire_registry(now)
 end
 local out = {}
-if #ARGV == N_CH + 3 then
+if #ARGV == N_CH + 4 then
   return out
 end
 local ids = {}
-for i = N_CH + 4, #ARGV do
+for i = N_CH + 5, #ARGV do
   ids[#ids + 1] = ARGV[i]
 end
 local packed = redis.call('HMGET', K_LIVE, unpack(ids))
