@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from jobqueue import JobState
 from jobqueue.storage import Storage, WorkerRecord, now_ms, rules
 
@@ -64,6 +65,13 @@ class StorageWorkerTests:
         assert worker is not None and len(worker.info) == rules.MAX_WORKER_INFO, (
             "rule: info up to rules.MAX_WORKER_INFO bytes is stored whole"
         )
+
+    async def test_bad_info_is_refused_before_anything_is_written(self, storage: Storage) -> None:
+        with pytest.raises(TypeError, match="info must be bytes"):
+            await storage.register_worker("worker-1", 60_000, "text")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="info must be at most"):
+            await storage.register_worker("worker-1", 60_000, b"x" * (rules.MAX_WORKER_INFO + 1))
+        assert await _worker(storage, "worker-1") is None, "rule: a refused registration writes nothing"
 
     async def test_the_info_goes_with_the_registration(self, storage: Storage) -> None:
         await storage.register_worker("worker-1", 60_000, b"schedules")

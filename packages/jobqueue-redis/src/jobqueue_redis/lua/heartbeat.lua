@@ -10,9 +10,9 @@ if ttl then
   redis.call('ZADD', K_WORKERS, later(now, ttl), worker)
   redis.call('HSET', K_HEARTBEATS, worker, now)
   if info == '' then
-    redis.call('HDEL', K_WORKER_INFO, worker)
+    redis.call('HDEL', K_WORKERINFO, worker)
   else
-    redis.call('HSET', K_WORKER_INFO, worker, info)
+    redis.call('HSET', K_WORKERINFO, worker, info)
   end
   expire_registry(now)
 end

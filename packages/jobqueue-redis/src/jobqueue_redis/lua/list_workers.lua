@@ -22,7 +22,7 @@ for i = 1, #flat, 2 do
   beats[flat[i]] = tonumber(flat[i + 1])
 end
 local infos = {}
-flat = redis.call('HGETALL', K_WORKER_INFO)
+flat = redis.call('HGETALL', K_WORKERINFO)
 for i = 1, #flat, 2 do
   infos[flat[i]] = flat[i + 1]
 end
@@ -40,7 +40,7 @@ for i = 1, #registered, 2 do
   else
     redis.call('ZREM', K_WORKERS, worker)
     redis.call('HDEL', K_HEARTBEATS, worker)
-    redis.call('HDEL', K_WORKER_INFO, worker)
+    redis.call('HDEL', K_WORKERINFO, worker)
   end
 end
 for worker, jobs in pairs(holding) do

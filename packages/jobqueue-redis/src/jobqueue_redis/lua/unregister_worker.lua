@@ -2,6 +2,6 @@
 -- the registry's expiry follows the workers that remain.
 redis.call('ZREM', K_WORKERS, ARGV[N_CH + 1])
 redis.call('HDEL', K_HEARTBEATS, ARGV[N_CH + 1])
-redis.call('HDEL', K_WORKER_INFO, ARGV[N_CH + 1])
+redis.call('HDEL', K_WORKERINFO, ARGV[N_CH + 1])
 expire_registry(now_ms())
 return 1
