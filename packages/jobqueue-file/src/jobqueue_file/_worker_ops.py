@@ -3,8 +3,8 @@
 Each job change reads the record under its job lock, takes the step from
 ``jobqueue.storage.rules`` (``finish``, ``renew``, ``set_progress``,
 ``recover``) and applies it with ``Space.apply``. A registration is a small
-file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at, info]``
-(files written before ``info`` existed have three fields).
+file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at, info]``,
+or the first three alone when the info is empty (as versions before info wrote them).
 """
 
 from __future__ import annotations
@@ -206,7 +206,9 @@ def _register(space: Space, worker_id: str, ttl_ms: int, info: bytes) -> None:
 
 def _write_registration(space: Space, key: str, registration: Registration) -> None:
     # Not fsynced: a registration lost to a power cut is rewritten by the next heartbeat.
-    data = msgpack.packb(list(registration), use_bin_type=True)
+    # Without info, the three fields that versions before info read.
+    fields = list(registration) if registration[3] else list(registration[:3])
+    data = msgpack.packb(fields, use_bin_type=True)
     write_atomic(space.layout.worker_file(key), data, durable=False, mode=space.mode)
 
 
