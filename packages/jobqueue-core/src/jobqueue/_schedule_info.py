@@ -84,10 +84,16 @@ def schedules_of(workers: Iterable[WorkerRecord], *, now: datetime | None = None
     """
     at = now_ms() if now is None else int(now.timestamp() * 1000)
     merged: dict[tuple[str, str | None, int | None, str], tuple[int | None, list[str]]] = {}
+    computable: dict[tuple[str | None, int | None, str], bool] = {}  # each spec tried once, not per worker
     for worker in workers:
         if worker.expires_at <= at:
             continue  # lapsed: it runs nothing any more
         for name, cron, every_ms, timezone, last_tick in _decode(worker.info):
+            spec = (cron, every_ms, timezone)
+            if spec not in computable:
+                computable[spec] = _computable(*spec, at)
+            if not computable[spec]:
+                continue
             key = (name, cron, every_ms, timezone)
             latest, ids = merged.get(key, (None, []))
             if last_tick is not None and (latest is None or last_tick > latest):
@@ -140,11 +146,16 @@ def _entry(item: object) -> _Entry | None:
         and (last_tick is None or (_is_int(last_tick) and 0 <= last_tick <= rules.MAX_DEADLINE_MS))
     ):
         return None
-    try:  # the spec must compute a next run here too (this process's tzdata and cronsim)
-        Schedule(name, cron, every_ms, ZoneInfo(timezone), None, False, 0).next_after(now_ms())
-    except Exception:
-        return None
     return name, cron, every_ms, timezone, last_tick
+
+
+def _computable(cron: str | None, every_ms: int | None, timezone: str, at: int) -> bool:
+    """True when this process can compute the spec's next run (its tzdata, its cronsim)."""
+    try:
+        Schedule("", cron, every_ms, ZoneInfo(timezone), None, False, 0).next_after(at)
+    except Exception:
+        return False
+    return True
 
 
 def _is_int(value: object) -> bool:
