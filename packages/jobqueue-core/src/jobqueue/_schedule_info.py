@@ -94,11 +94,10 @@ def schedules_of(workers: Iterable[WorkerRecord], *, now: datetime | None = None
                 computable[spec] = _computable(*spec, at)
             if not computable[spec]:
                 continue
-            key = (name, cron, every_ms, timezone)
-            latest, ids = merged.get(key, (None, []))
+            latest, ids = merged.setdefault((name, cron, every_ms, timezone), (None, []))
+            ids.append(worker.id)
             if last_tick is not None and (latest is None or last_tick > latest):
-                latest = last_tick
-            merged[key] = (latest, [*ids, worker.id])
+                merged[name, cron, every_ms, timezone] = (last_tick, ids)
     return [
         ScheduleInfo(
             name,

@@ -22,8 +22,8 @@ from .records import EventKind, Finish, FinishKind, JobRecord, NewJob, Revoked, 
 __all__ = [
     "INLINE_RESULT_LIMIT",
     "MAX_BATCH",
-    "MAX_WORKER_INFO",
     "MAX_DEADLINE_MS",
+    "MAX_WORKER_INFO",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "PURGEABLE_STATES",
@@ -62,7 +62,6 @@ MAX_BATCH = 1000
 
 MAX_WORKER_INFO = 64 * 1024
 """The largest ``info`` a worker registers with its heartbeat (bytes)."""
-"""The most jobs one ``enqueue_many`` or ``finish_many`` call takes."""
 
 PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
 """Allowed priorities: higher is claimed first, FIFO within one priority."""
