@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Generic, TypeVar, Unpack
 
+from ._coalescer import EnqueueCoalescer
 from ._config import QueueConfig, validate_attempts
 from ._contract import rules
 from ._contract.codecs import Envelope, encode_envelope
@@ -38,6 +39,7 @@ class Producer(Generic[P, R]):
         self.config = config
         self._emitter = emitter
         self._waiters = Waiters(storage, config.logger)
+        self._coalescer = EnqueueCoalescer(storage)
         self._accepting_waits = False
 
     async def _stop_waiting(self) -> None:
@@ -77,6 +79,10 @@ class Producer(Generic[P, R]):
         self, job_id: str, payload: P, *, connection: object = None, **options: Unpack[JobOptions]
     ) -> EnqueueResult[R]:
         """Add a job unless one with this id exists (see the dedup table in the README).
+
+        Concurrent calls share storage round trips: those made while another
+        is in flight go out together in one batch, as ``enqueue_many`` would
+        send them; each caller still gets its own result or error.
 
         ``connection``: the application's own database connection (asyncpg on
         ``PostgresStorage``): the job is written in its current transaction and
@@ -128,8 +134,11 @@ class Producer(Generic[P, R]):
         self, jobs: list[NewJob], scope: SendScope | None, connection: object = None
     ) -> list[EnqueueResult[R]]:
         try:
-            if connection is None:
-                outcomes = await self.storage.enqueue_many(jobs)
+            # the protected primitives: _new_job checked every job, the public checks would repeat
+            if connection is None and len(jobs) == 1:
+                outcomes = [await self._coalescer.enqueue(jobs[0])]
+            elif connection is None:
+                outcomes = await self.storage._enqueue(jobs)
             elif isinstance(self.storage, TransactionalEnqueue):
                 outcomes = await self.storage.enqueue_many_on(connection, jobs)
             else:
