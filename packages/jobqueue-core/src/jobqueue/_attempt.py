@@ -47,7 +47,7 @@ class StopReason(Enum):
     SHUTDOWN = "shutdown"  # stop() ran out of time: give the job back
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Attempt(Generic[P, R]):
     """Runs one claimed job to a stored outcome. The consumer owns its task."""
 

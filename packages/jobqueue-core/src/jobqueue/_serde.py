@@ -27,13 +27,16 @@ class Serde(Protocol[T]):
         ...
 
 
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once, not per call
+
+
 class JsonSerde(Generic[T]):
     """UTF-8 JSON (the default). Strict: NaN and non-JSON types are refused."""
 
     def serialize(self, value: T) -> bytes:
         """Encode ``value`` as compact JSON."""
         try:
-            return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+            return _JSON_ENCODER.encode(value).encode()
         except (TypeError, ValueError) as exc:
             raise SerializationError(f"JSON cannot encode {type(value).__name__}: {exc}") from exc
 
