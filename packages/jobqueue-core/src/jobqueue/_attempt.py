@@ -102,7 +102,7 @@ class Attempt(Generic[P, R]):
         try:
             if envelope is None:
                 envelope = decode_envelope(claim.message)
-            payload: P = loads(config.payload_serde, envelope.payload, f"payload of job {claim.id!r}")
+            payload: P = loads(config.payload_serde, envelope.payload, "payload of job %r", claim.id)
         except (CorruptDataError, SerializationError) as exc:
             config.logger.error("job %r is unreadable (poison): %s", claim.id, exc)
             await self._store_failed(exc, ErrorCode.DECODE, config.result_ttl_ms)
@@ -129,8 +129,14 @@ class Attempt(Generic[P, R]):
         result: Any = None
         error: BaseException | None = None
         self._task = asyncio.current_task()
+        if not self.is_async:
+            job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
+        self._in_handler = True
         try:
-            result = await self._call(job)
+            if self.job_timeout_ms is None:
+                result = await self._invoke(job)
+            else:
+                result = await self._call_with_timeout(job, self.job_timeout_ms)
         except asyncio.CancelledError:
             if self.stop_reason is None or self._task is None:
                 raise
@@ -138,6 +144,8 @@ class Attempt(Generic[P, R]):
             error = JobCancelledError(claim.id, f"job {claim.id!r} was aborted while running")
         except Exception as exc:
             error = exc
+        finally:
+            self._in_handler = False
         if self.stop_reason is StopReason.LOST:
             config.logger.warning("job %r lost its lease while running; its outcome is discarded", claim.id)
             return
@@ -148,29 +156,20 @@ class Attempt(Generic[P, R]):
             return
         await self._finish(envelope, payload, started, result, error)
 
-    async def _call(self, job: Job[P]) -> Any:
-        if not self.is_async:
-            job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
-        timeout_ms = self.job_timeout_ms
-        self._in_handler = True
+    async def _call_with_timeout(self, job: Job[P], timeout_ms: int) -> Any:
+        timeout = asyncio.timeout(timeout_ms / 1000)
         try:
-            if timeout_ms is None:
+            async with timeout:
                 return await self._invoke(job)
-            timeout = asyncio.timeout(timeout_ms / 1000)
-            try:
-                async with timeout:
-                    return await self._invoke(job)
-            except TimeoutError:
-                if not timeout.expired():
-                    raise  # the handler's own TimeoutError, not ours
-                if self.stop_reason is not None:
-                    raise asyncio.CancelledError from None
-                job._abort()
-                raise JobTimeoutError(
-                    f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
-                ) from None
-        finally:
-            self._in_handler = False
+        except TimeoutError:
+            if not timeout.expired():
+                raise  # the handler's own TimeoutError, not ours
+            if self.stop_reason is not None:
+                raise asyncio.CancelledError from None
+            job._abort()
+            raise JobTimeoutError(
+                f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
+            ) from None
 
     def _invoke(self, job: Job[P]) -> Awaitable[Any]:
         if self.is_async:
@@ -197,7 +196,7 @@ class Attempt(Generic[P, R]):
                 result, error, ttl_ms = ctx.result, ctx.error, max(1, round(ctx.ttl * 1000))
         if error is None:
             try:
-                body = dumps(config.result_serde, result, f"result of job {claim.id!r}")
+                body = dumps(config.result_serde, result, "result of job %r", claim.id)
             except SerializationError as exc:
                 error, status = exc, "failing" if claim.attempt < envelope.max_attempts else "failed"
             else:
