@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import random
 from typing import Any
@@ -125,21 +124,24 @@ class Consumer:
                 attempt: Attempt[Any, Any] = Attempt(
                     claim, self._storage, self._finisher, config, self._emitter, self._handler, self._is_async
                 )
-                task = asyncio.create_task(attempt.run(), name=f"jobqueue-job-{claim.id}")
+                task = asyncio.create_task(self._run(attempt), name=f"jobqueue-job-{claim.id}")
                 self._running[claim.id] = (attempt, task)
-                task.add_done_callback(functools.partial(self._done, claim.id))
             if len(self._running) >= config.concurrency:
                 self._slot_free.clear()
 
-    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
-        entry = self._running.get(job_id)
-        if entry is not None and entry[1] is task:
-            del self._running[job_id]
-        self._slot_free.set()
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+    async def _run(self, attempt: Attempt[Any, Any]) -> None:
+        """An attempt's task: run it, then free its slot (in the task: no done callback per job)."""
+        job_id = attempt.claim.id
+        try:
+            await attempt.run()
+        except Exception as exc:  # run() stores every failure; this is a bug, reported, not fatal
             self._config.logger.error("job %r: unexpected error in the worker: %r", job_id, exc)
             self._emitter.emit("error", exc)
+        finally:
+            entry = self._running.get(job_id)
+            if entry is not None and entry[0] is attempt:
+                del self._running[job_id]
+            self._slot_free.set()
 
     async def _lease_loop(self) -> None:
         config = self._config
