@@ -27,6 +27,8 @@ __all__ = ["Producer"]
 P = TypeVar("P")
 R = TypeVar("R")
 
+_OPTION_NAMES = frozenset(JobOptions.__annotations__)
+
 
 class Producer(Generic[P, R]):
     """Puts jobs in storage and reads their outcome; ``Queue`` is one.
@@ -52,8 +54,8 @@ class Producer(Generic[P, R]):
     ) -> NewJob:
         """Validate everything and build the job, before anything is written."""
         job_id = validate_job_id(job_id)
-        unknown = sorted(set(options) - set(JobOptions.__annotations__))
-        if unknown:
+        if not _OPTION_NAMES.issuperset(options):
+            unknown = sorted(set(options) - _OPTION_NAMES)
             raise TypeError(f"unknown job option(s): {', '.join(unknown)}")
         config = self.config
         max_attempts = options.get("max_attempts")
@@ -71,7 +73,7 @@ class Producer(Generic[P, R]):
         job_timeout = options.get("job_timeout")
         timeout_ms = None if job_timeout is None else to_ms(job_timeout, "job_timeout")
         priority = options.get("priority", 0)
-        body = dumps(config.payload_serde, payload, f"payload of job {job_id!r}")
+        body = dumps(config.payload_serde, payload, "payload of job %r", job_id)
         message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms, headers or {}))
         return check_new_job(NewJob(job_id, message, delay_ms, priority))
 
