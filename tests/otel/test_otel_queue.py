@@ -145,7 +145,9 @@ async def test_concurrent_enqueues_each_carry_their_own_context(storage: Storage
     processes = {r["attributes"]["messaging.message.id"]: r for r in records if r["name"] == "process many"}
     for i in range(20):
         assert sends[f"c{i}"]["parent_id"] == requests[f"request {i}"]["span_id"], "one send span per call"
-        assert processes[f"c{i}"]["parent_id"] == sends[f"c{i}"]["span_id"], "each job carries its own context"
+        assert processes[f"c{i}"]["parent_id"] == sends[f"c{i}"]["span_id"], (
+            "each job carries its own context"
+        )
 
 
 async def test_a_job_recovered_after_a_crash_continues_its_trace(storage: Storage, sdk: Sdk) -> None:

@@ -218,7 +218,9 @@ def finish(record: JobRecord, outcome: Finish, now: int) -> Step:
     ended = {"worker_id": None, "lease_until": None, "abort_requested": False, "updated_at": now}
     kind, data = outcome.kind, outcome.data
     if kind is FinishKind.COMPLETE:
-        done = evolve(record, **ended, state=JobState.COMPLETED, result=data, expires_at=later(now, outcome.ms))
+        done = evolve(
+            record, **ended, state=JobState.COMPLETED, result=data, expires_at=later(now, outcome.ms)
+        )
         return Step(done, Place.NONE, EventKind.COMPLETED, inline(data))
     if kind is FinishKind.FAIL:
         failed = evolve(record, **ended, state=JobState.FAILED, error=data, expires_at=later(now, outcome.ms))
