@@ -63,9 +63,10 @@ class Attempt(Generic[P, R]):
     stop_reason: StopReason | None = None
     outcome: Outcome = "lost"  # until an outcome is stored
     error: BaseException | None = None
-    # The handler runs in the attempt's own task (one task per job): an interrupt cancels that
-    # task while the handler is being awaited, and ``run`` takes the cancellation back.
-    _task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    # The handler runs in the attempt's own task (one task per job; the consumer sets it): an
+    # interrupt cancels that task while the handler is being awaited, and ``run`` takes the
+    # cancellation back.
+    task: asyncio.Task[Any] | None = field(default=None, repr=False)
     _in_handler: bool = field(default=False, repr=False)
 
     def interrupt(self, reason: StopReason) -> None:
@@ -74,9 +75,9 @@ class Attempt(Generic[P, R]):
             self.stop_reason = reason
         if self.job is not None:
             self.job._abort()
-        if self._in_handler and self._task is not None:
+        if self._in_handler and self.task is not None:
             self._in_handler = False
-            self._task.cancel()
+            self.task.cancel()
 
     async def run(self) -> None:
         """Run to a stored outcome; never raises (failures are stored, logged or emitted)."""
@@ -128,7 +129,6 @@ class Attempt(Generic[P, R]):
         started = datetime.now(UTC) if config.after_execution is not None else None
         result: Any = None
         error: BaseException | None = None
-        self._task = asyncio.current_task()
         if not self.is_async:
             job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
         self._in_handler = True
@@ -138,9 +138,9 @@ class Attempt(Generic[P, R]):
             else:
                 result = await self._call_with_timeout(job, self.job_timeout_ms)
         except asyncio.CancelledError:
-            if self.stop_reason is None or self._task is None:
+            if self.stop_reason is None or self.task is None:
                 raise
-            self._task.uncancel()
+            self.task.uncancel()
             error = JobCancelledError(claim.id, f"job {claim.id!r} was aborted while running")
         except Exception as exc:
             error = exc
