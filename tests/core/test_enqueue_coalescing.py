@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
-from jobqueue import JobState, MemoryStorage, Queue, StorageError
+from jobqueue import EnqueueResult, Job, JobState, MemoryStorage, Queue, StorageError
 from jobqueue.storage import EnqueueOutcome, NewJob
 
 pytestmark = pytest.mark.memory
@@ -46,12 +46,12 @@ async def storage() -> AsyncIterator[GatedStorage]:
         yield storage
 
 
-async def _hold_first_call(storage: GatedStorage, queue: Queue[int, int]) -> asyncio.Task[object]:
+async def _hold_first_call(storage: GatedStorage, queue: Queue[int, int]) -> asyncio.Task[EnqueueResult[int]]:
     """Start an enqueue of "first" and keep it in flight until the gate opens."""
     storage.gate.clear()
     first = asyncio.create_task(queue.enqueue("first", 0))
     await wait_until(lambda: storage.batches == [["first"]], message="the first call is in flight")
-    return first  # type: ignore[return-value]  # an EnqueueResult, typed loosely for the helpers
+    return first
 
 
 async def test_sequential_calls_go_out_one_by_one(storage: GatedStorage) -> None:
@@ -68,7 +68,7 @@ async def test_calls_made_while_one_is_in_flight_go_out_as_one_batch(storage: Ga
     await asyncio.sleep(0)
     storage.gate.set()
     results = await asyncio.gather(*rest)
-    assert (await first).status == "queued"  # type: ignore[attr-defined]
+    assert (await first).status == "queued"
     assert [(r.job_id, r.status) for r in results] == [(f"job-{i}", "queued") for i in range(20)]
     assert storage.batches == [["first"], [f"job-{i}" for i in range(20)]]
 
@@ -112,7 +112,7 @@ async def test_a_storage_error_reaches_every_caller_of_that_batch_only(storage: 
     storage.gate.set()
     outcomes = await asyncio.gather(*batch, return_exceptions=True)
     assert all(isinstance(outcome, StorageError) for outcome in outcomes)
-    assert (await first).status == "queued"  # type: ignore[attr-defined]
+    assert (await first).status == "queued"
     assert await storage.get("x") is None, "the refused batch wrote nothing"
     assert (await queue.enqueue("x", 1)).status == "queued", "the next call goes out again"
 
@@ -136,8 +136,8 @@ async def test_enqueue_and_wait_calls_share_batches(storage: GatedStorage) -> No
     queue: Queue[int, int] = Queue(storage, concurrency=10)
 
     @queue.execute
-    async def double(job: object) -> int:
-        return 2 * job.payload  # type: ignore[attr-defined, no-any-return]  # Job[int]
+    async def double(job: Job[int]) -> int:
+        return 2 * job.payload
 
     async with queue:
         first = await _hold_first_call(storage, queue)
