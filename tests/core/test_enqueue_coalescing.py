@@ -148,3 +148,19 @@ async def test_enqueue_and_wait_calls_share_batches(storage: GatedStorage) -> No
         assert await asyncio.gather(*waits) == [0, 2, 4, 6, 8]
         await first
     assert storage.batches == [["first"], [f"w-{i}" for i in range(5)]]
+
+
+async def test_stop_lets_a_queued_batch_go_out_first(storage: GatedStorage) -> None:
+    queue: Queue[int, int] = Queue(storage)
+    await queue.start()
+    first = await _hold_first_call(storage, queue)
+    rest = [asyncio.create_task(queue.enqueue(f"job-{i}", i)) for i in range(5)]
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(queue.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop returned while enqueues it had accepted were unsent"
+    storage.gate.set()
+    await stopping
+    assert (await first).status == "queued"
+    assert [(await task).status for task in rest] == ["queued"] * 5
+    assert storage.batches == [["first"], [f"job-{i}" for i in range(5)]]

@@ -30,6 +30,7 @@ class EnqueueCoalescer:
         self._busy = False
         self._waiting: list[_Pending] = []
         self._sender: asyncio.Task[None] | None = None
+        self._drained: list[asyncio.Future[None]] = []  # stop() waiting for the last answer
 
     async def enqueue(self, job: NewJob) -> EnqueueOutcome:
         """Store one checked job (``Storage._enqueue`` semantics). Raises ``StorageError``."""
@@ -41,10 +42,25 @@ class EnqueueCoalescer:
             finally:
                 self._busy = False
                 self._start_sender()
+                self._wake_drain()
         future: asyncio.Future[EnqueueOutcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((job, future))
         self._start_sender()
         return await future
+
+    async def drain(self) -> None:
+        """Wait until every job handed over has its answer (on stop, before the storage goes)."""
+        if self._busy or self._waiting or self._sender is not None:
+            drained = asyncio.get_running_loop().create_future()
+            self._drained.append(drained)
+            await drained
+
+    def _wake_drain(self) -> None:
+        if not (self._busy or self._waiting or self._sender is not None):
+            for drained in self._drained:
+                if not drained.done():
+                    drained.set_result(None)
+            self._drained.clear()
 
     def _start_sender(self) -> None:
         if self._waiting and not self._busy and self._sender is None:
@@ -76,3 +92,4 @@ class EnqueueCoalescer:
             for _, future in self._waiting:  # only when cancelled: the loop is shutting down
                 future.cancel()
             self._waiting.clear()
+            self._wake_drain()

@@ -44,8 +44,9 @@ class Producer(Generic[P, R]):
         self._coalescer = EnqueueCoalescer(storage)
         self._accepting_waits = False
 
-    async def _stop_waiting(self) -> None:
-        """Stop the shared ``done`` listener; pending waits fail."""
+    async def _stop_producing(self) -> None:
+        """Let enqueues already handed over get their answer, then stop the ``done`` listener (waits fail)."""
+        await self._coalescer.drain()
         self._accepting_waits = False
         await self._waiters.stop()
 
