@@ -21,10 +21,13 @@ Every ``OSError`` leaving this module names the path it concerns.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat
 import time
+from collections.abc import Callable
+from typing import cast
 
 __all__ = [
     "DEFAULT_MODE",
@@ -35,11 +38,13 @@ __all__ = [
     "create_empty",
     "dir_mode",
     "ensure_dir",
+    "exchange",
     "fsync_dir",
     "named",
     "open_dir",
     "open_or_create",
     "read_bytes",
+    "read_settled",
     "rename_if_exists",
     "unlink_if_exists",
     "write_atomic",
@@ -47,8 +52,13 @@ __all__ = [
 
 DEFAULT_MODE = 0o600
 TEMP_PREFIX = ".tmp-"
+SPARE_MARK = "-spare-"
+"""In a temp file's name: a spare record file (``_spares``), kept while its process lives."""
 _STALE_TEMP_SECONDS = 3600
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_READ_ATTEMPTS = 20
 
 
 def check_mode(mode: object) -> int:
@@ -219,6 +229,74 @@ def read_bytes(path: str) -> bytes | None:
         os.close(fd)
 
 
+def read_settled(path: str) -> bytes | None:
+    """``read_bytes`` for a file that is replaced by ``exchange``.
+
+    A replaced file's inode is reused for a later write (``_spares``), so a
+    reader that opened it just before may read it while it is rewritten.
+    The read counts only if ``path`` still names the inode afterwards;
+    otherwise it is done again. The caller checks the content itself (a
+    record carries a checksum) and reads again when it is torn.
+    """
+    for _ in range(_READ_ATTEMPTS):
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise named(exc, path) from exc
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            inode = os.fstat(fd).st_ino
+        except OSError as exc:
+            raise named(exc, path) from exc
+        finally:
+            os.close(fd)
+        try:
+            now = os.lstat(path).st_ino
+        except FileNotFoundError:
+            continue  # deleted meanwhile: the next open says so
+        except OSError as exc:
+            raise named(exc, path) from exc
+        if now == inode:
+            return b"".join(chunks)
+    raise OSError(errno.EAGAIN, f"replaced {_READ_ATTEMPTS} times while being read", path)
+
+
+def _load_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # not Linux, or a libc without it
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return cast("Callable[[int, bytes, int, bytes, int], int]", function)
+
+
+_renameat2 = _load_renameat2()
+
+
+def exchange(source: str, target: str) -> bool:
+    """Swap two files atomically (``renameat2(RENAME_EXCHANGE)``); False when ``target`` does not exist.
+
+    Raises:
+        NotImplementedError: the system or the file system cannot exchange.
+        OSError: anything else, naming the path.
+    """
+    if _renameat2 is None:
+        raise NotImplementedError("renameat2 is not available")
+    if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        raise NotImplementedError(os.strerror(code))
+    if code == errno.ENOENT and os.path.lexists(source):
+        return False
+    raise OSError(code, os.strerror(code), source if code == errno.ENOENT else target)
+
+
 def unlink_if_exists(path: str) -> bool:
     """Remove ``path`` (a symlink itself, never its target); False when it was already gone."""
     try:
@@ -244,7 +322,7 @@ def rename_if_exists(source: str, target: str) -> bool:
 
 
 def clean_temp_files(directory: str) -> int:
-    """Remove temp files left by dead processes (or older than an hour); return how many."""
+    """Remove temp files left by dead processes (or older than an hour, but a live process's spares); return how many."""
     removed = 0
     try:
         names = os.listdir(directory)
@@ -259,7 +337,10 @@ def clean_temp_files(directory: str) -> int:
         path = os.path.join(directory, name)
         pid_text = name[len(TEMP_PREFIX) :].partition("-")[0]
         try:
-            stale = not _alive(int(pid_text)) or now - os.lstat(path).st_mtime > _STALE_TEMP_SECONDS
+            alive = _alive(int(pid_text))
+            stale = not alive or (
+                SPARE_MARK not in name and now - os.lstat(path).st_mtime > _STALE_TEMP_SECONDS
+            )
         except (ValueError, FileNotFoundError):
             stale = True
         if stale and unlink_if_exists(path):
