@@ -185,8 +185,22 @@ def write_atomic(path: str, data: bytes, *, durable: bool, mode: int, sync_dir: 
         fsync_dir(directory)
 
 
-def create_empty(path: str, mode: int) -> None:
-    """Create an empty file with ``mode``; ``FileExistsError`` when something is there."""
+def create_empty(path: str, mode: int, *, like: str | None = None) -> None:
+    """Create an empty file with ``mode``; ``FileExistsError`` when something is there.
+
+    ``like`` names an empty file to make a hard link of instead, which costs
+    far less than a new inode; a new file is created when linking fails
+    (``like`` missing, too many links, a file system without hard links).
+    """
+    if like is not None:
+        try:
+            os.link(like, path, follow_symlinks=False)
+            return
+        except FileExistsError as exc:
+            raise named(exc, path) from exc
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EMLINK, errno.EPERM, errno.ENOTSUP):
+                raise named(exc, path) from exc
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
     except OSError as exc:
@@ -318,6 +332,9 @@ def rename_if_exists(source: str, target: str) -> bool:
         return False
     except OSError as exc:
         raise named(exc, source) from exc
+    if os.path.lexists(source):
+        # Two names of one file (entries are links of one empty file): rename did nothing.
+        unlink_if_exists(source)
     return True
 
 

@@ -285,7 +285,7 @@ class Space:
         entry = self._target(key, old, step, uid)
         stored = Stored(step.record, uid, entry)
         if old is None or uid != old.uid:
-            create_empty(layout.path(entry), self.mode)
+            create_empty(layout.path(entry), self.mode, like=layout.entry)
             try:
                 self.write(key, stored)
             except OSError:
