@@ -104,7 +104,7 @@ class Space:
         self._bad: set[str] = set()
         self._dir_fds: dict[str, int] = {}
         self._checked_dirs: set[str] = set()
-        self.spares = Spares(layout.dir, mode, durable=durable, flush=self._flush_records)
+        self.spares = Spares(layout.jobs, mode, durable=durable, flush=lambda: self._fsync_dir(layout.jobs))
 
     def close(self) -> None:
         """Delete this process's spare records; close the lock, log and directory descriptors."""
@@ -205,15 +205,10 @@ class Space:
         for directory in dict.fromkeys(directories):
             if directory == self.layout.jobs:
                 waiting = self.spares.waiting()
-                self._flush_records()
+                self._fsync_dir(directory)
                 self.spares.flushed(waiting)
             else:
                 self._fsync_dir(directory)
-
-    def _flush_records(self) -> None:
-        """Fsync the records' directory and the spares' (a swap changes both)."""
-        self._fsync_dir(self.layout.jobs)
-        self._fsync_dir(self.layout.dir)
 
     def _fsync_dir(self, directory: str) -> None:
         """Fsync a directory through a descriptor kept open, not one open per flush."""

@@ -5,22 +5,21 @@ ext4 disk of the benchmarks (no journal, where every new inode is checked
 against recently deleted ones), a create took 0.5 to 0.9 ms of CPU, a
 rewrite in place 0.03 ms. A job's record is written three times in its
 life, so a record write goes to a spare file of this process
-(``<namespace>/.tmp-<pid>-spare-<n>``: outside ``jobs/``, which holds records
-only), is flushed, and is swapped with the record by ``exchange``
-(``renameat2(RENAME_EXCHANGE)``, atomic across directories of one file
-system): the
+(``jobs/.tmp-<pid>-spare-<n>``), is flushed, and is swapped with the record
+by ``exchange`` (``renameat2(RENAME_EXCHANGE)``): the
 record's name holds the new content at once, whole, and the spare's name
 now holds the old record, which a later write reuses. A file is created
 only when no spare is ready (the first writes of a process, new jobs).
 
-Reuse comes after a flush: a spare is reused only once both directories
-were fsynced after the swap that made it a spare. Before that, a power cut could
+Reuse comes after a flush: a spare is reused only once the directory was
+fsynced after the swap that made it a spare. Before that, a power cut could
 bring back the record's old name pointing at it, and its new content would
 stand in for the record. The fsyncs after an enqueue or a finish do that;
-otherwise the pool flushes them itself once ``_FLUSH_BATCH`` spares wait
-(two directory fsyncs for that many writes). A process keeps at most
-``_MAX_SPARES`` spares and deletes them when it closes the namespace; those
-of a dead process go with its other temp files.
+otherwise the pool flushes the directory itself once ``_FLUSH_BATCH``
+spares wait (one directory fsync for that many writes). A process keeps at
+most ``_MAX_SPARES`` spares; it deletes them once it has written no record
+for ``IDLE_SECONDS`` (the sweep calls ``trim``) and when it closes the
+namespace. Those of a dead process go with its other temp files.
 
 A reader may open a record just before it is replaced and read it while it
 is rewritten as a spare: ``read_settled`` keeps a read only if the name
@@ -34,6 +33,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from ._atomic import (
@@ -48,31 +48,35 @@ from ._atomic import (
 
 __all__ = ["Spares"]
 
-_FLUSH_BATCH = 16
+_FLUSH_BATCH = 64
 """Spares that wait for a flush before the pool flushes the directory itself."""
 _MAX_SPARES = 256
 """Spares kept per process and directory; beyond that a replaced record is deleted."""
+IDLE_SECONDS = 1.0
+"""A process that wrote no record for this long gives its spares back (``trim``)."""
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Spares:
-    """Atomic record writes, reusing this process's spare files kept in ``directory`` (thread-safe)."""
+    """Atomic record writes in ``directory``, reusing this process's spare files there (thread-safe)."""
 
     def __init__(self, directory: str, mode: int, *, durable: bool, flush: Callable[[], None]) -> None:
         self.directory = directory
         self.mode = mode
         self.durable = durable
         self._flush = flush
-        """Fsyncs ``directory`` and the records' one (whatever ``durable`` says)."""
+        """Fsyncs ``directory`` (whatever ``durable`` says)."""
         self._ready: list[str] = []
         self._waiting: list[str] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._made = 0
         self._exchanges = True
+        self._written_at = 0.0
 
     def write(self, path: str, data: bytes) -> None:
-        """Replace ``path`` (on the file system of ``directory``) with ``data``: old or new content, whole."""
+        """Replace ``path`` (in ``directory``) with ``data``: a reader sees the old or the new content, whole."""
+        self._written_at = time.monotonic()
         if not self._exchanges:
             write_atomic(path, data, durable=self.durable, mode=self.mode)
             return
@@ -110,15 +114,20 @@ class Spares:
         self._keep(spare)
 
     def waiting(self) -> list[str]:
-        """Take the spares that wait for a flush: the caller fsyncs both directories, then calls ``flushed``."""
+        """Take the spares that wait for a flush: the caller fsyncs the directory, then calls ``flushed``."""
         with self._lock:
             waiting, self._waiting = self._waiting, []
         return waiting
 
     def flushed(self, spares: list[str]) -> None:
-        """Both directories were fsynced after ``spares`` became spares: they may be reused."""
+        """The directory was fsynced after ``spares`` became spares: they may be reused."""
         with self._lock:
             self._ready += spares
+
+    def trim(self) -> None:
+        """Delete this process's spares if it wrote no record for ``IDLE_SECONDS``."""
+        if time.monotonic() - self._written_at >= IDLE_SECONDS:
+            self.close()
 
     def close(self) -> None:
         """Delete this process's spares."""

@@ -7,6 +7,7 @@ second of a deadline (``FileStorage`` schedules it). It deletes
 
 - expired records and their entries (``rules.is_live`` says when);
 - registrations of workers that lapsed and hold nothing;
+- this process's spare record files, once it has stopped writing (``_spares``);
 - every minute or so, temp files that dead processes left behind.
 """
 
@@ -61,6 +62,7 @@ class ExpiryIndex:
 def sweep_namespace(space: Space, index: ExpiryIndex) -> int | None:
     """Delete what has expired in one namespace; return the next deadline (None: nothing pending)."""
     deadlines = [_sweep_expired(space, index), _sweep_workers(space)]
+    space.spares.trim()
     if time.monotonic() - index.temp_swept_at > TEMP_SWEEP_SECONDS:
         space.clean_temp_files()
         index.temp_swept_at = time.monotonic()
