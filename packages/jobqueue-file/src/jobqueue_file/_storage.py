@@ -25,7 +25,8 @@ Invariants (what survives ``kill -9`` at any instant):
 5. Temp files (``.tmp-<pid>-...``) of dead processes are removed at
    ``connect()`` and by the sweep.
 
-Every disk operation runs in a worker thread (``asyncio.to_thread``). A
+Every disk operation runs in a worker thread (``asyncio.to_thread``), but
+for a subscriber's read of what was just appended to the event log. A
 blocked ``dequeue`` or a subscriber waits on inotify (``_watch``), with a
 slow poll (``FALLBACK_POLL_SECONDS``) as a safety net. Expired records are
 invisible at once; every connected process sweeps the root (``_sweep``) at
