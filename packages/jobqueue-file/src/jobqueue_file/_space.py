@@ -191,9 +191,9 @@ class Space:
             if stored is not None:
                 yield key, stored
 
-    def write(self, key: str, stored: Stored) -> None:
-        """Replace the record of ``key`` atomically (through a spare file, ``_spares``)."""
-        self.spares.write(self.layout.job(key), pack_record(stored))
+    def write(self, key: str, stored: Stored, *, new: bool = False) -> None:
+        """Replace the record of ``key`` atomically (through a spare file, ``_spares``); ``new``: none was there."""
+        self.spares.write(self.layout.job(key), pack_record(stored), new=new)
 
     def sync_dirs(self, *directories: str) -> None:
         """Fsync directories (``durable`` only), so renames in them survive a power cut.
@@ -282,7 +282,7 @@ class Space:
         if old is None or uid != old.uid:
             create_empty(layout.path(entry), self.mode, like=layout.entry)
             try:
-                self.write(key, stored)
+                self.write(key, stored, new=old is None)
             except OSError:
                 unlink_if_exists(layout.path(entry))  # a full disk, say: leave no stray behind
                 raise

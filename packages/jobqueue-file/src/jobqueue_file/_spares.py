@@ -74,8 +74,11 @@ class Spares:
         self._exchanges = True
         self._written_at = 0.0
 
-    def write(self, path: str, data: bytes) -> None:
-        """Replace ``path`` (in ``directory``) with ``data``: a reader sees the old or the new content, whole."""
+    def write(self, path: str, data: bytes, *, new: bool = False) -> None:
+        """Replace ``path`` (in ``directory``) with ``data``: a reader sees the old or the new content, whole.
+
+        ``new``: the caller found no record there, so there is nothing to swap with.
+        """
         self._written_at = time.monotonic()
         if not self._exchanges:
             write_atomic(path, data, durable=self.durable, mode=self.mode)
@@ -92,7 +95,7 @@ class Spares:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            swapped = exchange(spare, path)
+            swapped = not new and exchange(spare, path)
         except NotImplementedError:
             self._exchanges = False
             self._replace(spare, path)
