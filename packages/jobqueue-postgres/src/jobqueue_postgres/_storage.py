@@ -251,6 +251,7 @@ class PostgresStorage(
             [encode_name(job_id, "job_id") for job_id in job_ids],
             clamp_ms(lease_ms),
             rules.MAX_DEADLINE_MS,
+            self._channel,
         )
         aborted = {bytes(row[0]).decode("utf-8"): bool(row[1]) for row in rows}
         revoked: dict[str, Revoked] = {}
@@ -263,7 +264,11 @@ class PostgresStorage(
 
     async def _unregister_worker(self, worker_id: str) -> None:
         await self._execute(
-            "unregister", self._shared.sql.unregister, self._ns, encode_name(worker_id, "worker_id")
+            "unregister",
+            self._shared.sql.unregister,
+            self._ns,
+            encode_name(worker_id, "worker_id"),
+            self._channel,
         )
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
