@@ -55,6 +55,8 @@ _MAX_SPARES = 256
 IDLE_SECONDS = 1.0
 """A process that wrote no record for this long gives its spares back (``trim``)."""
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+"""The data and the size, not the times: a drain went from 920-1030 to about 1100 jobs/s with it."""
 
 
 class Spares:
@@ -92,7 +94,7 @@ class Spares:
                     offset += os.pwrite(fd, view[offset:], offset)
                 os.ftruncate(fd, len(data))
                 if self.durable:
-                    os.fsync(fd)
+                    _datasync(fd)
             finally:
                 os.close(fd)
             swapped = not new and exchange(spare, path)
