@@ -1,7 +1,9 @@
 """Atomic, symlink-proof file operations: nothing is ever half-written, nothing outside the root is touched.
 
 A file is written to a temp file in the same directory (so the rename stays
-on one file system), flushed with ``fsync`` and renamed over its final name.
+on one file system), flushed with ``fsync`` and renamed over its final name
+(records go through ``_spares``, which reuses files and swaps them in with
+``exchange``).
 ``durable=False`` skips the fsyncs: a crash of the process still leaves
 nothing half-written, only a power loss can lose the last writes.
 

@@ -3,7 +3,8 @@
 Invariants (what survives ``kill -9`` at any instant):
 
 1. A job's *record* (``jobs/<key>``) is the truth. It is only ever replaced
-   whole (temp file, fsync, rename), so it is either the old or the new one.
+   whole (a spare file written and flushed, then swapped in: ``_spares``), so
+   it is either the old or the new one.
    Every change of a record is a step of ``jobqueue.storage.rules``.
 2. A job with a record has exactly one *entry* file, in ``queue/``,
    ``scheduled/``, ``processing/<worker>/`` or (finished) ``expiry/``; the
