@@ -8,7 +8,7 @@ second of a deadline (``FileStorage`` schedules it). It deletes
 - expired records and their entries (``rules.is_live`` says when);
 - registrations of workers that lapsed and hold nothing;
 - this process's spare record files, once it has stopped writing (``_spares``);
-- every minute or so, temp files that dead processes left behind.
+- every ten seconds or so, temp files that dead processes left behind.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from ._worker_ops import drop_worker_if_idle
 
 __all__ = ["TEMP_SWEEP_SECONDS", "ExpiryIndex", "sweep_namespace"]
 
-TEMP_SWEEP_SECONDS = 60.0
-"""How often a sweep also looks for temp files of dead processes (they are rare: a crash mid-write)."""
+TEMP_SWEEP_SECONDS = 10.0
+"""How often a sweep also looks for temp files of dead processes: a killed process leaves its spare
+records (``_spares``, up to a few hundred), and listing ``jobs/`` this often costs little."""
 
 _RELIST_SECONDS = 5.0  # an mtime can miss a change made within its granularity
 
