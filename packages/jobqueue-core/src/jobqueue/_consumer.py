@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import random
 from typing import Any
@@ -16,6 +15,7 @@ from ._emitter import Emitter
 from ._errors import StorageError
 from ._finisher import Finisher
 from ._schedule import Scheduler
+from ._schedule_info import encode_worker_info
 from ._tasks import cancel_and_wait
 
 __all__ = ["Consumer"]
@@ -26,12 +26,13 @@ class Consumer:
 
     Background tasks: the fetch loop (blocking dequeue of as many jobs as
     there are free slots), the lease loop (one heartbeat call: worker
-    registration and lease renewal of running jobs, every third of the
-    visibility timeout) and, on storages with a control channel, the control
-    loop (abort requests). Each survives a failing storage call by backing off
-    and retrying: a ``StorageError`` (an outage) and any other exception (a
-    storage bug, or a driver error it did not translate) alike, reported once
-    per streak of failures in the log and as an ``error`` event.
+    registration, with the schedules it runs, and lease renewal of running
+    jobs, every third of the visibility timeout) and, on storages with a
+    control channel, the control loop (abort requests). Each survives a
+    failing storage call by backing off and retrying: a ``StorageError`` (an
+    outage) and any other exception (a storage bug, or a driver error it did
+    not translate) alike, reported once per streak of failures in the log
+    and as an ``error`` event.
     """
 
     def __init__(
@@ -49,7 +50,7 @@ class Consumer:
         self._emitter = emitter
         self._handler = handler
         self._is_async = inspect.iscoroutinefunction(handler)
-        self._running: dict[str, tuple[Attempt[Any, Any], asyncio.Task[None]]] = {}
+        self._running: dict[str, Attempt[Any, Any]] = {}
         self._slot_free = asyncio.Event()
         self._slot_free.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -63,7 +64,7 @@ class Consumer:
 
     async def start(self) -> None:
         """Register the worker and start the background loops."""
-        await self._storage.register_worker(self._config.worker_id, self._heartbeat_ttl_ms)
+        await self._storage.register_worker(self._config.worker_id, self._heartbeat_ttl_ms, self._info())
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name="jobqueue-fetch"),
             asyncio.create_task(self._lease_loop(), name="jobqueue-lease"),
@@ -81,12 +82,12 @@ class Consumer:
             await cancel_and_wait(self._scheduler_task)  # a stopping worker enqueues no more ticks
             self._scheduler_task = None
         await cancel_and_wait(fetch)
-        tasks = [task for _, task in self._running.values()]
+        tasks = [attempt.task for attempt in self._running.values() if attempt.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=drain_timeout)
-        for attempt, _ in list(self._running.values()):
+        for attempt in list(self._running.values()):
             attempt.interrupt(StopReason.SHUTDOWN)
-        tasks = [task for _, task in self._running.values()]
+        tasks = [attempt.task for attempt in self._running.values() if attempt.task is not None]
         if tasks:
             # a sync handler's thread cannot be killed; its attempt is released without waiting for it
             await asyncio.wait(tasks, timeout=max(1.0, self._config.visibility_timeout_ms / 1000))
@@ -100,6 +101,12 @@ class Consumer:
     @property
     def _heartbeat_ttl_ms(self) -> int:
         return self._config.visibility_timeout_ms
+
+    def _info(self) -> bytes:
+        # registered with every heartbeat, so dashboards list the schedules this worker runs
+        if self._scheduler is None:
+            return b""
+        return encode_worker_info(self._scheduler.schedules, self._scheduler.last_ticks)
 
     async def _fetch_loop(self) -> None:
         config = self._config
@@ -128,21 +135,23 @@ class Consumer:
                 attempt: Attempt[Any, Any] = Attempt(
                     claim, self._storage, self._finisher, config, self._emitter, self._handler, self._is_async
                 )
-                task = asyncio.create_task(attempt.run(), name=f"jobqueue-job-{claim.id}")
-                self._running[claim.id] = (attempt, task)
-                task.add_done_callback(functools.partial(self._done, claim.id))
+                attempt.task = asyncio.create_task(self._run(attempt), name=f"jobqueue-job-{claim.id}")
+                self._running[claim.id] = attempt
             if len(self._running) >= config.concurrency:
                 self._slot_free.clear()
 
-    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
-        entry = self._running.get(job_id)
-        if entry is not None and entry[1] is task:
-            del self._running[job_id]
-        self._slot_free.set()
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+    async def _run(self, attempt: Attempt[Any, Any]) -> None:
+        """An attempt's task: run it, then free its slot (in the task: no done callback per job)."""
+        job_id = attempt.claim.id
+        try:
+            await attempt.run()
+        except Exception as exc:  # run() stores every failure; this is a bug, reported, not fatal
             self._config.logger.error("job %r: unexpected error in the worker: %r", job_id, exc)
             self._emitter.emit("error", exc)
+        finally:
+            if self._running.get(job_id) is attempt:
+                del self._running[job_id]
+            self._slot_free.set()
 
     async def _lease_loop(self) -> None:
         config = self._config
@@ -156,11 +165,12 @@ class Consumer:
                     ttl_ms=self._heartbeat_ttl_ms,
                     job_ids=list(self._running),
                     lease_ms=config.visibility_timeout_ms,
+                    info=self._info(),
                 )
                 for job_id, reason in revoked.items():
-                    entry = self._running.get(job_id)
-                    if entry is not None:
-                        entry[0].interrupt(StopReason.ABORT if reason is Revoked.ABORTED else StopReason.LOST)
+                    running = self._running.get(job_id)
+                    if running is not None:
+                        running.interrupt(StopReason.ABORT if reason is Revoked.ABORTED else StopReason.LOST)
                 failures = 0
             except Exception as exc:  # an unexpected one too: a dead lease loop would let every job stall
                 failures += 1
@@ -173,9 +183,9 @@ class Consumer:
                 async with self._storage.subscribe(Channel.CONTROL) as events:
                     failures = 0
                     async for event in events:
-                        entry = self._running.get(event.job_id)
-                        if event.kind is EventKind.ABORT and entry is not None:
-                            entry[0].interrupt(StopReason.ABORT)
+                        running = self._running.get(event.job_id)
+                        if event.kind is EventKind.ABORT and running is not None:
+                            running.interrupt(StopReason.ABORT)
             except Exception as exc:  # an unexpected one too: aborts then wait for the next heartbeat
                 failures += 1
                 await self._report_outage("control subscription", exc, failures)

@@ -239,7 +239,7 @@ class PostgresStorage(
         return result
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         rows = await self._fetch(
             None,
@@ -252,6 +252,7 @@ class PostgresStorage(
             clamp_ms(lease_ms),
             rules.MAX_DEADLINE_MS,
             self._channel,
+            info,
         )
         aborted = {bytes(row[0]).decode("utf-8"): bool(row[1]) for row in rows}
         revoked: dict[str, Revoked] = {}

@@ -31,15 +31,12 @@ class Subscriber(EventBuffer[StorageEvent]):
         super().__init__(limit, source="memory")
         self.channels = channels
 
-    def deliver(self, event: StorageEvent, channel: Channel) -> None:
-        if channel in self.channels:
-            self.put(event)
-
 
 @dataclass(frozen=True, slots=True)
 class _Registration:
     last_seen: int
     expires_at: int
+    info: bytes = b""
 
 
 class NamespaceState:
@@ -51,6 +48,7 @@ class NamespaceState:
         self.workers: dict[str, _Registration] = {}
         self.locks: dict[str, tuple[str, int]] = {}
         self.subscribers: list[Subscriber] = []
+        self._listeners: dict[Channel, list[Subscriber]] = {}  # the subscribers of each channel
         # ready heap: (claim_order..., id); valid while ``_ready_seq[id]`` is that seq
         self._ready: list[tuple[int, int, str]] = []
         self._ready_seq: dict[str, int] = {}
@@ -145,10 +143,10 @@ class NamespaceState:
 
     # ---------------------------------------------------------------- workers
 
-    def register(self, worker_id: str, now: int, ttl_ms: int) -> None:
-        """Register or refresh a worker; publish ``rules.register_worker``'s event."""
+    def register(self, worker_id: str, now: int, ttl_ms: int, info: bytes) -> None:
+        """Register or refresh a worker with its info; publish ``rules.register_worker``'s event."""
         previous = self.workers.get(worker_id)
-        self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms))
+        self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms), info)
         event = rules.register_worker(previous.expires_at if previous else None, now)
         if event is not None:
             self.publish(event, "", now, worker_id)
@@ -160,7 +158,9 @@ class NamespaceState:
             return
         if worker_id in self.processing:
             # Jobs it still holds stay visible (and recoverable) under a lapsed registration.
-            self.workers[worker_id] = _Registration(registration.last_seen, min(registration.expires_at, now))
+            self.workers[worker_id] = _Registration(
+                registration.last_seen, min(registration.expires_at, now), registration.info
+            )
         event = rules.unregister_worker(registration.expires_at, now)
         if event is not None:
             self.publish(event, "", now, worker_id)
@@ -170,7 +170,11 @@ class NamespaceState:
         for worker_id in sorted(self.workers.keys() | self.processing.keys()):
             registration = self.workers.get(worker_id, _Registration(0, 0))
             jobs = tuple(self.processing.get(worker_id, ()))
-            records.append(WorkerRecord(worker_id, registration.last_seen, registration.expires_at, jobs))
+            records.append(
+                WorkerRecord(
+                    worker_id, registration.last_seen, registration.expires_at, jobs, registration.info
+                )
+            )
         return records
 
     def is_empty(self, now: int) -> bool:
@@ -197,15 +201,30 @@ class NamespaceState:
                 waiter.set_result(None)
         self._waiters.clear()
 
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+        for channel in subscriber.channels:
+            self._listeners.setdefault(channel, []).append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.remove(subscriber)
+        for channel in subscriber.channels:
+            listeners = self._listeners[channel]
+            listeners.remove(subscriber)
+            if not listeners:
+                del self._listeners[channel]
+
     def publish(
         self, kind: EventKind, job_id: str, at: int, worker_id: str | None = None, data: bytes | None = None
     ) -> None:
-        if not self.subscribers:
-            return
-        event = StorageEvent(kind=kind, job_id=job_id, at=at, worker_id=worker_id, data=data)
-        for subscriber in self.subscribers:
-            for channel in kind.channels:
-                subscriber.deliver(event, channel)
+        """Deliver an event to the subscribers of its channels; built only when one listens."""
+        event = None
+        for channel in kind.channels:
+            listeners = self._listeners.get(channel)
+            if listeners:
+                event = event or StorageEvent(kind=kind, job_id=job_id, at=at, worker_id=worker_id, data=data)
+                for subscriber in listeners:
+                    subscriber.put(event)
 
     def close(self) -> None:
         """The store lost its last connection: end subscriptions, wake blocked dequeues."""
