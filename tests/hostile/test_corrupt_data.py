@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import zlib
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
@@ -94,10 +95,11 @@ async def tamper(backend: Backend, storage: Storage, job_id: str, field: str, va
     else:
         assert isinstance(storage, FileStorage)
         path = backend.directory / storage.name / "jobs" / job_id  # plain ids encode to themselves
-        items = msgpack.unpackb(path.read_bytes(), raw=False)
+        items = msgpack.unpackb(path.read_bytes()[:-4], raw=False)  # msgpack, then its CRC-32 (4 bytes)
         items[_FILE_FIELDS[field]] = value
+        packed = msgpack.packb(items, use_bin_type=True)
         temp = path.with_name(".tamper")
-        temp.write_bytes(msgpack.packb(items, use_bin_type=True))
+        temp.write_bytes(packed + zlib.crc32(packed).to_bytes(4, "little"))  # a record the storage accepts
         os.replace(temp, path)
 
 

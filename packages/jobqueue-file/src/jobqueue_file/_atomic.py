@@ -1,7 +1,9 @@
 """Atomic, symlink-proof file operations: nothing is ever half-written, nothing outside the root is touched.
 
 A file is written to a temp file in the same directory (so the rename stays
-on one file system), flushed with ``fsync`` and renamed over its final name.
+on one file system), flushed with ``fsync`` and renamed over its final name
+(records go through ``_spares``, which reuses files and swaps them in with
+``exchange``).
 ``durable=False`` skips the fsyncs: a crash of the process still leaves
 nothing half-written, only a power loss can lose the last writes.
 
@@ -21,10 +23,13 @@ Every ``OSError`` leaving this module names the path it concerns.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat
 import time
+from collections.abc import Callable
+from typing import cast
 
 __all__ = [
     "DEFAULT_MODE",
@@ -35,11 +40,13 @@ __all__ = [
     "create_empty",
     "dir_mode",
     "ensure_dir",
+    "exchange",
     "fsync_dir",
     "named",
     "open_dir",
     "open_or_create",
     "read_bytes",
+    "read_settled",
     "rename_if_exists",
     "unlink_if_exists",
     "write_atomic",
@@ -47,8 +54,13 @@ __all__ = [
 
 DEFAULT_MODE = 0o600
 TEMP_PREFIX = ".tmp-"
+SPARE_MARK = "-spare-"
+"""In a temp file's name: a spare record file (``_spares``), kept while its process lives."""
 _STALE_TEMP_SECONDS = 3600
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_READ_ATTEMPTS = 20
 
 
 def check_mode(mode: object) -> int:
@@ -175,8 +187,22 @@ def write_atomic(path: str, data: bytes, *, durable: bool, mode: int, sync_dir: 
         fsync_dir(directory)
 
 
-def create_empty(path: str, mode: int) -> None:
-    """Create an empty file with ``mode``; ``FileExistsError`` when something is there."""
+def create_empty(path: str, mode: int, *, like: str | None = None) -> None:
+    """Create an empty file with ``mode``; ``FileExistsError`` when something is there.
+
+    ``like`` names an empty file to make a hard link of instead, which costs
+    far less than a new inode; a new file is created when linking fails
+    (``like`` missing, too many links, a file system without hard links).
+    """
+    if like is not None:
+        try:
+            os.link(like, path, follow_symlinks=False)
+            return
+        except FileExistsError as exc:
+            raise named(exc, path) from exc
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EMLINK, errno.EPERM, errno.ENOTSUP):
+                raise named(exc, path) from exc
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
     except OSError as exc:
@@ -219,6 +245,74 @@ def read_bytes(path: str) -> bytes | None:
         os.close(fd)
 
 
+def read_settled(path: str) -> bytes | None:
+    """``read_bytes`` for a file that is replaced by ``exchange``.
+
+    A replaced file's inode is reused for a later write (``_spares``), so a
+    reader that opened it just before may read it while it is rewritten.
+    The read counts only if ``path`` still names the inode afterwards;
+    otherwise it is done again. The caller checks the content itself (a
+    record carries a checksum) and reads again when it is torn.
+    """
+    for _ in range(_READ_ATTEMPTS):
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise named(exc, path) from exc
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            inode = os.fstat(fd).st_ino
+        except OSError as exc:
+            raise named(exc, path) from exc
+        finally:
+            os.close(fd)
+        try:
+            now = os.lstat(path).st_ino
+        except FileNotFoundError:
+            continue  # deleted meanwhile: the next open says so
+        except OSError as exc:
+            raise named(exc, path) from exc
+        if now == inode:
+            return b"".join(chunks)
+    raise OSError(errno.EAGAIN, f"replaced {_READ_ATTEMPTS} times while being read", path)
+
+
+def _load_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # not Linux, or a libc without it
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return cast("Callable[[int, bytes, int, bytes, int], int]", function)
+
+
+_renameat2 = _load_renameat2()
+
+
+def exchange(source: str, target: str) -> bool:
+    """Swap two files atomically (``renameat2(RENAME_EXCHANGE)``); False when ``target`` does not exist.
+
+    Raises:
+        NotImplementedError: the system or the file system cannot exchange.
+        OSError: anything else, naming the path.
+    """
+    if _renameat2 is None:
+        raise NotImplementedError("renameat2 is not available")
+    if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        raise NotImplementedError(os.strerror(code))
+    if code == errno.ENOENT and os.path.lexists(source):
+        return False
+    raise OSError(code, os.strerror(code), source if code == errno.ENOENT else target)
+
+
 def unlink_if_exists(path: str) -> bool:
     """Remove ``path`` (a symlink itself, never its target); False when it was already gone."""
     try:
@@ -240,11 +334,14 @@ def rename_if_exists(source: str, target: str) -> bool:
         return False
     except OSError as exc:
         raise named(exc, source) from exc
+    if os.path.lexists(source):
+        # Two names of one file (entries are links of one empty file): rename did nothing.
+        unlink_if_exists(source)
     return True
 
 
 def clean_temp_files(directory: str) -> int:
-    """Remove temp files left by dead processes (or older than an hour); return how many."""
+    """Remove temp files left by dead processes (or older than an hour, but a live process's spares); return how many."""
     removed = 0
     try:
         names = os.listdir(directory)
@@ -259,7 +356,10 @@ def clean_temp_files(directory: str) -> int:
         path = os.path.join(directory, name)
         pid_text = name[len(TEMP_PREFIX) :].partition("-")[0]
         try:
-            stale = not _alive(int(pid_text)) or now - os.lstat(path).st_mtime > _STALE_TEMP_SECONDS
+            alive = _alive(int(pid_text))
+            stale = not alive or (
+                SPARE_MARK not in name and now - os.lstat(path).st_mtime > _STALE_TEMP_SECONDS
+            )
         except (ValueError, FileNotFoundError):
             stale = True
         if stale and unlink_if_exists(path):

@@ -4,6 +4,7 @@
 
     <root>/<namespace key>/
         namespace               the namespace's name (keys may be digests)
+        entry                   the empty file every entry is a hard link of (cheaper than a new file)
         jobs/<key>              one record per job (msgpack), replaced atomically
         queue/<order>-<uid>-<key>            ready jobs, empty files; name order is claim order
         scheduled/<run_at>-<uid>-<key>       delayed jobs and pending retries
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from ._atomic import check_dir, ensure_dir, read_bytes, write_atomic
+from ._atomic import check_dir, ensure_dir, open_or_create, read_bytes, write_atomic
 from ._names import encode_key
 
 __all__ = ["Layout"]
@@ -40,6 +41,7 @@ class Layout:
         self.workers = os.path.join(self.dir, "workers")
         self.locks = os.path.join(self.dir, "locks")
         self.events = os.path.join(self.dir, "events")
+        self.entry = os.path.join(self.dir, "entry")
 
     def ensure(self, *, durable: bool, mode: int) -> None:
         """Create the namespace's directories (idempotent, safe against concurrent creators).
@@ -53,6 +55,7 @@ class Layout:
             ensure_dir(path, mode)
             if not os.access(path, os.W_OK | os.X_OK):
                 raise PermissionError(13, "directory is not writable", path)
+        os.close(open_or_create(self.entry, os.O_RDONLY, mode))
         name_file = os.path.join(self.dir, "namespace")
         if read_bytes(name_file) is None:
             write_atomic(name_file, self.namespace.encode("utf-8"), durable=durable, mode=mode, sync_dir=True)

@@ -1,7 +1,14 @@
-"""The job record file: msgpack of every ``JobRecord`` field plus where the job's entry lives."""
+"""The job record file: msgpack of every ``JobRecord`` field plus where the job's entry lives, and a checksum.
+
+Layout 3 is the msgpack array followed by the CRC-32 of it (4 bytes, little
+endian): a record file's inode is reused for later writes (``_spares``), so
+a reader may catch one half rewritten, and the checksum tells. Layout 2
+(no checksum) is still read.
+"""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +18,10 @@ from jobqueue.storage import JobRecord
 
 __all__ = ["Stored", "pack_record", "unpack_record"]
 
-_VERSION = 2
+_VERSION = 3
+_UNCHECKED_VERSION = 2
 _FIELDS = 19
+_HEAD = bytes([0xDC, 0x00, _FIELDS])  # msgpack: an array of 19 items
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +39,7 @@ class Stored:
 
 
 def pack_record(stored: Stored) -> bytes:
-    """Encode a record for its file."""
+    """Encode a record for its file (layout 3: msgpack, then its CRC-32)."""
     record = stored.record
     data: bytes = msgpack.packb(
         [
@@ -56,14 +65,20 @@ def pack_record(stored: Stored) -> bytes:
         ],
         use_bin_type=True,
     )
-    return data
+    return data + zlib.crc32(data).to_bytes(4, "little")
 
 
 def unpack_record(data: bytes, path: str) -> Stored:
-    """Decode a record file; ``CorruptDataError`` naming ``path`` when it is not one."""
+    """Decode a record file; ``CorruptDataError`` naming ``path`` when it is not one (or torn)."""
     try:
+        checked = data[: len(_HEAD) + 1] == _HEAD + bytes([_VERSION])
+        if checked:
+            data, crc = data[:-4], data[-4:]
+            if zlib.crc32(data).to_bytes(4, "little") != crc:
+                raise ValueError("checksum mismatch")
         items: Any = msgpack.unpackb(data, raw=False)
-        if not isinstance(items, list) or len(items) != _FIELDS or items[0] != _VERSION:
+        version = _VERSION if checked else _UNCHECKED_VERSION
+        if not isinstance(items, list) or len(items) != _FIELDS or items[0] != version:
             raise ValueError(f"unknown layout ({type(items).__name__})")
         record = JobRecord(
             id=_typed(items[1], str),

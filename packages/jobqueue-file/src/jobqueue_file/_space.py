@@ -26,21 +26,22 @@ from ._atomic import (
     ensure_dir,
     named,
     open_dir,
-    read_bytes,
+    read_settled,
     rename_if_exists,
     unlink_if_exists,
-    write_atomic,
 )
 from ._events import EventLog
 from ._layout import Layout
 from ._listing import Listing
 from ._locks import StripeLocks
 from ._records import Stored, pack_record, unpack_record
+from ._spares import Spares
 
 __all__ = ["EntryGone", "Space", "side_by_side"]
 
 _log = logging.getLogger("jobqueue.file")
 T = TypeVar("T")
+_READ_ATTEMPTS = 5
 
 _appliers: ThreadPoolExecutor | None = None
 """Threads that apply the jobs of one batch side by side; never used by its own threads: no deadlock."""
@@ -103,9 +104,11 @@ class Space:
         self._bad: set[str] = set()
         self._dir_fds: dict[str, int] = {}
         self._checked_dirs: set[str] = set()
+        self.spares = Spares(layout.jobs, mode, durable=durable, flush=lambda: self._fsync_dir(layout.jobs))
 
     def close(self) -> None:
-        """Close the lock, log and directory descriptors this namespace keeps open."""
+        """Delete this process's spare records; close the lock, log and directory descriptors."""
+        self.spares.close()
         self.locks.close()
         self.log.close()
         for fd in self._dir_fds.values():
@@ -129,10 +132,25 @@ class Space:
     # ----------------------------------------------------------------- records
 
     def read(self, key: str) -> Stored | None:
-        """The record of ``key`` as stored (expired or not); ``CorruptDataError`` when unreadable."""
+        """The record of ``key`` as stored (expired or not); ``CorruptDataError`` when unreadable.
+
+        Safe without the job lock: a record caught while it was rewritten
+        (``read_settled``, the checksum) is read again.
+        """
         path = self.layout.job(key)
-        data = read_bytes(path)
-        return None if data is None else unpack_record(data, path)
+        torn: bytes | None = None
+        for attempt in range(_READ_ATTEMPTS):
+            data = read_settled(path)
+            if data is None:
+                return None
+            try:
+                return unpack_record(data, path)
+            except CorruptDataError:
+                # The same bytes twice are corrupt for good, not caught mid-write.
+                if data == torn or attempt == _READ_ATTEMPTS - 1:
+                    raise
+                torn = data
+        raise AssertionError("unreachable")
 
     def read_entry(self, key: str, found: str) -> tuple[Stored | None, bool]:
         """The record behind entry ``found``, and False (logged once) when it is unreadable.
@@ -173,29 +191,38 @@ class Space:
             if stored is not None:
                 yield key, stored
 
-    def write(self, key: str, stored: Stored) -> None:
-        """Replace the record of ``key`` atomically."""
-        write_atomic(self.layout.job(key), pack_record(stored), durable=self.durable, mode=self.mode)
+    def write(self, key: str, stored: Stored, *, new: bool = False) -> None:
+        """Replace the record of ``key`` atomically (through a spare file, ``_spares``); ``new``: none was there."""
+        self.spares.write(self.layout.job(key), pack_record(stored), new=new)
 
     def sync_dirs(self, *directories: str) -> None:
         """Fsync directories (``durable`` only), so renames in them survive a power cut.
 
-        One descriptor per directory is kept open, not one open per write.
+        A flush of the records' directory also frees the spares waiting for one.
         """
         if not self.durable:
             return
         for directory in dict.fromkeys(directories):
-            fd = self._dir_fds.get(directory)
-            if fd is None:
-                fd = open_dir(directory)
-                kept = self._dir_fds.setdefault(directory, fd)
-                if kept != fd:  # another thread opened it first
-                    os.close(fd)
-                    fd = kept
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                raise named(exc, directory) from exc
+            if directory == self.layout.jobs:
+                waiting = self.spares.waiting()
+                self._fsync_dir(directory)
+                self.spares.flushed(waiting)
+            else:
+                self._fsync_dir(directory)
+
+    def _fsync_dir(self, directory: str) -> None:
+        """Fsync a directory through a descriptor kept open, not one open per flush."""
+        fd = self._dir_fds.get(directory)
+        if fd is None:
+            fd = open_dir(directory)
+            kept = self._dir_fds.setdefault(directory, fd)
+            if kept != fd:  # another thread opened it first
+                os.close(fd)
+                fd = kept
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise named(exc, directory) from exc
 
     # ----------------------------------------------------------------- entries
 
@@ -245,7 +272,7 @@ class Space:
         """
         layout = self.layout
         if step.record is None:
-            unlink_if_exists(layout.job(key))
+            self.spares.adopt(layout.job(key))
             if old is not None and old.entry is not None:
                 unlink_if_exists(layout.path(old.entry))
             return None
@@ -253,9 +280,9 @@ class Space:
         entry = self._target(key, old, step, uid)
         stored = Stored(step.record, uid, entry)
         if old is None or uid != old.uid:
-            create_empty(layout.path(entry), self.mode)
+            create_empty(layout.path(entry), self.mode, like=layout.entry)
             try:
-                self.write(key, stored)
+                self.write(key, stored, new=old is None)
             except OSError:
                 unlink_if_exists(layout.path(entry))  # a full disk, say: leave no stray behind
                 raise

@@ -3,7 +3,8 @@
 Invariants (what survives ``kill -9`` at any instant):
 
 1. A job's *record* (``jobs/<key>``) is the truth. It is only ever replaced
-   whole (temp file, fsync, rename), so it is either the old or the new one.
+   whole (a spare file written and flushed, then swapped in: ``_spares``), so
+   it is either the old or the new one.
    Every change of a record is a step of ``jobqueue.storage.rules``.
 2. A job with a record has exactly one *entry* file, in ``queue/``,
    ``scheduled/``, ``processing/<worker>/`` or (finished) ``expiry/``; the
@@ -25,7 +26,8 @@ Invariants (what survives ``kill -9`` at any instant):
 5. Temp files (``.tmp-<pid>-...``) of dead processes are removed at
    ``connect()`` and by the sweep.
 
-Every disk operation runs in a worker thread (``asyncio.to_thread``). A
+Every disk operation runs in a worker thread (``asyncio.to_thread``), but
+for a subscriber's read of what was just appended to the event log. A
 blocked ``dequeue`` or a subscriber waits on inotify (``_watch``), with a
 slow poll (``FALLBACK_POLL_SECONDS``) as a safety net. Expired records are
 invisible at once; every connected process sweeps the root (``_sweep``) at

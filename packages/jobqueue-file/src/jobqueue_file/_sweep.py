@@ -7,7 +7,8 @@ second of a deadline (``FileStorage`` schedules it). It deletes
 
 - expired records and their entries (``rules.is_live`` says when);
 - registrations of workers that lapsed and hold nothing;
-- every minute or so, temp files that dead processes left behind.
+- this process's spare record files, once it has stopped writing (``_spares``);
+- every ten seconds or so, temp files that dead processes left behind.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from ._worker_ops import drop_worker_if_idle
 
 __all__ = ["TEMP_SWEEP_SECONDS", "ExpiryIndex", "sweep_namespace"]
 
-TEMP_SWEEP_SECONDS = 60.0
-"""How often a sweep also looks for temp files of dead processes (they are rare: a crash mid-write)."""
+TEMP_SWEEP_SECONDS = 10.0
+"""How often a sweep also looks for temp files of dead processes: a killed process leaves its spare
+records (``_spares``, up to a few hundred), and listing ``jobs/`` this often costs little."""
 
 _RELIST_SECONDS = 5.0  # an mtime can miss a change made within its granularity
 
@@ -61,6 +63,7 @@ class ExpiryIndex:
 def sweep_namespace(space: Space, index: ExpiryIndex) -> int | None:
     """Delete what has expired in one namespace; return the next deadline (None: nothing pending)."""
     deadlines = [_sweep_expired(space, index), _sweep_workers(space)]
+    space.spares.trim()
     if time.monotonic() - index.temp_swept_at > TEMP_SWEEP_SECONDS:
         space.clean_temp_files()
         index.temp_swept_at = time.monotonic()
