@@ -17,7 +17,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import asyncpg
 from jobqueue.storage import (
@@ -32,7 +32,7 @@ from jobqueue.storage import (
     rules,
 )
 
-__all__ = ["ClaimWaiter", "Listener", "Subscription", "parse_payload"]
+__all__ = ["ClaimWaiter", "Drained", "Listener", "Subscription", "parse_payload"]
 
 logger = logging.getLogger("jobqueue.postgres")
 
@@ -96,6 +96,24 @@ class Subscription:
         return event
 
 
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """A claim took every ready job: as of the listener's ``mark``, with none scheduled before ``due_at``.
+
+    ``due_at`` is event-loop time; None when nothing is scheduled. Until the
+    mark moves (a notification that may make a job ready, or a lost listening
+    connection) or ``due_at`` passes, another claim would find nothing: a
+    blocking claim can wait for the notification without asking first.
+    """
+
+    mark: tuple[int, int]
+    due_at: float | None
+
+    def due_ms(self, now: float) -> int | None:
+        """Milliseconds from ``now`` until the next scheduled job falls due."""
+        return None if self.due_at is None else max(0, int((self.due_at - now) * 1000))
+
+
 class ClaimWaiter:
     """A blocked claim: set when an event may have made a job ready (or the connection dropped)."""
 
@@ -139,6 +157,8 @@ class Listener:
         self._reconnect: asyncio.Task[None] | None = None
         self._priming: asyncio.Task[None] | None = None
         self._closed = False
+        self._wakes: dict[str, int] = {}  # notifications dispatched per channel that may make a job ready
+        self._drops = 0  # listening connections lost: notifications may have been missed
 
     async def add(self, channel: str, sink: Sink) -> None:
         """Deliver the channel's events from now on to ``sink``; returns once the channel is listened to.
@@ -170,6 +190,16 @@ class Listener:
             if barrier:
                 await conn.execute("SELECT 1")
 
+    def mark(self, channel: str) -> tuple[int, int] | None:
+        """Where the channel's wake-ups stand; None when it is not listened to.
+
+        Two equal marks bracket a span in which no notification that may make a
+        job ready was dispatched and the listening connection never dropped.
+        """
+        if channel not in self._listening or self._conn is None or self._conn.is_closed():
+            return None
+        return self._drops, self._wakes.get(channel, 0)
+
     def watch(self, channel: str, sink: Sink) -> bool:
         """Deliver to ``sink`` at once when the channel is already listened to; False (and no change) if not."""
         if channel not in self._listening or self._conn is None or self._conn.is_closed():
@@ -199,6 +229,8 @@ class Listener:
         except Exception:
             logger.warning("ignored an unreadable notification on %s: %.60r", channel, payload)
             return
+        if event.kind in _WAKING:
+            self._wakes[channel] = self._wakes.get(channel, 0) + 1
         for sink in list(self._sinks.get(channel, ())):
             sink.deliver(event, partial)
 
@@ -207,6 +239,7 @@ class Listener:
             return
         self._conn = None
         self._listening.clear()
+        self._drops += 1
         for sinks in self._sinks.values():
             for sink in list(sinks):
                 sink.lost()

@@ -110,15 +110,17 @@ WITH ready AS (
         lease_until = least({NOW} + $3, $6), run_at = NULL, abort_requested = false, updated_at = {NOW}
     FROM chosen c WHERE j.namespace = $1 AND j.id = c.id AND j.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING j.id, j.message, j.attempts, c.priority, c.due_at, c.seq
+), next_due AS (
+    -- ms until the next scheduled job or retry falls due (NULL: none), as of the statement's start
+    SELECT min(run_at) - {NOW} AS ms FROM {s}.jobs
+    WHERE namespace = $1 AND run_at IS NOT NULL AND state IN ('queued', 'failing')
 )
-SELECT id, message, attempts, pg_notify($5, {event}('processing', id, {NOW}, $2, NULL)), NULL::bigint AS next_due,
-       priority, due_at, seq
+SELECT id, message, attempts, pg_notify($5, {event}('processing', id, {NOW}, $2, NULL)),
+       (SELECT ms FROM next_due) AS next_due, priority, due_at, seq
 FROM claimed
 UNION ALL
--- nothing claimed: one row with the ms until the next scheduled job or retry falls due (NULL: none)
-SELECT NULL, NULL, NULL, NULL, (
-    SELECT min(run_at) - {NOW} FROM {s}.jobs
-    WHERE namespace = $1 AND run_at IS NOT NULL AND state IN ('queued', 'failing')), NULL, NULL, NULL
+-- nothing claimed: one row with only next_due
+SELECT NULL, NULL, NULL, NULL, (SELECT ms FROM next_due), NULL, NULL, NULL
 WHERE NOT EXISTS (SELECT 1 FROM claimed)
 ORDER BY priority DESC, due_at NULLS FIRST, seq""",
             # $2 worker, $3 ids, $4 kinds, $5 data, $6 ms, $7 inline data, $8 channel, $9 max deadline.

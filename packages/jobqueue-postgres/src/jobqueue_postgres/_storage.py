@@ -4,7 +4,9 @@ Each hot-path primitive (enqueue, claim, finish, heartbeat, progress) is one
 statement (``_sql``), so it is atomic without an explicit transaction and
 costs one round trip. Rarely used changes (cancel, TTL updates) read the row
 under a lock, decide with the ``rules`` functions themselves and write, in one
-transaction. Blocking claims wait on LISTEN/NOTIFY (``_events``).
+transaction. Blocking claims wait on LISTEN/NOTIFY (``_events``); a claim
+right after one that took every ready job waits at once when no notification
+came in between (``Drained``), so a request costs one claim, not two.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from jobqueue.storage import (
 from ._admin import PostgresAdminMixin
 from ._connection import Conn, Shared, pg_errors
 from ._enqueue import EnqueueMixin, clamp_ms
-from ._events import ClaimWaiter, Subscription
+from ._events import ClaimWaiter, Drained, Subscription
 from ._migrations import migrate
 from ._records import Options, channel_name, encode_name, present, to_record
 
@@ -165,11 +167,15 @@ class PostgresStorage(
         # Wake-ups must be watched before looking, or a job enqueued in between is noticed only at the
         # safety re-check. Once the channel is listened to, that costs nothing, so it is the common path.
         watching = timeout_ms > 0 and listener.watch(self._channel, waiter)
+        loop = asyncio.get_running_loop()
         try:
-            claims, due_ms = await self._claim_once(worker, lease_ms, limit)
-            if claims or timeout_ms == 0:
-                return claims
-            loop = asyncio.get_running_loop()
+            drained = self._still_drained() if watching else None
+            if drained is None:
+                claims, due_ms = await self._claim_once(worker, lease_ms, limit)
+                if claims or timeout_ms == 0:
+                    return claims
+            else:  # a claim here took every ready job and nothing woke since: looking again finds nothing
+                claims, due_ms = [], drained.due_ms(loop.time())
             deadline = loop.time() + timeout_ms / 1000
             if not watching:
                 with pg_errors("listen"):
@@ -191,9 +197,19 @@ class PostgresStorage(
             if watching:
                 listener.remove(self._channel, waiter)
 
+    def _still_drained(self) -> Drained | None:
+        """The last dry claim's knowledge, if no job can have become ready since (see ``Drained``)."""
+        drained = self._shared.drained.get(self._channel)
+        if drained is None or drained.mark != self._shared.listener.mark(self._channel):
+            return None
+        if drained.due_at is not None and drained.due_at <= asyncio.get_running_loop().time():
+            return None
+        return drained
+
     async def _claim_once(self, worker: bytes, lease_ms: int, limit: int) -> tuple[list[Claim], int | None]:
-        """Claim what is ready; with nothing, the ms until the next scheduled job falls due (None: none)."""
+        """Claim what is ready, and the ms until the next scheduled job falls due (None: none)."""
         sql = self._shared.sql
+        mark = self._shared.listener.mark(self._channel)  # before the statement: a later wake-up moves it
         rows = await self._fetch(
             None,
             "claim",
@@ -205,9 +221,18 @@ class PostgresStorage(
             self._channel,
             rules.MAX_DEADLINE_MS,
         )
-        if len(rows) == 1 and rows[0][0] is None:
-            return [], rows[0][4]
-        return [Claim(bytes(row[0]).decode("utf-8"), bytes(row[1]), row[2]) for row in rows], None
+        due_ms: int | None = rows[0][4]
+        claims = (
+            []
+            if rows[0][0] is None
+            else [Claim(bytes(row[0]).decode("utf-8"), bytes(row[1]), row[2]) for row in rows]
+        )
+        if mark is not None and len(claims) < limit:
+            due_at = None if due_ms is None else asyncio.get_running_loop().time() + due_ms / 1000
+            self._shared.drained[self._channel] = Drained(mark, due_at)
+        else:
+            self._shared.drained.pop(self._channel, None)
+        return claims, due_ms
 
     async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         firsts: dict[str, Finish] = {}
