@@ -57,7 +57,7 @@ class Statements:
         """Build the statements for the quoted schema ``s``."""
         event = f"{s}.event_payload"
         return cls(
-            # $2 ids, $3 messages, $4 delays, $5 priorities, $6 channel, $7 max deadline.
+            # $2 ids, $3 messages, $4 delays, $5 priorities, $6 channel (of enqueued), $7 max deadline.
             # Duplicate ids within one batch were removed by the caller.
             enqueue=f"""
 WITH input AS (
@@ -87,7 +87,7 @@ LEFT JOIN LATERAL (
     SELECT * FROM {s}.jobs WHERE x.id IS NULL AND namespace = $1 AND id = i.id OFFSET 0  -- one key lookup per duplicate
 ) j ON true
 ORDER BY i.ord""",
-            # $2 worker, $3 lease ms, $4 limit, $5 channel, $6 max deadline.
+            # $2 worker, $3 lease ms, $4 limit, $5 channel (of processing), $6 max deadline.
             claim=f"""
 WITH ready AS (
     -- rules.claim_order: higher priority first, then first in, first out
@@ -123,7 +123,8 @@ UNION ALL
 SELECT NULL, NULL, NULL, NULL, (SELECT ms FROM next_due), NULL, NULL, NULL
 WHERE NOT EXISTS (SELECT 1 FROM claimed)
 ORDER BY priority DESC, due_at NULLS FIRST, seq""",
-            # $2 worker, $3 ids, $4 kinds, $5 data, $6 ms, $7 inline data, $8 channel, $9 max deadline.
+            # $2 worker, $3 ids, $4 kinds, $5 data, $6 ms, $7 inline data, $8 channel of completed and failed,
+            # $9 max deadline, $10 channel of failing and requeued.
             finish=f"""
 WITH input AS (
     SELECT * FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::bigint[], $7::bytea[])
@@ -145,7 +146,7 @@ WITH input AS (
     RETURNING j.id
 )
 SELECT i.ord, f.id IS NOT NULL,
-       CASE WHEN f.id IS NOT NULL THEN pg_notify($8, {event}(
+       CASE WHEN f.id IS NOT NULL THEN pg_notify(CASE WHEN i.kind IN ('complete', 'fail') THEN $8 ELSE $10 END, {event}(
            CASE i.kind WHEN 'complete' THEN 'completed' WHEN 'fail' THEN 'failed'
                        WHEN 'retry' THEN 'failing' ELSE 'requeued' END,
            i.id, {NOW}, $2, i.inline)) END
@@ -179,7 +180,7 @@ WITH holds AS (
     WHERE namespace = $1 AND id = $2 AND (SELECT held FROM holds)
 )
 DELETE FROM {s}.workers WHERE namespace = $1 AND id = $2 AND NOT (SELECT held FROM holds)""",
-            # $2 id, $3 worker, $4 data, $5 channel.
+            # $2 id, $3 worker, $4 data, $5 channel (of progress).
             set_progress=f"""
 WITH stored AS (
     -- mirrors rules.set_progress (rules.owned)
@@ -196,7 +197,7 @@ FOR UPDATE""",
             delete_job=f"DELETE FROM {s}.jobs WHERE namespace = $1 AND id = $2",
             flag_abort=f"UPDATE {s}.jobs SET abort_requested = true WHERE namespace = $1 AND id = $2",
             set_expiry=f"UPDATE {s}.jobs SET expires_at = $3 WHERE namespace = $1 AND id = $2",
-            # $2 limit, $3 channel.
+            # $2 limit, $3 channel (of stalled and requeued).
             recover=f"""
 WITH stalled AS (
     -- rules.is_stalled, oldest lease first
@@ -251,7 +252,7 @@ WHERE j.namespace = $1 AND j.id = ANY($2::bytea[]) AND {_LIVE}""",
         return [
             (self.enqueue, (ns, [], [], [], [], channel, cap)),
             (self.claim, (ns, b"w", 1, 1, channel, cap)),
-            (self.finish, (ns, b"w", [], [], [], [], [], channel, cap)),
+            (self.finish, (ns, b"w", [], [], [], [], [], channel, cap, channel)),
             (self.heartbeat, (ns, b"w", None, [], 1, cap)),
             (self.get_many, (ns, [])),
             (self.compile_events, ()),
