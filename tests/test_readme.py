@@ -28,3 +28,13 @@ def test_readme_example_runs(code: str, tmp_path: Path) -> None:
     expected = [m.strip() for m in re.findall(r"print\(.*\)\s+#\s*(.+)", code)]
     printed = [line.strip() for line in run.stdout.splitlines()]
     assert printed[: len(expected)] == expected
+
+
+def test_readme_links_point_at_files_that_exist() -> None:
+    text = README.read_text()
+    targets = {t.split("#")[0] for t in re.findall(r"\]\(([^)]+)\)", text) if "://" not in t}
+    missing = sorted(t for t in targets if t and not (README.parent / t).exists())
+    assert not missing, f"README links to missing files: {missing}"
+    anchors = {t[1:] for t in re.findall(r"\]\((#[^)]+)\)", text)}
+    headings = {h.strip().lower().replace(" ", "-") for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    assert anchors <= headings, f"README links to missing sections: {anchors - headings}"

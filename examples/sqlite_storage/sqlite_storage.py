@@ -238,8 +238,11 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
     ) -> dict[str, Revoked]:
         now = now_ms()
         if ttl_ms is not None:
+            joined = rules.register_worker(self._registration(worker_id), now)
             until = rules.later(now, ttl_ms)
             self._ns("INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?)", worker_id, now, until)
+            if joined is not None:
+                self._publish(StorageEvent(joined, "", now, worker_id))
         revoked = {}
         for job_id in job_ids:
             step, why = rules.renew(self._get(job_id, now), worker_id, now, lease_ms)
@@ -250,7 +253,16 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         return revoked
 
     async def _unregister_worker(self, worker_id: str) -> None:
+        now = now_ms()
+        left = rules.unregister_worker(self._registration(worker_id), now)
         self._ns("DELETE FROM workers WHERE ns = ? AND id = ?", worker_id)
+        if left is not None:
+            self._publish(StorageEvent(left, "", now, worker_id))
+
+    def _registration(self, worker_id: str) -> int | None:
+        """When the worker's registration lapses (None: it has none)."""
+        rows = self._ns("SELECT expires_at FROM workers WHERE ns = ? AND id = ?", worker_id)
+        return int(rows[0][0]) if rows else None
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
         now = now_ms()

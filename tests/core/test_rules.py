@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 from jobqueue import JobState
-from jobqueue.storage import EventKind, Finish, JobRecord, NewJob, Revoked, rules
+from jobqueue.storage import Channel, EventKind, Finish, JobRecord, NewJob, Revoked, rules
 
 CancelAction = rules.CancelAction
 Place = rules.Place
@@ -161,3 +161,14 @@ def test_evolve_copies_every_field_and_changes_only_those_given() -> None:
         marker = object()
         changed = rules.evolve(record, **{field.name: marker})
         assert getattr(changed, field.name) is marker, f"evolve ignores {field.name}"
+
+
+def test_a_worker_joins_unless_its_registration_was_live_and_leaves_only_if_it_was() -> None:
+    joined, left = EventKind.WORKER_JOINED, EventKind.WORKER_LEFT
+    assert rules.register_worker(None, NOW) is joined  # never registered, or unregistered
+    assert rules.register_worker(NOW, NOW) is joined  # lapsed this very millisecond
+    assert rules.register_worker(NOW + 1, NOW) is None  # a renewal
+    assert rules.unregister_worker(NOW + 1, NOW) is left
+    assert rules.unregister_worker(NOW, NOW) is None  # lapsed: it had left already
+    assert rules.unregister_worker(None, NOW) is None
+    assert joined.channels == left.channels == (Channel.EVENTS,)  # never on done: waiters ignore them

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -97,6 +98,15 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def _eventually_reachable(host: str, port: int, *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not _reachable(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @pytest.mark.redis
 def test_the_network_jail_cuts_and_restores_the_link_and_leaves_nothing() -> None:
     from tools.servers import ServerProcess
@@ -108,22 +118,27 @@ def test_the_network_jail_cuts_and_restores_the_link_and_leaves_nothing() -> Non
         jail.create()
     except NetnsUnavailable as exc:
         pytest.skip(f"the partition fault is skipped on this machine too: {exc}")
+    server = ServerProcess("redis", host=jail.ns_address, launcher=jail.launcher)
     try:
-        server = ServerProcess("redis", host=jail.ns_address, launcher=jail.launcher)
         server.start()
         assert _reachable(jail.ns_address, server.port)
         jail.cut()
         assert not _reachable(jail.ns_address, server.port)
         jail.restore()
-        assert _reachable(jail.ns_address, server.port)
+        # the link comes back up asynchronously (carrier, neighbour entry): wait, with a limit
+        assert _eventually_reachable(jail.ns_address, server.port, within=15.0)
     finally:
         jail.destroy()
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    assert jail.namespace not in listing
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    assert jail.host_link not in links
-    assert not server.running  # killed with its namespace
-    server.close()
+        try:
+            listing = subprocess.run(
+                ["ip", "netns", "list"], capture_output=True, text=True, check=True
+            ).stdout
+            assert jail.namespace not in listing
+            links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+            assert jail.host_link not in links
+            assert not server.running  # killed with its namespace
+        finally:
+            server.close()
 
 
 def test_leftovers_of_a_dead_supervisor_are_removed_and_live_ones_kept() -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from jobqueue import JobState, Storage, storage_from_url
+from jobqueue.storage import Monitoring
 
-from .tui_helpers import complete, put
+from .tui_helpers import HERE, JOBQUEUE, complete, put
 
 EXECUTABLE = str(Path(sys.executable).with_name("jobqueue-tui"))
 
@@ -130,6 +131,56 @@ async def test_dashboard_in_a_terminal_watches_and_acts_on_a_file_storage(
 
         await terminal.press("q")
         assert await terminal.exit_code() == 0
+
+
+@pytest.mark.file
+async def test_dashboard_in_a_terminal_shows_workers_join_and_leave(
+    terminal: Terminal, tmp_path: Path
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    storage: Storage = storage_from_url(url)
+    async with storage:
+        assert isinstance(storage, Monitoring)
+        # A fallback refresh far beyond the test's bounds: only the worker events update the panel.
+        await terminal.start(url, "--refresh", "60")
+        await terminal.wait_for("workers", "Quit")
+        worker = await asyncio.create_subprocess_exec(
+            JOBQUEUE, "worker", "tui_worker_app:handle", "--storage", url, cwd=HERE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            worker_id = await _registered(storage)
+            registered = time.monotonic()
+            await terminal.wait_for(worker_id[:20], timeout=20)
+            # Generous for a loaded machine, yet far below the 60 s fallback.
+            assert time.monotonic() - registered < 10
+            worker.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(worker.wait(), 40) == 0
+            stopped = time.monotonic()
+            await _gone(terminal, worker_id[:20], timeout=20)
+            assert time.monotonic() - stopped < 10
+        finally:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+        await terminal.press("q")
+        assert await terminal.exit_code() == 0
+
+
+async def _registered(storage: Monitoring, timeout: float = 40.0) -> str:
+    """The id of the one worker registered on ``storage``, once there is one."""
+    deadline = time.monotonic() + timeout
+    while not (workers := list(await storage.list_workers())):
+        assert time.monotonic() < deadline, "the jobqueue worker never registered"
+        await asyncio.sleep(0.05)
+    return workers[0].id
+
+
+async def _gone(terminal: Terminal, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text in (screen := await terminal.screen()):
+        assert time.monotonic() < deadline, f"{text!r} still on the screen:\n{screen}"
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.memory

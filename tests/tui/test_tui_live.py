@@ -148,3 +148,33 @@ async def test_a_worker_started_after_the_app_appears_without_the_fallback(stora
             assert time.monotonic() - seen < 3.0
             kinds = {event.kind for _, event in app.event_log}
             assert EventKind.PROCESSING in kinds
+
+
+async def test_workers_appear_and_disappear_live_on_the_worker_events(storage: Storage) -> None:
+    app = DashboardApp(storage, refresh_interval=3600)  # the fallback refresh never fires in this test
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.screen.query_one(WorkersPanel)
+        await wait_until(pilot, lambda: app.live, "the event stream subscribed")
+        await pilot.pause(0.3)  # let the first load list no worker
+        assert panel.records == []
+
+        def heard(kind: EventKind) -> bool:
+            return any(e.kind is kind and e.worker_id == "idle-worker" for _, e in app.event_log)
+
+        # No job runs: only the worker's own events can make the panel list it again.
+        queue: Queue[dict[str, Any], str] = Queue(storage, block_timeout=0.2, worker_id="idle-worker")
+        queue.execute(lambda job: "ok")
+        async with queue:
+            await wait_until(pilot, lambda: heard(EventKind.WORKER_JOINED), "worker_joined")
+            joined = time.monotonic()
+            await wait_until(
+                pilot, lambda: [w.id for w in panel.records] == ["idle-worker"], "the worker listed"
+            )
+            # Generous for a loaded machine, yet well under the 5 s default fallback.
+            assert time.monotonic() - joined < 3.0
+            assert "idle-worker" in screen_text(app)
+        await wait_until(pilot, lambda: heard(EventKind.WORKER_LEFT), "worker_left")
+        left = time.monotonic()
+        await wait_until(pilot, lambda: panel.records == [], "the stopped worker gone from the panel")
+        assert time.monotonic() - left < 3.0
+        assert all(e.kind not in (EventKind.PROCESSING, EventKind.ENQUEUED) for _, e in app.event_log)

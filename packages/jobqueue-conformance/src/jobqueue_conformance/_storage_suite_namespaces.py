@@ -54,6 +54,7 @@ class StorageNamespaceTests:
     async def test_events_are_isolated(self, storage: Storage) -> None:
         async with storage.namespace("other") as other, storage.subscribe(Channel.EVENTS) as events:
             await other.enqueue("elsewhere", b"m")
+            await other.register_worker("worker-elsewhere", 60_000)
             await storage.enqueue("here", b"m")
             event = await next_event(events, message="rule: enqueue publishes on its namespace")
         assert event.job_id == "here", "rule: namespaces are isolated: events of one are not heard in another"

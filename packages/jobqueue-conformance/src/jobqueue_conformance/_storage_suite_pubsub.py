@@ -77,6 +77,25 @@ class StoragePubSubTests:
             "rule: recover_stalled publishes requeued after stalled"
         )
 
+    async def test_worker_events_report_joining_and_leaving(self, storage: Storage) -> None:
+        async with storage.subscribe(Channel.EVENTS) as events:
+            await storage.register_worker("worker-1", LONG_TTL_MS)
+            await storage.register_worker("worker-1", LONG_TTL_MS)  # a renewal
+            await storage.renew_leases("worker-1", [], LEASE_MS)  # a heartbeat that does not register
+            await storage.unregister_worker("worker-1")
+            await storage.unregister_worker("worker-1")  # no longer registered
+            await storage.register_worker("worker-1", LONG_TTL_MS)  # joins again
+            seen = [await next_event(events, message=f"rule: worker events, event #{i}") for i in range(3)]
+        assert [(e.kind, e.job_id, e.worker_id) for e in seen] == [
+            (EventKind.WORKER_JOINED, "", "worker-1"),
+            (EventKind.WORKER_LEFT, "", "worker-1"),
+            (EventKind.WORKER_JOINED, "", "worker-1"),
+        ], (
+            "rule: worker_joined is published when a worker registers and was not registered, never on a "
+            "renewal (rules.register_worker); worker_left when a registered worker unregisters "
+            "(rules.unregister_worker); both name the worker, with job_id ''"
+        )
+
     async def test_done_channel_carries_small_results_inline(self, storage: Storage) -> None:
         async with storage.subscribe(Channel.DONE) as done:
             await claim(storage, "job-1", "worker-1")

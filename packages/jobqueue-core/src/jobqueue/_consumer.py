@@ -28,7 +28,10 @@ class Consumer:
     there are free slots), the lease loop (one heartbeat call: worker
     registration and lease renewal of running jobs, every third of the
     visibility timeout) and, on storages with a control channel, the control
-    loop (abort requests). Each survives storage outages by retrying.
+    loop (abort requests). Each survives a failing storage call by backing off
+    and retrying: a ``StorageError`` (an outage) and any other exception (a
+    storage bug, or a driver error it did not translate) alike, reported once
+    per streak of failures in the log and as an ``error`` event.
     """
 
     def __init__(
@@ -116,7 +119,7 @@ class Consumer:
                     timeout_ms=config.block_timeout_ms,
                     limit=free,
                 )
-            except StorageError as exc:
+            except Exception as exc:  # an unexpected one too: a dead fetch loop would claim nothing, silently
                 failures += 1
                 await self._report_outage("dequeue", exc, failures)
                 continue
@@ -159,7 +162,7 @@ class Consumer:
                     if entry is not None:
                         entry[0].interrupt(StopReason.ABORT if reason is Revoked.ABORTED else StopReason.LOST)
                 failures = 0
-            except StorageError as exc:
+            except Exception as exc:  # an unexpected one too: a dead lease loop would let every job stall
                 failures += 1
                 await self._report_outage("heartbeat", exc, failures)
 
@@ -173,12 +176,17 @@ class Consumer:
                         entry = self._running.get(event.job_id)
                         if event.kind is EventKind.ABORT and entry is not None:
                             entry[0].interrupt(StopReason.ABORT)
-            except StorageError as exc:
+            except Exception as exc:  # an unexpected one too: aborts then wait for the next heartbeat
                 failures += 1
                 await self._report_outage("control subscription", exc, failures)
 
-    async def _report_outage(self, what: str, exc: StorageError, failures: int) -> None:
+    async def _report_outage(self, what: str, exc: Exception, failures: int) -> None:
         if failures == 1:
-            self._config.logger.warning("%s failed (%s); retrying", what, exc)
+            if isinstance(exc, StorageError):
+                self._config.logger.warning("%s failed (%s); retrying", what, exc)
+            else:  # not an outage the storage recognised: the traceback is what finds the bug
+                self._config.logger.error(
+                    "%s raised an unexpected %s; retrying", what, type(exc).__name__, exc_info=exc
+                )
             self._emitter.emit("error", exc)
         await asyncio.sleep(min(0.05 * 2**failures, 5.0) * random.uniform(0.5, 1.0))

@@ -198,9 +198,21 @@ def _register(space: Space, worker_id: str, ttl_ms: int) -> None:
     key = names.encode_key(worker_id)
     with space.locks.hold(_worker_lock(key)):
         now = now_ms()
+        joined = rules.register_worker(_expiry(space, key), now)
         expires_at = rules.later(now, ttl_ms)
         _write_registration(space, key, (worker_id, now, expires_at))
     space.deadline(expires_at)
+    if joined is not None:
+        space.publish([StorageEvent(joined, "", now, worker_id)])
+
+
+def _expiry(space: Space, key: str) -> int | None:
+    """When a worker's registration lapses (None: none, or torn: it is never fsynced)."""
+    try:
+        registration = read_registration(space, key)
+    except CorruptDataError:
+        return None
+    return registration[2] if registration is not None else None
 
 
 def _write_registration(space: Space, key: str, registration: Registration) -> None:
@@ -248,16 +260,23 @@ def held_jobs(space: Space, worker_key: str) -> list[JobRecord]:
 
 
 def unregister(space: Space, worker_id: str) -> None:
-    """Remove a registration; a worker that still holds jobs stays listed, lapsed."""
+    """Remove a registration and publish ``rules.unregister_worker``'s event.
+
+    A worker that still holds jobs stays listed, lapsed.
+    """
     key = names.encode_key(worker_id)
     with space.locks.hold(_worker_lock(key)):
+        now = now_ms()
         registration = read_registration(space, key)
+        left = rules.unregister_worker(registration[2] if registration is not None else None, now)
         if registration is not None and held_jobs(space, key):
-            lapsed = (worker_id, registration[1], min(registration[2], now_ms()))
+            lapsed = (worker_id, registration[1], min(registration[2], now))
             _write_registration(space, key, lapsed)
         else:
             unlink_if_exists(space.layout.worker_file(key))
             _drop_worker_dir(space, key)
+    if left is not None:
+        space.publish([StorageEvent(left, "", now, worker_id)])
 
 
 def drop_worker_if_idle(space: Space, key: str, now: int) -> int | None:

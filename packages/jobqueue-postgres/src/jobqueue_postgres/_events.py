@@ -61,6 +61,8 @@ _SUFFIXES = {
     EventKind.CANCELLED: "_d",
     EventKind.PROCESSING: "_e",
     EventKind.PROGRESS: "_e",
+    EventKind.WORKER_JOINED: "_e",
+    EventKind.WORKER_LEFT: "_e",
     EventKind.ABORT: "_c",
 }
 _WAKING = frozenset(kind for kind, suffix in _SUFFIXES.items() if suffix == "_w")

@@ -152,13 +152,20 @@ SELECT i.ord, f.id IS NOT NULL,
            i.id, {NOW}, $2, i.inline)) END
 FROM input i LEFT JOIN finished f ON f.id = i.id
 ORDER BY i.ord""",
-            # $2 worker, $3 ttl ms (NULL: no registration), $4 ids, $5 lease ms, $6 max deadline.
+            # $2 worker, $3 ttl ms (NULL: no registration), $4 ids, $5 lease ms, $6 max deadline,
+            # $7 channel (of worker_joined).
             heartbeat=f"""
-WITH registered AS (
+WITH previous AS (
+    SELECT expires_at FROM {s}.workers WHERE namespace = $1 AND id = $2 AND $3::bigint IS NOT NULL
+), registered AS (
     -- the worker registry: a registration lives until now + ttl (swept by the leader after)
     INSERT INTO {s}.workers (namespace, id, last_seen, expires_at)
     SELECT $1, $2, {NOW}, least({NOW} + $3, $6) WHERE $3::bigint IS NOT NULL
     ON CONFLICT (namespace, id) DO UPDATE SET last_seen = excluded.last_seen, expires_at = excluded.expires_at
+    -- mirrors rules.register_worker: worker_joined unless the registration was live (a
+    -- data-modifying CTE runs to completion, RETURNING included, even though nothing reads it)
+    RETURNING CASE WHEN NOT EXISTS (SELECT 1 FROM previous WHERE expires_at > {NOW})
+        THEN pg_notify($7, {event}('worker_joined', ''::bytea, {NOW}, $2, NULL)) END
 ), owned AS (
     -- rules.owned
     SELECT id, abort_requested FROM {s}.jobs
@@ -171,15 +178,20 @@ WITH registered AS (
     WHERE j.namespace = $1 AND j.id = o.id AND j.id = ANY($4::bytea[]) AND (j.lease_until IS NULL OR j.lease_until < least({NOW} + $5, $6))
 )
 SELECT id, abort_requested FROM owned""",
-            # $2 worker. A worker that still holds jobs stays listed, lapsed, until they are recovered.
+            # $2 worker, $3 channel (of worker_left). A worker that still holds jobs stays listed, lapsed, until they are recovered.
             unregister=f"""
 WITH holds AS (
     SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE namespace = $1 AND worker_id = $2 AND state = 'processing') AS held
+), previous AS (
+    SELECT expires_at FROM {s}.workers WHERE namespace = $1 AND id = $2
 ), lapsed AS (
     UPDATE {s}.workers SET expires_at = least(expires_at, {NOW})
     WHERE namespace = $1 AND id = $2 AND (SELECT held FROM holds)
+), gone AS (
+    DELETE FROM {s}.workers WHERE namespace = $1 AND id = $2 AND NOT (SELECT held FROM holds)
 )
-DELETE FROM {s}.workers WHERE namespace = $1 AND id = $2 AND NOT (SELECT held FROM holds)""",
+-- mirrors rules.unregister_worker: worker_left when the registration was live
+SELECT pg_notify($3, {event}('worker_left', ''::bytea, {NOW}, $2, NULL)) FROM previous WHERE expires_at > {NOW}""",
             # $2 id, $3 worker, $4 data, $5 channel (of progress).
             set_progress=f"""
 WITH stored AS (
@@ -253,7 +265,7 @@ WHERE j.namespace = $1 AND j.id = ANY($2::bytea[]) AND {_LIVE}""",
             (self.enqueue, (ns, [], [], [], [], channel, cap)),
             (self.claim, (ns, b"w", 1, 1, channel, cap)),
             (self.finish, (ns, b"w", [], [], [], [], [], channel, cap, channel)),
-            (self.heartbeat, (ns, b"w", None, [], 1, cap)),
+            (self.heartbeat, (ns, b"w", None, [], 1, cap, channel)),
             (self.get_many, (ns, [])),
             (self.compile_events, ()),
         ]

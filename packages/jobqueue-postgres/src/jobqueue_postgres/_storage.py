@@ -278,6 +278,7 @@ class PostgresStorage(
             [encode_name(job_id, "job_id") for job_id in job_ids],
             clamp_ms(lease_ms),
             rules.MAX_DEADLINE_MS,
+            notify_channel(self._channel, EventKind.WORKER_JOINED),
         )
         aborted = {bytes(row[0]).decode("utf-8"): bool(row[1]) for row in rows}
         revoked: dict[str, Revoked] = {}
@@ -290,7 +291,11 @@ class PostgresStorage(
 
     async def _unregister_worker(self, worker_id: str) -> None:
         await self._execute(
-            "unregister", self._shared.sql.unregister, self._ns, encode_name(worker_id, "worker_id")
+            "unregister",
+            self._shared.sql.unregister,
+            self._ns,
+            encode_name(worker_id, "worker_id"),
+            notify_channel(self._channel, EventKind.WORKER_LEFT),
         )
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:

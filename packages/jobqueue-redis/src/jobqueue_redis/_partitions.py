@@ -185,12 +185,25 @@ class PartitionedRedisStorage(RedisStorage):
         return out
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self,
+        worker_id: str,
+        ttl_ms: int | None,
+        job_ids: Sequence[str],
+        lease_ms: int,
+        *,
+        announce: bool = True,
     ) -> dict[str, Revoked]:
         # The worker registers in every partition, so each one's registry and reaper see it.
         groups = self._by_part(job_ids, lambda job_id: job_id)
+        # Only the first partition publishes the worker events, so a worker joins and leaves once.
         calls = [
-            part._heartbeat(worker_id, ttl_ms, [job_id for _, job_id in groups.get(p, [])], lease_ms)
+            part._heartbeat(
+                worker_id,
+                ttl_ms,
+                [job_id for _, job_id in groups.get(p, [])],
+                lease_ms,
+                announce=announce and p == 0,
+            )
             for p, part in enumerate(self._parts)
             if ttl_ms is not None or p in groups
         ]
@@ -199,8 +212,13 @@ class PartitionedRedisStorage(RedisStorage):
             revoked.update(reply)
         return revoked
 
-    async def _unregister_worker(self, worker_id: str) -> None:
-        await asyncio.gather(*(part._unregister_worker(worker_id) for part in self._parts))
+    async def _unregister_worker(self, worker_id: str, *, announce: bool = True) -> None:
+        await asyncio.gather(
+            *(
+                part._unregister_worker(worker_id, announce=announce and p == 0)
+                for p, part in enumerate(self._parts)
+            )
+        )
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
         return await self._part(job_id)._set_progress(job_id, worker_id, data)

@@ -326,19 +326,27 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         return [bool(stored) for stored in reply]
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self,
+        worker_id: str,
+        ttl_ms: int | None,
+        job_ids: Sequence[str],
+        lease_ms: int,
+        *,
+        announce: bool = True,
     ) -> dict[str, Revoked]:
+        # announce=False: a partition other than the first registers without publishing (joined once).
         revoked: dict[str, Revoked] = {}
         chunks = [job_ids[i : i + _CHUNK] for i in range(0, len(job_ids), _CHUNK)] or [[]]
+        flag = "1" if announce else ""
         for chunk in chunks:
             ttl = "" if ttl_ms is None else ttl_ms
-            reply = await self._run("heartbeat", [worker_id, ttl, lease_ms, *chunk])
+            reply = await self._run("heartbeat", [worker_id, ttl, lease_ms, flag, *chunk])
             revoked.update((text(reply[i]), Revoked(text(reply[i + 1]))) for i in range(0, len(reply), 2))
             ttl_ms = None  # registered once
         return revoked
 
-    async def _unregister_worker(self, worker_id: str) -> None:
-        await self._run("unregister_worker", [worker_id])
+    async def _unregister_worker(self, worker_id: str, *, announce: bool = True) -> None:
+        await self._run("unregister_worker", [worker_id, "1" if announce else ""])
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
         return bool(await self._run("set_progress", [job_id, worker_id, data]))

@@ -34,6 +34,9 @@ _EVENT_LOG_SIZE = 1000
 _MAX_UNKNOWN_WORKERS = 100
 """Worker ids seen in events but not yet listed, remembered at most."""
 
+_WORKER_EVENTS = frozenset({EventKind.WORKER_JOINED, EventKind.WORKER_LEFT})
+"""Events after which the workers panel lists again at once."""
+
 _MAX_TRACKED_IDS = 500
 """Past this many changed jobs in one flush, screens are told that anything may have changed."""
 
@@ -169,11 +172,14 @@ class DashboardApp(App[None]):
                         received = self.clock()
                         self.throughput.record(event.kind, received)
                         self.latency.record(event, received)
+                        self.event_log.append((received, event))
+                        self.events_total += 1
+                        if event.kind in _WORKER_EVENTS:
+                            self.data_changed(None)  # a worker joined or left: list the workers again now
+                            continue
                         self._note_worker(event.worker_id)
                         if event.kind is EventKind.PROGRESS and event.data is not None:
                             self._progress_reported(event.job_id, event.data)
-                        self.event_log.append((received, event))
-                        self.events_total += 1
                         self.data_changed(frozenset({event.job_id}))
             except JobQueueError as exc:
                 notify(self, f"event stream lost ({exc}); retrying", severity="warning", timeout=3)
@@ -182,7 +188,8 @@ class DashboardApp(App[None]):
             await asyncio.sleep(self.refresh_interval)  # the fallback refresh keeps screens current meanwhile
 
     def _note_worker(self, worker_id: str | None) -> None:
-        # A worker that registered after the last listing: list again now, not at the fallback.
+        # A job event names a worker the last listing did not have: list again now, not at the
+        # fallback (for a storage that does not publish worker_joined, or an event that lost the race).
         if worker_id is None or worker_id in self.known_workers or worker_id in self.unknown_workers:
             return
         if len(self.unknown_workers) < _MAX_UNKNOWN_WORKERS:

@@ -48,7 +48,11 @@ class Channel(StrEnum):
 
 
 class EventKind(StrEnum):
-    """What a storage event reports."""
+    """What a storage event reports.
+
+    Job events carry the job's id. ``worker_joined`` and ``worker_left`` are
+    about a worker: their ``job_id`` is ``""`` and ``worker_id`` names it.
+    """
 
     ENQUEUED = "enqueued"
     PROCESSING = "processing"
@@ -60,6 +64,8 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     STALLED = "stalled"
     ABORT = "abort"
+    WORKER_JOINED = "worker_joined"
+    WORKER_LEFT = "worker_left"
 
     @property
     def channels(self) -> tuple[Channel, ...]:
@@ -79,7 +85,10 @@ _CHANNELS = {
 
 @dataclass(frozen=True, slots=True)
 class StorageEvent:
-    """One published event. ``data`` carries a small result or error on ``done``, or a progress value."""
+    """One published event. ``data`` carries a small result or error on ``done``, or a progress value.
+
+    ``job_id`` is ``""`` for the worker events (``worker_joined``, ``worker_left``).
+    """
 
     kind: EventKind
     job_id: str

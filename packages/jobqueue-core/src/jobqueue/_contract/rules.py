@@ -45,9 +45,11 @@ __all__ = [
     "promote",
     "purgeable",
     "recover",
+    "register_worker",
     "renew",
     "reset_failed",
     "set_progress",
+    "unregister_worker",
     "update_ttl",
 ]
 
@@ -199,6 +201,21 @@ def renew(
     if record.lease_until is None or lease > record.lease_until:
         step = Step(evolve(record, lease_until=lease))
     return step, Revoked.ABORTED if record.abort_requested else None
+
+
+def register_worker(expires_at: int | None, now: int) -> EventKind | None:
+    """The event of a heartbeat that registers: ``worker_joined`` unless the registration was live.
+
+    ``expires_at`` is the worker's registration before the heartbeat (None:
+    none). A worker never registered, unregistered or lapsed joins again; a
+    renewal of a live registration publishes nothing.
+    """
+    return None if expires_at is not None and expires_at > now else EventKind.WORKER_JOINED
+
+
+def unregister_worker(expires_at: int | None, now: int) -> EventKind | None:
+    """The event of an unregistration: ``worker_left`` when the registration was live, else nothing."""
+    return EventKind.WORKER_LEFT if expires_at is not None and expires_at > now else None
 
 
 def set_progress(record: JobRecord | None, worker_id: str, data: bytes) -> Step | None:

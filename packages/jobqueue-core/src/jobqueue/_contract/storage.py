@@ -237,8 +237,10 @@ class Storage(abc.ABC):
         """One call for a worker's liveness.
 
         With ``ttl_ms``, register the worker (or refresh it) until ``now +
-        ttl_ms``; a lapsed registration must disappear within ``ttl_ms``
-        without anyone listing workers. For each of ``job_ids`` apply
+        ttl_ms``, publishing ``rules.register_worker``'s event (``worker_joined``
+        when it was not registered, nothing on a renewal); a lapsed
+        registration must disappear within ``ttl_ms`` without anyone listing
+        workers. For each of ``job_ids`` apply
         ``rules.renew`` (a lease only moves forward) and report the ids the
         worker must stop: ``LOST`` when no longer its own, ``ABORTED`` when an
         abort was requested.
@@ -250,7 +252,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def _unregister_worker(self, worker_id: str) -> None:
-        """Remove the registration; the jobs the worker holds keep their leases."""
+        """Remove the registration; the jobs the worker holds keep their leases.
+
+        Publishes ``rules.unregister_worker``'s event (``worker_left`` when the
+        registration was live).
+        """
 
     async def set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
         """Store a running job's progress value and publish ``progress``; False when not owned."""

@@ -146,13 +146,24 @@ class NamespaceState:
     # ---------------------------------------------------------------- workers
 
     def register(self, worker_id: str, now: int, ttl_ms: int) -> None:
+        """Register or refresh a worker; publish ``rules.register_worker``'s event."""
+        previous = self.workers.get(worker_id)
         self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms))
+        event = rules.register_worker(previous.expires_at if previous else None, now)
+        if event is not None:
+            self.publish(event, "", now, worker_id)
 
     def unregister(self, worker_id: str, now: int) -> None:
+        """Drop a registration; publish ``rules.unregister_worker``'s event."""
         registration = self.workers.pop(worker_id, None)
-        if registration is not None and worker_id in self.processing:
+        if registration is None:
+            return
+        if worker_id in self.processing:
             # Jobs it still holds stay visible (and recoverable) under a lapsed registration.
             self.workers[worker_id] = _Registration(registration.last_seen, min(registration.expires_at, now))
+        event = rules.unregister_worker(registration.expires_at, now)
+        if event is not None:
+            self.publish(event, "", now, worker_id)
 
     def worker_records(self) -> list[WorkerRecord]:
         records: list[WorkerRecord] = []

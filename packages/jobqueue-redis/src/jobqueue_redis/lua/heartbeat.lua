@@ -1,21 +1,28 @@
 -- Registers the worker (when ttl_ms is given), then mirrors rules.renew for each of its jobs:
 -- a lease only moves forward. Lapsed registrations are pruned here, and the registry expires
 -- natively with its longest-lived worker, so nothing needs list_workers to clean up.
--- ARGV: worker, ttl_ms ('' : registration untouched), lease_ms, job id...
+-- ARGV: worker, ttl_ms ('' : registration untouched), lease_ms, announce ('1': publish the
+-- worker events; '': a partition other than the first, so a worker joins once), job id...
 -- Returns {id, reason, ...} for the jobs the worker must stop (reason: lost | aborted).
 local worker, ttl, lease = ARGV[N_CH + 1], tonumber(ARGV[N_CH + 2]), tonumber(ARGV[N_CH + 3])
+local announce = ARGV[N_CH + 4] == '1'
 local now = now_ms()
 if ttl then
+  local before = tonumber(redis.call('ZSCORE', K_WORKERS, worker))
   redis.call('ZADD', K_WORKERS, later(now, ttl), worker)
   redis.call('HSET', K_HEARTBEATS, worker, now)
   expire_registry(now)
+  -- mirrors rules.register_worker: worker_joined unless the registration was live
+  if announce and not (before and before > now) then
+    publish('worker_joined', '', now, worker, nil)
+  end
 end
 local out = {}
-if #ARGV == N_CH + 3 then
+if #ARGV == N_CH + 4 then
   return out
 end
 local ids = {}
-for i = N_CH + 4, #ARGV do
+for i = N_CH + 5, #ARGV do
   ids[#ids + 1] = ARGV[i]
 end
 local packed = redis.call('HMGET', K_LIVE, unpack(ids))

@@ -27,6 +27,8 @@ _KIND_STYLES = {
     EventKind.FAILING: "magenta",
     EventKind.STALLED: "bold yellow",
     EventKind.CANCELLED: "dim",
+    EventKind.WORKER_JOINED: "cyan",
+    EventKind.WORKER_LEFT: "cyan",
 }
 
 
@@ -84,6 +86,9 @@ def _line(entry: LoggedEvent) -> Text:
     _, event = entry
     line = Text(format_timestamp(event.at)[11:], style="dim")
     line.append(f"  {event.kind.value:<10}", _KIND_STYLES.get(event.kind, ""))
+    if not event.job_id:  # a worker event: about the worker alone
+        line.append(f"  {printable(event.worker_id or '')}")
+        return line
     line.append(f"  {printable(event.job_id)}")
     if event.worker_id:
         line.append(f"  by {printable(event.worker_id)}", "dim")
