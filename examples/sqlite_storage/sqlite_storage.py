@@ -55,7 +55,9 @@ _FIELDS = [field.name for field in dataclasses.fields(JobRecord)]
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (ns TEXT, {", ".join(_FIELDS)}, seq INTEGER DEFAULT 0, PRIMARY KEY (ns, id));
 CREATE INDEX IF NOT EXISTS ready ON jobs (ns, state, priority DESC, seq);
-CREATE TABLE IF NOT EXISTS workers (ns TEXT, id TEXT, last_seen INTEGER, expires_at INTEGER, PRIMARY KEY (ns, id));
+CREATE TABLE IF NOT EXISTS workers (
+    ns TEXT, id TEXT, last_seen INTEGER, expires_at INTEGER, info BLOB, PRIMARY KEY (ns, id)
+);
 CREATE TABLE IF NOT EXISTS locks (ns TEXT, key TEXT, owner TEXT, expires_at INTEGER, PRIMARY KEY (ns, key));
 """
 _UPSERT = (
@@ -234,13 +236,13 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         return done
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         now = now_ms()
         if ttl_ms is not None:
             joined = rules.register_worker(self._registration(worker_id), now)
             until = rules.later(now, ttl_ms)
-            self._ns("INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?)", worker_id, now, until)
+            self._ns("INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?)", worker_id, now, until, info)
             if joined is not None:
                 self._publish(StorageEvent(joined, "", now, worker_id))
         revoked = {}
@@ -363,10 +365,10 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         holdings: dict[str, list[str]] = {}
         for record in self._live("AND state = 'processing' ORDER BY id"):
             holdings.setdefault(record.worker_id or "", []).append(record.id)
-        rows = self._ns("SELECT id, last_seen, expires_at FROM workers WHERE ns = ?")
+        rows = self._ns("SELECT id, last_seen, expires_at, info FROM workers WHERE ns = ?")
         return [
-            WorkerRecord(worker_id, last_seen, expires_at, tuple(holdings.get(worker_id, ())))
-            for worker_id, last_seen, expires_at in rows
+            WorkerRecord(worker_id, last_seen, expires_at, tuple(holdings.get(worker_id, ())), info or b"")
+            for worker_id, last_seen, expires_at, info in rows
             if expires_at > now or worker_id in holdings
         ]
 

@@ -154,8 +154,8 @@ BROKEN = {
     "lease-moves-backward": (
         """
         class BrokenStorage(SqliteStorage):
-            async def _heartbeat(self, worker_id, ttl_ms, job_ids, lease_ms):
-                revoked = await super()._heartbeat(worker_id, ttl_ms, job_ids, lease_ms)
+            async def _heartbeat(self, worker_id, ttl_ms, job_ids, lease_ms, info):
+                revoked = await super()._heartbeat(worker_id, ttl_ms, job_ids, lease_ms, info)
                 for job_id in job_ids:
                     until = now_ms() + lease_ms
                     self._ns("UPDATE jobs SET lease_until = ?3 WHERE ns = ?1 AND id = ?2", job_id, until)

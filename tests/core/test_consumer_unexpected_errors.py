@@ -34,12 +34,12 @@ class FlakyStorage(MemoryStorage):
         return await super()._claim(worker_id, lease_ms, limit, timeout_ms)
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         self.heartbeats += 1
         if self.heartbeats == 2:  # the first one registers the worker, in Queue.start
             raise ConnectionResetError("a driver error the storage did not translate")
-        return await super()._heartbeat(worker_id, ttl_ms, job_ids, lease_ms)
+        return await super()._heartbeat(worker_id, ttl_ms, job_ids, lease_ms, info)
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:

@@ -14,6 +14,8 @@ APPLICATION_API = {
     "__version__",
     # queue
     "Backoff", "ExecutionContext", "Job", "JobOptions", "LeaderElection", "Queue", "Reaper", "SyncQueue",
+    # schedules on show
+    "ScheduleInfo", "schedules_of",
     # ids
     "content_id", "new_id",
     # storages

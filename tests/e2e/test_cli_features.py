@@ -191,3 +191,26 @@ def test_status_shows_the_progress_of_a_running_job(app: Path, store_url: str) -
             assert time.monotonic() < deadline, status.stdout
         assert 'progress:  {"step": 1, "of": 2}' in status.stdout
         # spawn() kills the worker: the held job need not finish
+
+
+@pytest.mark.file
+def test_stats_lists_the_schedules_workers_run(app: Path) -> None:
+    target = storage_args((app / "queue").as_uri())
+    hostile = "x[/b]\x1b[31m"
+    args = ["worker", "features_app:handle", *target, "--schedule", f"{hostile}=0 3 * * *",
+            "--schedule", "beat=* * * * * *"]  # fmt: skip
+    with spawn(*args, cwd=app) as (proc, reader):
+        reader.wait_for("job 'schedule:beat:")
+        deadline = time.monotonic() + 60
+        while "next run (UTC)" not in (stats := run_cli("stats", *target, cwd=app)).stdout:
+            assert stats.returncode == 0, stats.stderr
+            assert time.monotonic() < deadline, stats.stdout
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    out = stats.stdout
+    assert "\x1b" not in out and "x[/b]\\x1b[31m" in out, out  # the name as text, its escape escaped
+    assert "cron 0 3 * * *" in out and "every" not in out and "cron * * * * * *" in out
+    nightly = next(line for line in out.splitlines() if "x[/b]" in line)
+    assert re.search(r"\d{4}-\d\d-\d\d 03:00:00", nightly), nightly  # next run, UTC
+    assert "next run (UTC)" not in run_cli("stats", *target, cwd=app).stdout  # gone with the worker

@@ -9,6 +9,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -48,6 +49,11 @@ HOSTILE_IDS = [
 def escaped(top: Path, root: Path) -> list[Path]:
     """Files under ``top`` that are not under ``root``."""
     return [path for path in top.rglob("*") if not path.resolve().is_relative_to(root.resolve())]
+
+
+def registrations(top: Path) -> dict[str, list[object]]:
+    """The registration files under ``top``, decoded, by file name."""
+    return {path.name: msgpack.unpackb(path.read_bytes()) for path in top.glob("*/workers/*")}
 
 
 def files(top: Path, pattern: str) -> list[Path]:
@@ -237,6 +243,17 @@ async def test_new_record_fields_survive_a_restart(tmp_path: Path) -> None:
         record = await reopened.get("job")
         assert record is not None
         assert (record.priority, record.progress, record.abort_requested) == (3, b"half", True)
+
+
+async def test_a_registration_without_info_keeps_the_three_fields_of_earlier_versions(tmp_path: Path) -> None:
+    async with FileStorage(tmp_path) as storage:
+        await storage.register_worker("plain", 60_000)
+        await storage.register_worker("scheduler", 60_000, b"schedules")
+        stored = registrations(tmp_path)
+        assert [len(stored["plain"]), len(stored["scheduler"])] == [3, 4]
+        assert stored["scheduler"][3] == b"schedules"
+        listed = {worker.id: worker.info for worker in await storage.list_workers()}
+        assert listed == {"plain": b"", "scheduler": b"schedules"}
 
 
 async def test_the_event_log_rotates_without_losing_events(tmp_path: Path) -> None:

@@ -85,25 +85,27 @@ async def test_a_queue_with_a_short_result_ttl_leaves_no_key(
 async def test_a_lapsed_worker_leaves_the_registry_without_list_workers(
     storage: RedisStorage, raw: Redis
 ) -> None:
-    workers = storage.keys.fixed("workers")
-    await storage.register_worker("short", 300)
-    await storage.register_worker("long", 20_000)
+    workers, infos = storage.keys.fixed("workers"), storage.keys.fixed("workerinfo")
+    await storage.register_worker("short", 300, b"short's schedules")
+    await storage.register_worker("long", 20_000, b"long's schedules")
     loop = asyncio.get_running_loop()
     registered_at = loop.time()
 
     async def short_is_gone() -> bool:
-        await storage.register_worker("long", 20_000)  # any heartbeat prunes lapsed entries
+        await storage.register_worker("long", 20_000, b"long's schedules")  # any heartbeat prunes lapsed ones
         return await raw.zscore(workers, "short") is None
 
     await wait_until(short_is_gone, message="the lapsed registration is pruned by a heartbeat", timeout=10)
     assert loop.time() - registered_at >= 0.25
     assert await raw.hkeys(storage.keys.fixed("heartbeats")) == [b"long"]
-    await storage.register_worker("long", 300)  # now the last worker lapses in 300 ms
-    await storage.register_worker("gone", 60_000)
+    assert await raw.hkeys(infos) == [b"long"]
+    await storage.register_worker("long", 300, b"long's schedules")  # the last worker lapses in 300 ms
+    await storage.register_worker("gone", 60_000, b"gone's schedules")
     await storage.unregister_worker("gone")  # the registry's expiry follows the workers that remain
+    assert await raw.hkeys(infos) == [b"long"]
 
     async def registry_expired() -> bool:
-        return not await raw.exists(workers, storage.keys.fixed("heartbeats"))
+        return not await raw.exists(workers, storage.keys.fixed("heartbeats"), infos)
 
     await wait_until(registry_expired, message="the registry key expires natively", timeout=10)
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from jobqueue import JobState, Storage, storage_from_url
+from jobqueue import JobState, Queue, Storage, storage_from_url
 from jobqueue.storage import Monitoring
 
 from .tui_helpers import HERE, JOBQUEUE, complete, put
@@ -37,7 +39,7 @@ class Terminal:
         assert proc.returncode == 0, f"tmux {' '.join(args)}: {err.decode()}"
         return out.decode()
 
-    async def start(self, *argv: str) -> None:
+    async def start(self, *argv: str, env: dict[str, str] | None = None) -> None:
         # The pane is sized first, then the command replaces its placeholder: a command started
         # with the session can read the terminal size before tmux applies -x/-y.
         await self.tmux(
@@ -46,7 +48,8 @@ class Terminal:
         size = await self.tmux("display-message", "-p", "-t", "dash", "#{pane_width}x#{pane_height}")
         assert size.strip() == "100x30", size
         # shutil.get_terminal_size() prefers $COLUMNS/$LINES to the pty: drop any inherited ones.
-        command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", EXECUTABLE, *argv])
+        settings = [f"{name}={value}" for name, value in (env or {}).items()]
+        command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", *settings, EXECUTABLE, *argv])
         command += f"; echo $? > {self.exit_file}"
         await self.tmux("respawn-pane", "-k", "-t", "dash", "-e", "TERM=xterm-256color", command)
         self.pid = int((await self.tmux("display-message", "-p", "-t", "dash", "#{pane_pid}")).strip())
@@ -65,6 +68,15 @@ class Terminal:
                 size = await self.tmux("display-message", "-p", "-t", "dash", "#{pane_width}x#{pane_height}")
                 raise AssertionError(f"{texts!r} never appeared together on {size.strip()}:\n{screen}")
             await asyncio.sleep(0.05)
+
+    async def wait_until(self, matches: Callable[[str], object], timeout: float = 40.0) -> str:
+        """Poll the pane until ``matches(screen)`` is truthy; return that screen."""
+        deadline = time.monotonic() + timeout
+        while not matches(screen := await self.screen()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the screen never matched:\n{screen}")
+            await asyncio.sleep(0.05)
+        return screen
 
     async def press(self, *keys: str) -> None:
         await self.tmux("send-keys", "-t", "dash", *keys)
@@ -129,6 +141,36 @@ async def test_dashboard_in_a_terminal_watches_and_acts_on_a_file_storage(
         assert remaining is not None
         assert remaining.state is JobState.QUEUED
 
+        await terminal.press("q")
+        assert await terminal.exit_code() == 0
+
+
+@pytest.mark.file
+async def test_schedules_with_their_next_run_in_a_terminal(terminal: Terminal, tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    storage: Storage = storage_from_url(url)
+    async with storage:
+        queue: Queue[Any, None] = Queue(storage, worker_id="w-1", visibility_timeout=1)
+        queue.execute(lambda job: None)
+        queue.schedule("x[/b]\x1b[31m", every=1)
+        queue.schedule("nightly", cron="0 3 * * *", timezone="Europe/Paris")
+        async with queue:
+            # The dashboard's clock reads Paris time, so the nightly run is at 03:00 on its screen.
+            await terminal.start(url, "--refresh", "2", env={"TZ": "Europe/Paris"})
+            screen = await terminal.wait_for(
+                "schedules", "nightly", "cron 0 3 * * *", "Europe/Paris", "1 w-1"
+            )
+            nightly = next(line for line in screen.splitlines() if "nightly" in line)
+            assert re.search(r"in \d+[hm]\d\d[ms] · (\d{4}-\d\d-\d\d )?03:00", nightly), screen
+            # The hostile name is shown as text: its markup not read, its escape written out.
+            hostile = next(line for line in screen.splitlines() if "every 1s" in line)
+            assert "x[/b]\\x1b[31m" in hostile, screen
+            # Live: the ticks the worker enqueues show up as its last tick, and the next run moves on.
+            ticks = re.compile(r"every 1s\s+UTC\s+in [01]s · \d\d:\d\d:\d\d\s+(\d\d:\d\d:\d\d)")
+            first = ticks.findall(await terminal.wait_until(ticks.search))
+            await terminal.wait_until(lambda text: ticks.findall(text) not in ([], first))
+        # A stopped worker takes its schedules with it: the panel goes.
+        await terminal.wait_until(lambda text: "cron 0 3 * * *" not in text)
         await terminal.press("q")
         assert await terminal.exit_code() == 0
 

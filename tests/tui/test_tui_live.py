@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from jobqueue.storage import EventKind
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._screens.detail import DetailScreen
 from jobqueue_tui._widgets.jobs import JobsTable
+from jobqueue_tui._widgets.schedules import SchedulesPanel
 from jobqueue_tui._widgets.throughput import ThroughputPanel
 from jobqueue_tui._widgets.workers import WorkersPanel
 
@@ -148,6 +150,29 @@ async def test_a_worker_started_after_the_app_appears_without_the_fallback(stora
             assert time.monotonic() - seen < 3.0
             kinds = {event.kind for _, event in app.event_log}
             assert EventKind.PROCESSING in kinds
+
+
+async def test_the_schedules_panel_follows_the_workers_that_run_schedules(storage: Storage) -> None:
+    app = DashboardApp(storage, refresh_interval=3600)  # events alone bring the schedules in
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.screen.query_one(SchedulesPanel)
+        await wait_until(pilot, lambda: app.live, "the event stream subscribed")
+        await pilot.pause(0.3)  # let the first load list no schedule
+        assert not panel.display and panel.schedules == []
+
+        queue: Queue[Any, None] = Queue(storage, block_timeout=0.2, worker_id="w-1", visibility_timeout=1)
+        queue.execute(lambda job: None)
+        queue.schedule("beat[/b]\x1b[2J", every=0.5)
+        async with queue:
+            await wait_until(pilot, lambda: panel.display and panel.schedules != [], "the panel shown", 10)
+            (info,) = panel.schedules
+            assert (info.name, info.spec, info.workers) == ("beat[/b]\x1b[2J", "every 0.5s", ("w-1",))
+            await wait_until(pilot, lambda: panel.schedules[0].last_tick is not None, "a tick listed", 10)
+            text = screen_text(app)
+            assert "beat[/b]\\x1b[2J" in text and "every 0.5s" in text and "1 w-1" in text
+            assert re.search(r"in [01]s · \d\d:\d\d:\d\d", text), text
+        # worker_left: the dashboard lists the workers again, and the schedule goes with its worker
+        await wait_until(pilot, lambda: not panel.display, "the panel hidden with the worker gone", 10)
 
 
 async def test_workers_appear_and_disappear_live_on_the_worker_events(storage: Storage) -> None:

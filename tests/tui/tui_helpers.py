@@ -237,9 +237,9 @@ class BareStorage(Storage):
         return await self.inner._finish(worker_id, outcomes)
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
-        return await self.inner._heartbeat(worker_id, ttl_ms, job_ids, lease_ms)
+        return await self.inner._heartbeat(worker_id, ttl_ms, job_ids, lease_ms, info)
 
     async def _unregister_worker(self, worker_id: str) -> None:
         await self.inner._unregister_worker(worker_id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from jobqueue import JobState
-from jobqueue.storage import Storage, WorkerRecord, now_ms
+from jobqueue.storage import Storage, WorkerRecord, now_ms, rules
 
 from ._helpers import CLOCK_SKEW_MS, LONG_TTL_MS, claim, monitoring_of, require_monitoring, wait_until
 
@@ -42,6 +43,42 @@ class StorageWorkerTests:
         )
         workers = await require_monitoring(storage).list_workers()
         assert [w.id for w in workers] == ["worker-1"], "rule: a worker is listed once"
+
+    async def test_the_info_registered_last_is_listed(self, storage: Storage) -> None:
+        info = bytes(range(256)) * 4  # any bytes, NUL and invalid UTF-8 included
+        await storage.register_worker("worker-1", 60_000, info)
+        await storage.register_worker("worker-2", 60_000)
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and worker.info == info, "rule: the info registered is listed as given"
+        other = await _worker(storage, "worker-2")
+        assert other is not None and other.info == b"", "rule: a worker registered without info lists b''"
+        await storage.heartbeat("worker-1", ttl_ms=60_000, info=b"second")
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and worker.info == b"second", "rule: each registration replaces the info"
+        await storage.heartbeat("worker-1", ttl_ms=None, info=b"ignored")
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and worker.info == b"second", (
+            "rule: a heartbeat that only renews leases (ttl_ms None) leaves the info alone"
+        )
+        await storage.register_worker("worker-1", 60_000, b"x" * rules.MAX_WORKER_INFO)
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and len(worker.info) == rules.MAX_WORKER_INFO, (
+            "rule: info up to rules.MAX_WORKER_INFO bytes is stored whole"
+        )
+
+    async def test_bad_info_is_refused_before_anything_is_written(self, storage: Storage) -> None:
+        with pytest.raises(TypeError, match="info must be bytes"):
+            await storage.register_worker("worker-1", 60_000, "text")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="info must be at most"):
+            await storage.register_worker("worker-1", 60_000, b"x" * (rules.MAX_WORKER_INFO + 1))
+        assert await _worker(storage, "worker-1") is None, "rule: a refused registration writes nothing"
+
+    async def test_the_info_goes_with_the_registration(self, storage: Storage) -> None:
+        await storage.register_worker("worker-1", 60_000, b"schedules")
+        await storage.unregister_worker("worker-1")
+        await storage.register_worker("worker-1", 60_000)
+        worker = await _worker(storage, "worker-1")
+        assert worker is not None and worker.info == b"", "rule: unregistering drops the info"
 
     async def test_worker_lapses_after_its_ttl(self, storage: Storage) -> None:
         await storage.register_worker("worker-1", 150)

@@ -24,6 +24,7 @@ from ._job import ExecutionContext, Job
 from ._memory import MemoryStorage
 from ._queue import Queue
 from ._reaper import LeaderElection, Reaper
+from ._schedule_info import ScheduleInfo, schedules_of
 from ._serde import JsonSerde, MsgpackSerde, Serde
 from ._sync import SyncQueue
 from ._types import CancelResult, EnqueueResult, JobOptions, JobState, JobStatus, UpdateTtlResult
@@ -45,6 +46,9 @@ __all__ = [
     "Queue",
     "Reaper",
     "SyncQueue",
+    # schedules on show
+    "ScheduleInfo",
+    "schedules_of",
     # ids
     "content_id",
     "new_id",

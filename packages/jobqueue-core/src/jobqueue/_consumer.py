@@ -16,6 +16,7 @@ from ._emitter import Emitter
 from ._errors import StorageError
 from ._finisher import Finisher
 from ._schedule import Scheduler
+from ._schedule_info import encode_worker_info
 from ._tasks import cancel_and_wait
 
 __all__ = ["Consumer"]
@@ -26,12 +27,13 @@ class Consumer:
 
     Background tasks: the fetch loop (blocking dequeue of as many jobs as
     there are free slots), the lease loop (one heartbeat call: worker
-    registration and lease renewal of running jobs, every third of the
-    visibility timeout) and, on storages with a control channel, the control
-    loop (abort requests). Each survives a failing storage call by backing off
-    and retrying: a ``StorageError`` (an outage) and any other exception (a
-    storage bug, or a driver error it did not translate) alike, reported once
-    per streak of failures in the log and as an ``error`` event.
+    registration, with the schedules it runs, and lease renewal of running
+    jobs, every third of the visibility timeout) and, on storages with a
+    control channel, the control loop (abort requests). Each survives a
+    failing storage call by backing off and retrying: a ``StorageError`` (an
+    outage) and any other exception (a storage bug, or a driver error it did
+    not translate) alike, reported once per streak of failures in the log
+    and as an ``error`` event.
     """
 
     def __init__(
@@ -63,7 +65,7 @@ class Consumer:
 
     async def start(self) -> None:
         """Register the worker and start the background loops."""
-        await self._storage.register_worker(self._config.worker_id, self._heartbeat_ttl_ms)
+        await self._storage.register_worker(self._config.worker_id, self._heartbeat_ttl_ms, self._info())
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name="jobqueue-fetch"),
             asyncio.create_task(self._lease_loop(), name="jobqueue-lease"),
@@ -100,6 +102,12 @@ class Consumer:
     @property
     def _heartbeat_ttl_ms(self) -> int:
         return self._config.visibility_timeout_ms
+
+    def _info(self) -> bytes:
+        # registered with every heartbeat, so dashboards list the schedules this worker runs
+        if self._scheduler is None:
+            return b""
+        return encode_worker_info(self._scheduler.schedules, self._scheduler.last_ticks)
 
     async def _fetch_loop(self) -> None:
         config = self._config
@@ -156,6 +164,7 @@ class Consumer:
                     ttl_ms=self._heartbeat_ttl_ms,
                     job_ids=list(self._running),
                     lease_ms=config.visibility_timeout_ms,
+                    info=self._info(),
                 )
                 for job_id, reason in revoked.items():
                     entry = self._running.get(job_id)

@@ -172,6 +172,17 @@ class Scheduler:
         self._schedules = schedules
         self._submit = submit
         self._logger = logger
+        self._last_ticks: dict[str, int] = {}
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The schedules this task runs."""
+        return list(self._schedules)
+
+    @property
+    def last_ticks(self) -> dict[str, int]:
+        """The latest tick enqueued (by this process or found enqueued by another) per schedule name."""
+        return dict(self._last_ticks)
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -203,6 +214,7 @@ class Scheduler:
             if due:
                 try:
                     await self._submit(spec, due)
+                    self._last_ticks[spec.name] = max(due[-1], self._last_ticks.get(spec.name, due[-1]))
                 except StorageError as exc:
                     failures += 1
                     if failures == 1:

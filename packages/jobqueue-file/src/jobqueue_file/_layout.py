@@ -9,7 +9,7 @@
         scheduled/<run_at>-<uid>-<key>       delayed jobs and pending retries
         processing/<worker key>/<uid>-<key>  jobs claimed by a worker
         expiry/<expires_at>-<uid>-<key>      finished jobs, in the order the sweep deletes them
-        workers/<worker key>    worker registrations (msgpack: id, last_seen, expires_at)
+        workers/<worker key>    worker registrations (msgpack: id, last_seen, expires_at, info)
         locks/                  job lock stripes, leader locks, the event log lock
         events/<n>.log          the event log (length-prefixed, append-only, rotated)
 """

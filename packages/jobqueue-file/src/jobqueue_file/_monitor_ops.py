@@ -80,8 +80,10 @@ def list_workers(space: Space) -> list[WorkerRecord]:
             drop_worker_if_idle(space, key, now_ms())
             continue
         worker_id = registration[0] if registration is not None else held[0].worker_id or ""
-        last_seen, expires_at = (registration[1], registration[2]) if registration is not None else (0, 0)
-        found[worker_id] = WorkerRecord(worker_id, last_seen, expires_at, tuple(record.id for record in held))
+        _, last_seen, expires_at, info = registration if registration is not None else ("", 0, 0, b"")
+        found[worker_id] = WorkerRecord(
+            worker_id, last_seen, expires_at, tuple(record.id for record in held), info
+        )
     return [found[worker_id] for worker_id in sorted(found)]
 
 

@@ -304,9 +304,11 @@ class FileStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         return done
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
-        return await self._call("heartbeat", worker_ops.heartbeat, worker_id, ttl_ms, list(job_ids), lease_ms)
+        return await self._call(
+            "heartbeat", worker_ops.heartbeat, worker_id, ttl_ms, list(job_ids), lease_ms, info
+        )
 
     async def _unregister_worker(self, worker_id: str) -> None:
         await self._call("unregister_worker", worker_ops.unregister, worker_id)

@@ -3,7 +3,8 @@
 Each job change reads the record under its job lock, takes the step from
 ``jobqueue.storage.rules`` (``finish``, ``renew``, ``set_progress``,
 ``recover``) and applies it with ``Space.apply``. A registration is a small
-file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at]``.
+file, ``workers/<worker key>``: ``[worker_id, last_seen, expires_at, info]``,
+or the first three alone when the info is empty (as versions before info wrote them).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ __all__ = [
     "unregister",
 ]
 
-Registration = tuple[str, int, int]
-"""A worker's registration: (worker_id, last_seen, expires_at)."""
+Registration = tuple[str, int, int, bytes]
+"""A worker's registration: (worker_id, last_seen, expires_at, info)."""
 
 
 # ------------------------------------------------------------------ attempts
@@ -93,11 +94,11 @@ def _finish_one(space: Space, key: str, worker_id: str, outcome: Finish) -> tupl
 
 
 def heartbeat(
-    space: Space, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+    space: Space, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
 ) -> dict[str, Revoked]:
     """Refresh the registration (with ``ttl_ms``) and renew the leases (``rules.renew``); what to stop, and why."""
     if ttl_ms is not None:
-        _register(space, worker_id, ttl_ms)
+        _register(space, worker_id, ttl_ms, info)
     revoked: dict[str, Revoked] = {}
     for job_id in job_ids:
         key = names.encode_key(job_id)
@@ -194,13 +195,13 @@ def _worker_lock(key: str) -> str:
     return "worker:" + key
 
 
-def _register(space: Space, worker_id: str, ttl_ms: int) -> None:
+def _register(space: Space, worker_id: str, ttl_ms: int, info: bytes) -> None:
     key = names.encode_key(worker_id)
     with space.locks.hold(_worker_lock(key)):
         now = now_ms()
         joined = rules.register_worker(_expiry(space, key), now)
         expires_at = rules.later(now, ttl_ms)
-        _write_registration(space, key, (worker_id, now, expires_at))
+        _write_registration(space, key, (worker_id, now, expires_at, info))
     space.deadline(expires_at)
     if joined is not None:
         space.publish([StorageEvent(joined, "", now, worker_id)])
@@ -217,7 +218,9 @@ def _expiry(space: Space, key: str) -> int | None:
 
 def _write_registration(space: Space, key: str, registration: Registration) -> None:
     # Not fsynced: a registration lost to a power cut is rewritten by the next heartbeat.
-    data = msgpack.packb(list(registration), use_bin_type=True)
+    # Without info, the three fields that versions before info read.
+    fields = list(registration) if registration[3] else list(registration[:3])
+    data = msgpack.packb(fields, use_bin_type=True)
     write_atomic(space.layout.worker_file(key), data, durable=False, mode=space.mode)
 
 
@@ -228,12 +231,19 @@ def read_registration(space: Space, key: str) -> Registration | None:
     if data is None:
         return None
     try:
-        worker_id, last_seen, expires_at = msgpack.unpackb(data, raw=False)
-        if not (isinstance(worker_id, str) and isinstance(last_seen, int) and isinstance(expires_at, int)):
+        worker_id, last_seen, expires_at, *rest = msgpack.unpackb(data, raw=False)
+        info = rest[0] if rest else b""
+        if not (
+            isinstance(worker_id, str)
+            and isinstance(last_seen, int)
+            and isinstance(expires_at, int)
+            and isinstance(info, bytes)
+            and len(rest) <= 1
+        ):
             raise ValueError("fields of the wrong type")
     except Exception as exc:
         raise CorruptDataError(f"corrupt worker file {path}: {exc}") from exc
-    return worker_id, last_seen, expires_at
+    return worker_id, last_seen, expires_at, info
 
 
 def held_jobs(space: Space, worker_key: str) -> list[JobRecord]:
@@ -270,7 +280,7 @@ def unregister(space: Space, worker_id: str) -> None:
         registration = read_registration(space, key)
         left = rules.unregister_worker(registration[2] if registration is not None else None, now)
         if registration is not None and held_jobs(space, key):
-            lapsed = (worker_id, registration[1], min(registration[2], now))
+            lapsed = (worker_id, registration[1], min(registration[2], now), registration[3])
             _write_registration(space, key, lapsed)
         else:
             unlink_if_exists(space.layout.worker_file(key))

@@ -89,7 +89,8 @@ class PostgresAdminMixin(Plumbing):
                     SELECT worker_id, array_agg(id ORDER BY updated_at, id) AS jobs FROM {{s}}.jobs
                     WHERE namespace = $1 AND state = 'processing' GROUP BY worker_id
                 )
-                SELECT coalesce(w.id, h.worker_id), coalesce(w.last_seen, 0), coalesce(w.expires_at, 0), h.jobs
+                SELECT coalesce(w.id, h.worker_id), coalesce(w.last_seen, 0), coalesce(w.expires_at, 0), h.jobs,
+                       coalesce(w.info, '')
                 FROM (SELECT * FROM {{s}}.workers WHERE namespace = $1) w
                 FULL JOIN held h ON h.worker_id = w.id
                 WHERE h.worker_id IS NOT NULL OR w.expires_at > {NOW}""",
@@ -101,6 +102,7 @@ class PostgresAdminMixin(Plumbing):
                 row[1],
                 row[2],
                 tuple(bytes(job).decode("utf-8") for job in row[3] or ()),
+                bytes(row[4]),
             )
             for row in rows
         ]

@@ -153,15 +153,16 @@ SELECT i.ord, f.id IS NOT NULL,
 FROM input i LEFT JOIN finished f ON f.id = i.id
 ORDER BY i.ord""",
             # $2 worker, $3 ttl ms (NULL: no registration), $4 ids, $5 lease ms, $6 max deadline,
-            # $7 channel (of worker_joined).
+            # $7 channel (of worker_joined), $8 info.
             heartbeat=f"""
 WITH previous AS (
     SELECT expires_at FROM {s}.workers WHERE namespace = $1 AND id = $2 AND $3::bigint IS NOT NULL
 ), registered AS (
     -- the worker registry: a registration lives until now + ttl (swept by the leader after)
-    INSERT INTO {s}.workers (namespace, id, last_seen, expires_at)
-    SELECT $1, $2, {NOW}, least({NOW} + $3, $6) WHERE $3::bigint IS NOT NULL
-    ON CONFLICT (namespace, id) DO UPDATE SET last_seen = excluded.last_seen, expires_at = excluded.expires_at
+    INSERT INTO {s}.workers (namespace, id, last_seen, expires_at, info)
+    SELECT $1, $2, {NOW}, least({NOW} + $3, $6), $8 WHERE $3::bigint IS NOT NULL
+    ON CONFLICT (namespace, id) DO UPDATE
+    SET last_seen = excluded.last_seen, expires_at = excluded.expires_at, info = excluded.info
     -- mirrors rules.register_worker: worker_joined unless the registration was live (a
     -- data-modifying CTE runs to completion, RETURNING included, even though nothing reads it)
     RETURNING CASE WHEN NOT EXISTS (SELECT 1 FROM previous WHERE expires_at > {NOW})
@@ -265,7 +266,7 @@ WHERE j.namespace = $1 AND j.id = ANY($2::bytea[]) AND {_LIVE}""",
             (self.enqueue, (ns, [], [], [], [], channel, cap)),
             (self.claim, (ns, b"w", 1, 1, channel, cap)),
             (self.finish, (ns, b"w", [], [], [], [], [], channel, cap, channel)),
-            (self.heartbeat, (ns, b"w", None, [], 1, cap, channel)),
+            (self.heartbeat, (ns, b"w", None, [], 1, cap, channel, b"")),
             (self.get_many, (ns, [])),
             (self.compile_events, ()),
         ]

@@ -266,7 +266,7 @@ class PostgresStorage(
         return result
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         rows = await self._fetch(
             None,
@@ -279,6 +279,7 @@ class PostgresStorage(
             clamp_ms(lease_ms),
             rules.MAX_DEADLINE_MS,
             notify_channel(self._channel, EventKind.WORKER_JOINED),
+            info,
         )
         aborted = {bytes(row[0]).decode("utf-8"): bool(row[1]) for row in rows}
         revoked: dict[str, Revoked] = {}

@@ -34,6 +34,7 @@ FIXED_KEYS: dict[str, str] = {
     "K_JOBS": "jobs",  # zset: every job, id -> created_at (listing newest first)
     "K_WORKERS": "workers",  # zset: registered workers, id -> expires_at
     "K_HEARTBEATS": "heartbeats",  # hash: worker -> last heartbeat
+    "K_WORKERINFO": "workerinfo",  # hash: worker -> the info registered with its last heartbeat
     "K_MARKER": "marker",  # zset: "ready jobs may exist", popped by blocked dequeues (BZPOPMIN)
     "K_SEQ": "seq",  # string: the FIFO sequence of ready jobs, dropped when the namespace has no live job
 }

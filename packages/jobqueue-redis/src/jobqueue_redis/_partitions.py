@@ -190,6 +190,7 @@ class PartitionedRedisStorage(RedisStorage):
         ttl_ms: int | None,
         job_ids: Sequence[str],
         lease_ms: int,
+        info: bytes,
         *,
         announce: bool = True,
     ) -> dict[str, Revoked]:
@@ -202,6 +203,7 @@ class PartitionedRedisStorage(RedisStorage):
                 ttl_ms,
                 [job_id for _, job_id in groups.get(p, [])],
                 lease_ms,
+                info,
                 announce=announce and p == 0,
             )
             for p, part in enumerate(self._parts)
@@ -297,6 +299,7 @@ class PartitionedRedisStorage(RedisStorage):
                         max(seen.last_seen, worker.last_seen),
                         max(seen.expires_at, worker.expires_at),
                         tuple(sorted({*seen.jobs, *worker.jobs})),
+                        worker.info if worker.last_seen >= seen.last_seen else seen.info,
                     )
                 merged[worker.id] = worker
         return [merged[worker_id] for worker_id in sorted(merged)]

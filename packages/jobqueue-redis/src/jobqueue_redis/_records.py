@@ -22,6 +22,10 @@ def text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def _blob(value: bytes | str) -> bytes:
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+
+
 def _opt_int(fields: dict[bytes, Any], name: bytes) -> int | None:
     value = fields.get(name)
     if value is None:
@@ -86,14 +90,15 @@ def claims_from_reply(reply: Sequence[Any]) -> tuple[list[Claim], int | None]:
 
 
 def workers_from_reply(reply: Sequence[Any]) -> list[WorkerRecord]:
-    """``{id, last_seen, expires_at, {job...}, ...}`` -> worker records sorted by id."""
+    """``{id, last_seen, expires_at, {job...}, info, ...}`` -> worker records sorted by id."""
     records = [
         WorkerRecord(
             id=text(reply[i]),
             last_seen=int(reply[i + 1]),
             expires_at=int(reply[i + 2]),
             jobs=tuple(sorted(text(job) for job in reply[i + 3])),
+            info=_blob(reply[i + 4]),
         )
-        for i in range(0, len(reply), 4)
+        for i in range(0, len(reply), 5)
     ]
     return sorted(records, key=lambda record: record.id)

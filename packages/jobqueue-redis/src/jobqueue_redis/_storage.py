@@ -331,6 +331,7 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         ttl_ms: int | None,
         job_ids: Sequence[str],
         lease_ms: int,
+        info: bytes,
         *,
         announce: bool = True,
     ) -> dict[str, Revoked]:
@@ -340,7 +341,7 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         flag = "1" if announce else ""
         for chunk in chunks:
             ttl = "" if ttl_ms is None else ttl_ms
-            reply = await self._run("heartbeat", [worker_id, ttl, lease_ms, flag, *chunk])
+            reply = await self._run("heartbeat", [worker_id, ttl, lease_ms, flag, info, *chunk])
             revoked.update((text(reply[i]), Revoked(text(reply[i + 1]))) for i in range(0, len(reply), 2))
             ttl_ms = None  # registered once
         return revoked

@@ -20,6 +20,7 @@ __all__ = [
     "envelope_of",
     "format_age",
     "format_clock",
+    "format_moment",
     "format_timestamp",
     "one_line",
 ]
@@ -138,6 +139,14 @@ def format_timestamp(ms: int | None) -> str:
 def format_clock(ms: int) -> str:
     """Epoch milliseconds as local ``HH:MM:SS`` (fixed width, for table cells)."""
     return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%H:%M:%S")
+
+
+def format_moment(ms: int, now: int) -> str:
+    """Epoch milliseconds as local ``HH:MM:SS`` on the day of ``now``, else ``YYYY-MM-DD HH:MM``."""
+    moment = datetime.fromtimestamp(ms / 1000).astimezone()
+    if moment.date() == datetime.fromtimestamp(now / 1000).astimezone().date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def format_age(delta_ms: int) -> str:

@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("id", metavar="ID")
     cancel.add_argument("--abort", action="store_true", help="also stop the job if it is running")
 
-    sub.add_parser("stats", parents=[target], help="jobs per state and registered workers")
+    sub.add_parser("stats", parents=[target], help="jobs per state, registered workers and their schedules")
     sub.add_parser(
         "migrate",
         parents=[target],

@@ -13,6 +13,7 @@ from .._contract.storage import Migrations
 from .._durations import now_ms
 from .._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
 from .._queue import Queue
+from .._schedule_info import ScheduleInfo, schedules_of
 from .._types import JobState
 from .._urls import redact_secrets, redact_url
 from .common import CliError, connecting, monitoring, open_storage, parse_payload, unreachable
@@ -132,7 +133,7 @@ async def run_cancel(args: argparse.Namespace, out: Output) -> int:
 
 
 async def run_stats(args: argparse.Namespace, out: Output) -> int:
-    """Print the number of jobs per state and the registered workers."""
+    """Print the number of jobs per state, the registered workers and the schedules they run."""
     storage = open_storage(args.storage, args.queue)
     admin = monitoring(storage, "stats")
     with connecting(args.storage):
@@ -166,7 +167,26 @@ async def run_stats(args: argparse.Namespace, out: Output) -> int:
         out.table("workers", ["worker", "last seen (UTC)", "heartbeat", "status", "jobs"], worker_rows)
     else:
         out.print("workers: none registered")
+    _print_schedules(out, schedules_of(workers))
     return 0
+
+
+def _print_schedules(out: Output, schedules: list[ScheduleInfo]) -> None:
+    if not schedules:
+        return  # a queue without schedules: nothing to say
+    rows = [
+        [
+            info.name,
+            info.spec,
+            info.timezone,
+            info.next_run().strftime("%Y-%m-%d %H:%M:%S"),
+            info.last_tick.strftime("%Y-%m-%d %H:%M:%S") if info.last_tick else "-",
+            ", ".join(info.workers),
+        ]
+        for info in schedules
+    ]
+    columns = ["schedule", "spec", "timezone", "next run (UTC)", "last tick (UTC)", "workers"]
+    out.table("schedules", columns, rows)
 
 
 async def run_migrate(args: argparse.Namespace, out: Output) -> int:

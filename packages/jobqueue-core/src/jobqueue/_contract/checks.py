@@ -8,7 +8,15 @@ from .._durations import validate_job_id
 from . import rules
 from .records import Finish, FinishKind, NewJob
 
-__all__ = ["check_batch", "check_finish", "check_ids", "check_ms", "check_new_job", "check_worker"]
+__all__ = [
+    "check_batch",
+    "check_finish",
+    "check_ids",
+    "check_info",
+    "check_ms",
+    "check_new_job",
+    "check_worker",
+]
 
 
 def check_ms(value: object, name: str, minimum: int = 0) -> int:
@@ -35,6 +43,14 @@ def check_worker(worker_id: object) -> str:
     if not isinstance(worker_id, str) or not worker_id:
         raise ValueError(f"worker_id must be a non-empty str, got {worker_id!r}")
     return worker_id
+
+
+def check_info(info: object) -> bytes:
+    if not isinstance(info, bytes):
+        raise TypeError(f"info must be bytes, not {type(info).__name__}")
+    if len(info) > rules.MAX_WORKER_INFO:
+        raise ValueError(f"info must be at most {rules.MAX_WORKER_INFO} bytes, got {len(info)}")
+    return info
 
 
 def check_batch(items: Sequence[object], name: str) -> None:

@@ -220,12 +220,17 @@ class Recovery:
 
 @dataclass(frozen=True, slots=True)
 class WorkerRecord:
-    """A registered worker: ``expires_at`` in the past means its heartbeat lapsed."""
+    """A registered worker: ``expires_at`` in the past means its heartbeat lapsed.
+
+    ``info`` is what the worker registered with its last heartbeat, opaque to
+    the storage (the core's encoding of its schedules); ``b""`` when none.
+    """
 
     id: str
     last_seen: int
     expires_at: int
     jobs: tuple[str, ...] = ()
+    info: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ __all__ = [
     "INLINE_RESULT_LIMIT",
     "MAX_BATCH",
     "MAX_DEADLINE_MS",
+    "MAX_WORKER_INFO",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "PURGEABLE_STATES",
@@ -58,6 +59,9 @@ INLINE_RESULT_LIMIT = 8 * 1024
 
 MAX_BATCH = 1000
 """The most jobs one ``enqueue_many`` or ``finish_many`` call takes."""
+
+MAX_WORKER_INFO = 64 * 1024
+"""The largest ``info`` a worker registers with its heartbeat (bytes)."""
 
 PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
 """Allowed priorities: higher is claimed first, FIFO within one priority."""

@@ -44,7 +44,7 @@ from .capabilities import (
     TransactionalEnqueue,
     capabilities,
 )
-from .checks import check_batch, check_finish, check_ids, check_ms, check_new_job, check_worker
+from .checks import check_batch, check_finish, check_ids, check_info, check_ms, check_new_job, check_worker
 from .records import (
     Channel,
     Claim,
@@ -211,20 +211,31 @@ class Storage(abc.ABC):
         """
 
     async def heartbeat(
-        self, worker_id: str, *, ttl_ms: int | None, job_ids: Sequence[str] = (), lease_ms: int = 0
+        self,
+        worker_id: str,
+        *,
+        ttl_ms: int | None,
+        job_ids: Sequence[str] = (),
+        lease_ms: int = 0,
+        info: bytes = b"",
     ) -> dict[str, Revoked]:
-        """Refresh the worker's registration for ``ttl_ms`` and renew its jobs' leases; see ``_heartbeat``."""
+        """Refresh the worker's registration for ``ttl_ms`` and renew its jobs' leases; see ``_heartbeat``.
+
+        ``info`` (up to ``rules.MAX_WORKER_INFO`` bytes) is stored with the
+        registration and read back by ``Monitoring.list_workers``.
+        """
         check_worker(worker_id)
         if ttl_ms is not None:
             check_ms(ttl_ms, "ttl_ms", 1)
         ids = check_ids(job_ids)
         if ids:
             check_ms(lease_ms, "lease_ms", 1)
-        return await self._heartbeat(worker_id, ttl_ms, ids, lease_ms)
+        check_info(info)
+        return await self._heartbeat(worker_id, ttl_ms, ids, lease_ms, info)
 
-    async def register_worker(self, worker_id: str, ttl_ms: int) -> None:
-        """Register a worker or refresh its heartbeat; it lapses after ``ttl_ms``."""
-        await self.heartbeat(worker_id, ttl_ms=ttl_ms)
+    async def register_worker(self, worker_id: str, ttl_ms: int, info: bytes = b"") -> None:
+        """Register a worker (with ``info``) or refresh its heartbeat; it lapses after ``ttl_ms``."""
+        await self.heartbeat(worker_id, ttl_ms=ttl_ms, info=info)
 
     async def renew_leases(self, worker_id: str, job_ids: Sequence[str], lease_ms: int) -> dict[str, Revoked]:
         """Extend leases to at least ``now + lease_ms``; return the jobs the worker must stop, and why."""
@@ -232,15 +243,16 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         """One call for a worker's liveness.
 
         With ``ttl_ms``, register the worker (or refresh it) until ``now +
-        ttl_ms``, publishing ``rules.register_worker``'s event (``worker_joined``
-        when it was not registered, nothing on a renewal); a lapsed
-        registration must disappear within ``ttl_ms`` without anyone listing
-        workers. For each of ``job_ids`` apply
+        ttl_ms``, its ``info`` replacing the one stored (without ``ttl_ms``
+        ``info`` is ignored), publishing ``rules.register_worker``'s event
+        (``worker_joined`` when it was not registered, nothing on a renewal);
+        a lapsed registration must disappear within ``ttl_ms`` without anyone
+        listing workers. For each of ``job_ids`` apply
         ``rules.renew`` (a lease only moves forward) and report the ids the
         worker must stop: ``LOST`` when no longer its own, ``ABORTED`` when an
         abort was requested.

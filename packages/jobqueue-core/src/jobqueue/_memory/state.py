@@ -40,6 +40,7 @@ class Subscriber(EventBuffer[StorageEvent]):
 class _Registration:
     last_seen: int
     expires_at: int
+    info: bytes = b""
 
 
 class NamespaceState:
@@ -145,10 +146,10 @@ class NamespaceState:
 
     # ---------------------------------------------------------------- workers
 
-    def register(self, worker_id: str, now: int, ttl_ms: int) -> None:
-        """Register or refresh a worker; publish ``rules.register_worker``'s event."""
+    def register(self, worker_id: str, now: int, ttl_ms: int, info: bytes) -> None:
+        """Register or refresh a worker with its info; publish ``rules.register_worker``'s event."""
         previous = self.workers.get(worker_id)
-        self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms))
+        self.workers[worker_id] = _Registration(now, rules.later(now, ttl_ms), info)
         event = rules.register_worker(previous.expires_at if previous else None, now)
         if event is not None:
             self.publish(event, "", now, worker_id)
@@ -160,7 +161,9 @@ class NamespaceState:
             return
         if worker_id in self.processing:
             # Jobs it still holds stay visible (and recoverable) under a lapsed registration.
-            self.workers[worker_id] = _Registration(registration.last_seen, min(registration.expires_at, now))
+            self.workers[worker_id] = _Registration(
+                registration.last_seen, min(registration.expires_at, now), registration.info
+            )
         event = rules.unregister_worker(registration.expires_at, now)
         if event is not None:
             self.publish(event, "", now, worker_id)
@@ -170,7 +173,11 @@ class NamespaceState:
         for worker_id in sorted(self.workers.keys() | self.processing.keys()):
             registration = self.workers.get(worker_id, _Registration(0, 0))
             jobs = tuple(self.processing.get(worker_id, ()))
-            records.append(WorkerRecord(worker_id, registration.last_seen, registration.expires_at, jobs))
+            records.append(
+                WorkerRecord(
+                    worker_id, registration.last_seen, registration.expires_at, jobs, registration.info
+                )
+            )
         return records
 
     def is_empty(self, now: int) -> bool:

@@ -157,11 +157,11 @@ class MemoryStorage(MemoryMonitoring, Storage, Monitoring, LeaderLock, ControlCh
         return stored
 
     async def _heartbeat(
-        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int
+        self, worker_id: str, ttl_ms: int | None, job_ids: Sequence[str], lease_ms: int, info: bytes
     ) -> dict[str, Revoked]:
         state, now = self._state()
         if ttl_ms is not None:
-            state.register(worker_id, now, ttl_ms)
+            state.register(worker_id, now, ttl_ms, info)
         revoked: dict[str, Revoked] = {}
         for job_id in job_ids:
             step, reason = rules.renew(state.jobs.get(job_id), worker_id, now, lease_ms)

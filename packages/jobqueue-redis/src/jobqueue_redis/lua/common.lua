@@ -201,10 +201,12 @@ local function expire_registry(now)
   if #lapsed > 0 then
     redis.call('ZREM', K_WORKERS, unpack(lapsed))
     redis.call('HDEL', K_HEARTBEATS, unpack(lapsed))
+    redis.call('HDEL', K_WORKERINFO, unpack(lapsed))
   end
   local last = redis.call('ZRANGE', K_WORKERS, -1, -1, 'WITHSCORES')[2]
   if last then
     redis.call('PEXPIREAT', K_WORKERS, tonumber(last))
     redis.call('PEXPIREAT', K_HEARTBEATS, tonumber(last))
+    redis.call('PEXPIREAT', K_WORKERINFO, tonumber(last))
   end
 end

@@ -2,15 +2,21 @@
 -- a lease only moves forward. Lapsed registrations are pruned here, and the registry expires
 -- natively with its longest-lived worker, so nothing needs list_workers to clean up.
 -- ARGV: worker, ttl_ms ('' : registration untouched), lease_ms, announce ('1': publish the
--- worker events; '': a partition other than the first, so a worker joins once), job id...
+-- worker events; '': a partition other than the first, so a worker joins once), info (opaque,
+-- '' : none), job id...
 -- Returns {id, reason, ...} for the jobs the worker must stop (reason: lost | aborted).
 local worker, ttl, lease = ARGV[N_CH + 1], tonumber(ARGV[N_CH + 2]), tonumber(ARGV[N_CH + 3])
-local announce = ARGV[N_CH + 4] == '1'
+local announce, info = ARGV[N_CH + 4] == '1', ARGV[N_CH + 5]
 local now = now_ms()
 if ttl then
   local before = tonumber(redis.call('ZSCORE', K_WORKERS, worker))
   redis.call('ZADD', K_WORKERS, later(now, ttl), worker)
   redis.call('HSET', K_HEARTBEATS, worker, now)
+  if info == '' then
+    redis.call('HDEL', K_WORKERINFO, worker)
+  else
+    redis.call('HSET', K_WORKERINFO, worker, info)
+  end
   expire_registry(now)
   -- mirrors rules.register_worker: worker_joined unless the registration was live
   if announce and not (before and before > now) then
@@ -18,11 +24,11 @@ if ttl then
   end
 end
 local out = {}
-if #ARGV == N_CH + 4 then
+if #ARGV == N_CH + 5 then
   return out
 end
 local ids = {}
-for i = N_CH + 5, #ARGV do
+for i = N_CH + 6, #ARGV do
   ids[#ids + 1] = ARGV[i]
 end
 local packed = redis.call('HMGET', K_LIVE, unpack(ids))

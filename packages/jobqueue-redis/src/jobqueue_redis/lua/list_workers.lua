@@ -1,6 +1,6 @@
--- Returns {id, last_seen, expires_at, {job_id...}, ...}: live registrations, and lapsed workers
--- that still hold jobs (last_seen and expires_at 0 once their registration is gone). Lapsed
--- registrations without jobs are removed.
+-- Returns {id, last_seen, expires_at, {job_id...}, info, ...}: live registrations, and lapsed
+-- workers that still hold jobs (last_seen and expires_at 0, info '' once their registration is
+-- gone). Lapsed registrations without jobs are removed.
 local now = now_ms()
 local holding = {}
 local leased = redis.call('ZRANGE', K_LEASES, 0, -1)
@@ -21,6 +21,11 @@ local flat = redis.call('HGETALL', K_HEARTBEATS)
 for i = 1, #flat, 2 do
   beats[flat[i]] = tonumber(flat[i + 1])
 end
+local infos = {}
+flat = redis.call('HGETALL', K_WORKERINFO)
+for i = 1, #flat, 2 do
+  infos[flat[i]] = flat[i + 1]
+end
 local out = {}
 local registered = redis.call('ZRANGE', K_WORKERS, 0, -1, 'WITHSCORES')
 for i = 1, #registered, 2 do
@@ -31,9 +36,11 @@ for i = 1, #registered, 2 do
     out[#out + 1] = beats[worker] or 0
     out[#out + 1] = expires
     out[#out + 1] = holding[worker] or {}
+    out[#out + 1] = infos[worker] or ''
   else
     redis.call('ZREM', K_WORKERS, worker)
     redis.call('HDEL', K_HEARTBEATS, worker)
+    redis.call('HDEL', K_WORKERINFO, worker)
   end
 end
 for worker, jobs in pairs(holding) do
@@ -42,6 +49,7 @@ for worker, jobs in pairs(holding) do
     out[#out + 1] = beats[worker] or 0
     out[#out + 1] = 0
     out[#out + 1] = jobs
+    out[#out + 1] = infos[worker] or ''
   end
 end
 return out

@@ -6,6 +6,7 @@ local now = now_ms()
 local before = tonumber(redis.call('ZSCORE', K_WORKERS, worker))
 redis.call('ZREM', K_WORKERS, worker)
 redis.call('HDEL', K_HEARTBEATS, worker)
+redis.call('HDEL', K_WORKERINFO, worker)
 expire_registry(now)
 -- mirrors rules.unregister_worker: worker_left when the registration was live
 if announce and before and before > now then

@@ -1,4 +1,4 @@
-"""The main screen: counts, throughput, workers and one page of jobs."""
+"""The main screen: counts, throughput, workers, schedules and one page of jobs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .._safe import notify
 from .._widgets.counts import CountsBar
 from .._widgets.header import HeaderBar
 from .._widgets.jobs import JobsTable, SortOrder
+from .._widgets.schedules import SchedulesPanel
 from .._widgets.throughput import ThroughputPanel
 from .._widgets.workers import WorkersPanel
 from .detail import DetailScreen
@@ -63,6 +64,7 @@ class MainScreen(Screen[None]):
         self._header = HeaderBar(app.display_url, read_only=app.read_only, id="header")
         self._counts = CountsBar(id="counts")
         self._workers_panel = WorkersPanel(app.clock, id="workers")
+        self._schedules_panel = SchedulesPanel(app.clock, id="schedules")
         self._search = Input(placeholder="/ search id prefix", id="search")
         self._pager = Label("", id="pager")
         self._table = JobsTable(id="jobs")
@@ -91,6 +93,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="panels"):
             yield ThroughputPanel(app.throughput, app.clock, app.latency, id="throughput")
             yield self._workers_panel
+        yield self._schedules_panel
         with Horizontal(id="toolbar"):
             yield self._search
             yield self._pager
@@ -127,7 +130,7 @@ class MainScreen(Screen[None]):
 
     @work(exclusive=True, group="refresh")
     async def refresh_data(self) -> None:
-        """Load counts, workers, namespaces and the current page of jobs (never more than a page)."""
+        """Load counts, workers (and their schedules), namespaces and the current page of jobs (never more than a page)."""
         try:
             await self._load()
         finally:
@@ -169,6 +172,7 @@ class MainScreen(Screen[None]):
     def _show_workers(self, workers: Sequence[WorkerRecord]) -> None:
         app = self.dashboard
         self._workers_panel.show(workers)
+        self._schedules_panel.show(workers)
         app.known_workers = {worker.id for worker in workers}
         app.unknown_workers -= app.known_workers
         if not app.unknown_workers:
