@@ -126,6 +126,30 @@ async def test_scheduled_and_batched_jobs_carry_their_context(storage: Storage, 
     assert parents["delayed"] == delayed["span_id"]
 
 
+async def test_concurrent_enqueues_each_carry_their_own_context(storage: Storage, sdk: Sdk) -> None:
+    queue = instrumented(storage, sdk, "many", concurrency=10)
+    queue.execute(flaky)
+    tracer = sdk.tracer_provider.get_tracer("app")
+
+    async def request(i: int) -> None:
+        with tracer.start_as_current_span(f"request {i}"):
+            assert (await queue.enqueue(f"c{i}", {})).status == "queued"
+
+    async with queue:
+        await asyncio.gather(*(request(i) for i in range(20)))  # on Redis they share storage calls
+        for i in range(20):
+            assert await queue.wait(f"c{i}", timeout=30) == "ok"
+    records = [span_record(s) for s in sdk.spans()]
+    requests = {r["name"]: r for r in records if r["name"].startswith("request ")}
+    sends = {r["attributes"]["messaging.message.id"]: r for r in records if r["name"] == "send many"}
+    processes = {r["attributes"]["messaging.message.id"]: r for r in records if r["name"] == "process many"}
+    for i in range(20):
+        assert sends[f"c{i}"]["parent_id"] == requests[f"request {i}"]["span_id"], "one send span per call"
+        assert processes[f"c{i}"]["parent_id"] == sends[f"c{i}"]["span_id"], (
+            "each job carries its own context"
+        )
+
+
 async def test_a_job_recovered_after_a_crash_continues_its_trace(storage: Storage, sdk: Sdk) -> None:
     producer = instrumented(storage, sdk, "crash")
     async with producer:

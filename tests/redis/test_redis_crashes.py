@@ -158,34 +158,56 @@ async def test_jobs_of_a_killed_worker_are_recovered_and_completed(aof_server: S
 
 
 @pytest.mark.slow
-async def test_a_worker_killed_between_its_wake_up_and_its_claim_loses_no_job(
+async def test_a_worker_killed_while_blocked_claims_nothing(
+    aof_server: ServerProcess, aof_raw: Redis
+) -> None:
+    # Its claim script waits behind BZPOPMIN on the same connection; the server drops both with it.
+    prefix = f"l{uuid.uuid4().hex[:6]}"
+    async with RedisStorage(aof_server.url, prefix=prefix) as storage:
+        proc = _spawn_worker(aof_server.url, prefix, limit=1, lease_ms=60_000, timeout_ms=20_000)
+        try:
+            await wait_until(
+                lambda: _blocked(aof_raw, 1), message="the worker blocks in BZPOPMIN", timeout=10
+            )
+        finally:
+            _kill(proc)
+        await wait_until(
+            lambda: _blocked(aof_raw, 0), message="the server drops the killed worker", timeout=10
+        )
+        await storage.enqueue("orphan", b"m")
+        record = await storage.get("orphan")
+        assert record is not None and record.state is JobState.QUEUED and record.attempts == 0
+        claims = await storage.dequeue("survivor", lease_ms=5000, timeout_ms=0)
+        assert [(c.id, c.attempt) for c in claims] == [("orphan", 1)], "the job never left the ready set"
+
+
+@pytest.mark.slow
+async def test_a_worker_frozen_at_its_wake_up_holds_the_job_only_for_its_lease(
     aof_server: ServerProcess, aof_raw: Redis
 ) -> None:
     prefix = f"l{uuid.uuid4().hex[:6]}"
     async with RedisStorage(aof_server.url, prefix=prefix) as storage:
         proc = _spawn_worker(aof_server.url, prefix, limit=1, lease_ms=300, timeout_ms=20_000)
         try:
-
-            async def blocked_on_the_marker() -> bool:
-                clients = await aof_raw.client_list()
-                return any(client.get("cmd") == "bzpopmin" for client in clients)
-
-            await wait_until(blocked_on_the_marker, message="the worker blocks in BZPOPMIN", timeout=10)
-            os.kill(
-                proc.pid, signal.SIGSTOP
-            )  # frozen: the server pops the marker for it, the claim never runs
+            await wait_until(
+                lambda: _blocked(aof_raw, 1), message="the worker blocks in BZPOPMIN", timeout=10
+            )
+            os.kill(proc.pid, signal.SIGSTOP)  # frozen: the server wakes it and runs its claim
             await storage.enqueue("orphan", b"m")
 
-            async def marker_taken() -> bool:
-                return not await aof_raw.exists(storage.keys.fixed("marker"))
+            async def recovered() -> bool:
+                return bool((await storage.recover_stalled()).stalled)
 
-            await wait_until(marker_taken, message="the frozen worker's BZPOPMIN took the wake marker")
+            await wait_until(recovered, message="the frozen worker's job is recovered after its lease")
         finally:
             _kill(proc)
-        record = await storage.get("orphan")
-        assert record is not None and record.state is JobState.QUEUED and record.attempts == 0
         claims = await storage.dequeue("survivor", lease_ms=5000, timeout_ms=0)
-        assert [(c.id, c.attempt) for c in claims] == [("orphan", 1)], "the job never left the ready set"
+        assert [(c.id, c.attempt) for c in claims] == [("orphan", 2)]
+
+
+async def _blocked(raw: Redis, count: int) -> bool:
+    """Whether ``count`` clients wait in BZPOPMIN."""
+    return sum(client.get("cmd") == "bzpopmin" for client in await raw.client_list()) == count
 
 
 @pytest.mark.slow

@@ -11,8 +11,9 @@ import pytest
 from jobqueue import JobState, StorageError, storage_from_url
 from jobqueue.storage import Channel, EventKind, StorageEvent, rules
 from jobqueue_conformance import wait_until
-from jobqueue_redis import RedisStorage
+from jobqueue_redis import RedisStorage, _listening
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.crc import key_slot
 
 ODD_IDS = ["user:42", "a b c", "{tag}", "}{", "x}:y{z", "ünï:cödé 🎉", "line\nbreak", "*?[glob]"]
@@ -174,3 +175,77 @@ async def test_concurrent_first_connects_share_one_set_of_connections(server_url
         await asyncio.gather(*(storage.disconnect() for storage in storages))
     with pytest.raises(StorageError, match="not connected"):
         await storages[0].counts()
+
+
+async def _published(pubsub: PubSub, expected: int) -> list[bytes]:
+    """The channels of the messages ``pubsub`` receives: ``expected`` of them, then any more in 0.3 s."""
+    seen: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (10 if expected else 0.3)
+    while (left := deadline - loop.time()) > 0:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+        if message is not None:
+            seen.append(message["channel"])
+        if len(seen) == expected:
+            deadline = min(deadline, loop.time() + 0.3)
+    return seen
+
+
+async def test_events_and_done_are_published_only_while_a_process_listens(
+    storage: RedisStorage, raw: Redis
+) -> None:
+    events, done = storage.keys.channel(Channel.EVENTS).encode(), storage.keys.channel(Channel.DONE).encode()
+    flags = [storage.keys.fixed("heard:events"), storage.keys.fixed("heard:done")]
+    pubsub = raw.pubsub()  # hears what is published, without the flags of a listening process
+    await pubsub.subscribe(events, done)
+
+    async def round_trip(job_id: str) -> None:
+        await storage.enqueue(job_id, b"m")
+        assert [c.id for c in await storage.dequeue("w", lease_ms=5000, timeout_ms=0, limit=1)] == [job_id]
+        assert await storage.complete(job_id, "w", b"r", 60_000)
+
+    try:
+        await round_trip("unheard")
+        assert await _published(pubsub, 0) == []
+        async with storage.subscribe(Channel.DONE) as heard:
+            assert await raw.exists(*flags) == 1
+            await round_trip("waited")
+            event = await _next(heard)
+            assert event is not None and (event.kind, event.job_id) == (EventKind.COMPLETED, "waited")
+            assert await _published(pubsub, 1) == [done], "done only: nobody listens on events"
+        await wait_until(
+            lambda: _no_key(raw, *flags), message="the last subscription takes its flag out", timeout=5
+        )
+        # another process listening on events (its token in the flag) still hears them
+        await raw.zadd(flags[0], {"other-process": 0})
+        await raw.pexpire(flags[0], 30_000)
+        await round_trip("heard elsewhere")
+        assert await _published(pubsub, 3) == [events, events, events]  # enqueued, processing, completed
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py: unannotated
+
+
+async def _no_key(raw: Redis, *keys: str) -> bool:
+    return await raw.exists(*keys) == 0
+
+
+async def test_a_listening_flag_is_renewed_while_a_subscription_lasts(
+    storage: RedisStorage, raw: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_listening, "FLAG_TTL_MS", 400)
+    monkeypatch.setattr(_listening, "_RENEW_EVERY", 0.1)
+    flag = storage.keys.fixed("heard:events")
+    async with storage.subscribe(Channel.EVENTS) as events:
+        last = [await raw.pttl(flag)]
+
+        async def renewed() -> bool:  # its TTL went up since the previous look
+            ttl = await raw.pttl(flag)
+            went_up, last[0] = ttl > last[0], ttl
+            return went_up
+
+        for _ in range(6):  # renewed again and again, well past its 400 ms TTL
+            await wait_until(renewed, message="the flag is renewed", timeout=5)
+        await storage.enqueue("late", b"m")
+        event = await _next(events)
+        assert event is not None and (event.kind, event.job_id) == (EventKind.ENQUEUED, "late")
+    await wait_until(lambda: _no_key(raw, flag), message="the flag goes with the subscription", timeout=5)

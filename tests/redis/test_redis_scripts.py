@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from jobqueue import CorruptDataError, JobState
-from jobqueue.storage import Finish, NewJob, rules
+from jobqueue.storage import Channel, Finish, NewJob, rules
 from jobqueue_conformance import wait_until
 from jobqueue_redis import RedisStorage, _keys, _scripts
 from redis.asyncio import Redis
@@ -68,7 +68,7 @@ def test_no_script_builds_a_key() -> None:
             seen += 1
             key = key.strip()
             assert ".." not in key and "'" not in key and "ARGV" not in key, f"{name}.lua: {command} {key}"
-            assert re.fullmatch(r"K_[A-Z]+|KEYS\[.+|unpack\(KEYS|index(\[1\])?|schedule|place", key), (
+            assert re.fullmatch(r"K_[A-Z_]+|flag|KEYS\[.+|unpack\(KEYS|index(\[1\])?|schedule|place", key), (
                 f"{name}.lua: {command} takes {key!r}, not a declared key"
             )
     assert seen > 50
@@ -109,49 +109,51 @@ async def test_the_checking_prelude_catches_an_undeclared_key(server_url: str, p
 
 @pytest.mark.usefixtures("checked_scripts")
 async def test_every_script_touches_only_declared_keys(storage: RedisStorage) -> None:
-    w = "w:1"
-    outcomes = await storage.enqueue_many(
-        [NewJob(f"j{i}", b"m", priority=i % 3) for i in range(8)]
-        + [NewJob("j0", b"dup"), NewJob("later", b"m", delay_ms=30)]
-    )
-    assert [o.accepted for o in outcomes] == [True] * 8 + [False, True]
-    assert await storage.heartbeat(w, ttl_ms=10_000) == {}
-    claims = await storage.dequeue(w, lease_ms=10_000, timeout_ms=2000, limit=8)
-    ids = [c.id for c in claims]
-    assert len(ids) == 8
-    assert await storage.set_progress(ids[0], w, b"half")
-    assert await storage.request_abort(ids[1]) is JobState.PROCESSING
-    revoked = await storage.heartbeat(w, ttl_ms=10_000, job_ids=[*ids, "nope"], lease_ms=20_000)
-    assert revoked == {ids[1]: "aborted", "nope": "lost"}
-    stored = await storage.finish_many(
-        w,
-        [
-            Finish.complete(ids[0], b"r", 60_000),
-            Finish.fail(ids[1], b"e", 60_000),
-            Finish.retry(ids[2], b"e", 60_000),
-            Finish.release(ids[3]),
-        ],
-    )
-    assert stored == [True] * 4
-    assert await storage.dequeue("other", lease_ms=1, timeout_ms=2000, limit=1)  # a 1 ms lease stalls
+    # listening: listen.lua runs, and every script publishes (the flags are declared keys too)
+    async with storage.subscribe(Channel.EVENTS, Channel.DONE):
+        w = "w:1"
+        outcomes = await storage.enqueue_many(
+            [NewJob(f"j{i}", b"m", priority=i % 3) for i in range(8)]
+            + [NewJob("j0", b"dup"), NewJob("later", b"m", delay_ms=30)]
+        )
+        assert [o.accepted for o in outcomes] == [True] * 8 + [False, True]
+        assert await storage.heartbeat(w, ttl_ms=10_000) == {}
+        claims = await storage.dequeue(w, lease_ms=10_000, timeout_ms=2000, limit=8)
+        ids = [c.id for c in claims]
+        assert len(ids) == 8
+        assert await storage.set_progress(ids[0], w, b"half")
+        assert await storage.request_abort(ids[1]) is JobState.PROCESSING
+        revoked = await storage.heartbeat(w, ttl_ms=10_000, job_ids=[*ids, "nope"], lease_ms=20_000)
+        assert revoked == {ids[1]: "aborted", "nope": "lost"}
+        stored = await storage.finish_many(
+            w,
+            [
+                Finish.complete(ids[0], b"r", 60_000),
+                Finish.fail(ids[1], b"e", 60_000),
+                Finish.retry(ids[2], b"e", 60_000),
+                Finish.release(ids[3]),
+            ],
+        )
+        assert stored == [True] * 4
+        assert await storage.dequeue("other", lease_ms=1, timeout_ms=2000, limit=1)  # a 1 ms lease stalls
 
-    async def recovered() -> bool:  # the lease may not have run out yet in the same millisecond
-        return bool((await storage.recover_stalled()).stalled)
+        async def recovered() -> bool:  # the lease may not have run out yet in the same millisecond
+            return bool((await storage.recover_stalled()).stalled)
 
-    await wait_until(recovered, message="a 1 ms lease is recovered", timeout=5)
-    assert await storage.get_many([ids[0], ids[2], "nope"])
-    assert await storage.update_ttl(ids[0], 120_000) == "updated"
-    assert await storage.cancel(ids[2]) is JobState.FAILING
-    assert await storage.retry_failed(ids[1])
-    assert (await storage.counts())[JobState.COMPLETED] == 1
-    assert (await storage.list_jobs(limit=3)).records
-    assert await storage.list_workers()
-    assert await storage.list_namespaces() == ["default"]
-    assert await storage.purge([JobState.COMPLETED]) == 1
-    assert await storage.acquire_lock("leader", "me", 10_000)
-    assert await storage.release_lock("leader", "me")
-    await storage.unregister_worker(w)
-    await storage._run("wake")  # run by a dequeue cancelled right after its wake-up
+        await wait_until(recovered, message="a 1 ms lease is recovered", timeout=5)
+        assert await storage.get_many([ids[0], ids[2], "nope"])
+        assert await storage.update_ttl(ids[0], 120_000) == "updated"
+        assert await storage.cancel(ids[2]) is JobState.FAILING
+        assert await storage.retry_failed(ids[1])
+        assert (await storage.counts())[JobState.COMPLETED] == 1
+        assert (await storage.list_jobs(limit=3)).records
+        assert await storage.list_workers()
+        assert await storage.list_namespaces() == ["default"]
+        assert await storage.purge([JobState.COMPLETED]) == 1
+        assert await storage.acquire_lock("leader", "me", 10_000)
+        assert await storage.release_lock("leader", "me")
+        await storage.unregister_worker(w)
+        await storage._run("wake")  # run by a dequeue cancelled right after its wake-up
 
 
 # ------------------------------------------------------------------------------------------ priority
@@ -196,3 +198,34 @@ async def test_an_unreadable_record_is_skipped_and_reported_not_fatal(
         await storage.get("bad")
     assert await storage.cancel("bad") is None
     assert (await storage.counts())[JobState.PROCESSING] == 1
+
+
+# -------------------------------------------------------------------------------------- job index
+
+
+async def test_enqueue_dedups_on_the_job_index_and_keeps_it_while_jobs_live(
+    storage: RedisStorage, raw: Redis
+) -> None:
+    jobs = storage.keys.fixed("jobs")
+    await storage.enqueue_many([NewJob("a", b"m")])
+    await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=1)
+    await storage.finish_many("w", [Finish.complete("a", b"r", 60_000)])
+    assert 0 < await raw.pttl(jobs) <= 60_000, "no live job: the index expires with the last record"
+    # an id of the index is looked up (still finished: refused); a new one is not, and the
+    # index lives on while it does
+    outcomes = await storage.enqueue_many([NewJob("a", b"m2"), NewJob("b", b"m")])
+    assert [o.accepted for o in outcomes] == [False, True]
+    assert outcomes[0].existing is not None and outcomes[0].existing.state is JobState.COMPLETED
+    assert await raw.pttl(jobs) == -1
+    await storage.finish_many(
+        "w",
+        [
+            Finish.complete(c.id, b"r", 60_000)
+            for c in await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=1)
+        ],
+    )
+    assert await raw.pttl(jobs) > 0
+    assert (await storage.enqueue_many([NewJob("c", b"m")]))[0].accepted  # a fresh batch, a fresh sequence
+    assert await raw.pttl(jobs) == -1
+    assert not (await storage.enqueue_many([NewJob("c", b"m")]))[0].accepted
+    assert [c.id for c in await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=5)] == ["c"]

@@ -47,7 +47,7 @@ class StopReason(Enum):
     SHUTDOWN = "shutdown"  # stop() ran out of time: give the job back
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Attempt(Generic[P, R]):
     """Runs one claimed job to a stored outcome. The consumer owns its task."""
 
@@ -63,9 +63,10 @@ class Attempt(Generic[P, R]):
     stop_reason: StopReason | None = None
     outcome: Outcome = "lost"  # until an outcome is stored
     error: BaseException | None = None
-    # The handler runs in the attempt's own task (one task per job): an interrupt cancels that
-    # task while the handler is being awaited, and ``run`` takes the cancellation back.
-    _task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    # The handler runs in the attempt's own task (one task per job; the consumer sets it): an
+    # interrupt cancels that task while the handler is being awaited, and ``run`` takes the
+    # cancellation back.
+    task: asyncio.Task[Any] | None = field(default=None, repr=False)
     _in_handler: bool = field(default=False, repr=False)
 
     def interrupt(self, reason: StopReason) -> None:
@@ -74,9 +75,9 @@ class Attempt(Generic[P, R]):
             self.stop_reason = reason
         if self.job is not None:
             self.job._abort()
-        if self._in_handler and self._task is not None:
+        if self._in_handler and self.task is not None:
             self._in_handler = False
-            self._task.cancel()
+            self.task.cancel()
 
     async def run(self) -> None:
         """Run to a stored outcome; never raises (failures are stored, logged or emitted)."""
@@ -102,7 +103,7 @@ class Attempt(Generic[P, R]):
         try:
             if envelope is None:
                 envelope = decode_envelope(claim.message)
-            payload: P = loads(config.payload_serde, envelope.payload, f"payload of job {claim.id!r}")
+            payload: P = loads(config.payload_serde, envelope.payload, "payload of job %r", claim.id)
         except (CorruptDataError, SerializationError) as exc:
             config.logger.error("job %r is unreadable (poison): %s", claim.id, exc)
             await self._store_failed(exc, ErrorCode.DECODE, config.result_ttl_ms)
@@ -128,16 +129,23 @@ class Attempt(Generic[P, R]):
         started = datetime.now(UTC) if config.after_execution is not None else None
         result: Any = None
         error: BaseException | None = None
-        self._task = asyncio.current_task()
+        if not self.is_async:
+            job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
+        self._in_handler = True
         try:
-            result = await self._call(job)
+            if self.job_timeout_ms is None:
+                result = await self._invoke(job)
+            else:
+                result = await self._call_with_timeout(job, self.job_timeout_ms)
         except asyncio.CancelledError:
-            if self.stop_reason is None or self._task is None:
+            if self.stop_reason is None or self.task is None:
                 raise
-            self._task.uncancel()
+            self.task.uncancel()
             error = JobCancelledError(claim.id, f"job {claim.id!r} was aborted while running")
         except Exception as exc:
             error = exc
+        finally:
+            self._in_handler = False
         if self.stop_reason is StopReason.LOST:
             config.logger.warning("job %r lost its lease while running; its outcome is discarded", claim.id)
             return
@@ -148,29 +156,20 @@ class Attempt(Generic[P, R]):
             return
         await self._finish(envelope, payload, started, result, error)
 
-    async def _call(self, job: Job[P]) -> Any:
-        if not self.is_async:
-            job.aborted  # noqa: B018  # created here, not racing between the thread and the loop
-        timeout_ms = self.job_timeout_ms
-        self._in_handler = True
+    async def _call_with_timeout(self, job: Job[P], timeout_ms: int) -> Any:
+        timeout = asyncio.timeout(timeout_ms / 1000)
         try:
-            if timeout_ms is None:
+            async with timeout:
                 return await self._invoke(job)
-            timeout = asyncio.timeout(timeout_ms / 1000)
-            try:
-                async with timeout:
-                    return await self._invoke(job)
-            except TimeoutError:
-                if not timeout.expired():
-                    raise  # the handler's own TimeoutError, not ours
-                if self.stop_reason is not None:
-                    raise asyncio.CancelledError from None
-                job._abort()
-                raise JobTimeoutError(
-                    f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
-                ) from None
-        finally:
-            self._in_handler = False
+        except TimeoutError:
+            if not timeout.expired():
+                raise  # the handler's own TimeoutError, not ours
+            if self.stop_reason is not None:
+                raise asyncio.CancelledError from None
+            job._abort()
+            raise JobTimeoutError(
+                f"job {job.id!r} exceeded job_timeout ({timeout_ms / 1000:g}s)", job_id=job.id
+            ) from None
 
     def _invoke(self, job: Job[P]) -> Awaitable[Any]:
         if self.is_async:
@@ -197,7 +196,7 @@ class Attempt(Generic[P, R]):
                 result, error, ttl_ms = ctx.result, ctx.error, max(1, round(ctx.ttl * 1000))
         if error is None:
             try:
-                body = dumps(config.result_serde, result, f"result of job {claim.id!r}")
+                body = dumps(config.result_serde, result, "result of job %r", claim.id)
             except SerializationError as exc:
                 error, status = exc, "failing" if claim.attempt < envelope.max_attempts else "failed"
             else:

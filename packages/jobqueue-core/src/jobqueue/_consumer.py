@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import random
 from typing import Any
@@ -51,7 +50,7 @@ class Consumer:
         self._emitter = emitter
         self._handler = handler
         self._is_async = inspect.iscoroutinefunction(handler)
-        self._running: dict[str, tuple[Attempt[Any, Any], asyncio.Task[None]]] = {}
+        self._running: dict[str, Attempt[Any, Any]] = {}
         self._slot_free = asyncio.Event()
         self._slot_free.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,12 +82,12 @@ class Consumer:
             await cancel_and_wait(self._scheduler_task)  # a stopping worker enqueues no more ticks
             self._scheduler_task = None
         await cancel_and_wait(fetch)
-        tasks = [task for _, task in self._running.values()]
+        tasks = [attempt.task for attempt in self._running.values() if attempt.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=drain_timeout)
-        for attempt, _ in list(self._running.values()):
+        for attempt in list(self._running.values()):
             attempt.interrupt(StopReason.SHUTDOWN)
-        tasks = [task for _, task in self._running.values()]
+        tasks = [attempt.task for attempt in self._running.values() if attempt.task is not None]
         if tasks:
             # a sync handler's thread cannot be killed; its attempt is released without waiting for it
             await asyncio.wait(tasks, timeout=max(1.0, self._config.visibility_timeout_ms / 1000))
@@ -136,21 +135,23 @@ class Consumer:
                 attempt: Attempt[Any, Any] = Attempt(
                     claim, self._storage, self._finisher, config, self._emitter, self._handler, self._is_async
                 )
-                task = asyncio.create_task(attempt.run(), name=f"jobqueue-job-{claim.id}")
-                self._running[claim.id] = (attempt, task)
-                task.add_done_callback(functools.partial(self._done, claim.id))
+                attempt.task = asyncio.create_task(self._run(attempt), name=f"jobqueue-job-{claim.id}")
+                self._running[claim.id] = attempt
             if len(self._running) >= config.concurrency:
                 self._slot_free.clear()
 
-    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
-        entry = self._running.get(job_id)
-        if entry is not None and entry[1] is task:
-            del self._running[job_id]
-        self._slot_free.set()
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+    async def _run(self, attempt: Attempt[Any, Any]) -> None:
+        """An attempt's task: run it, then free its slot (in the task: no done callback per job)."""
+        job_id = attempt.claim.id
+        try:
+            await attempt.run()
+        except Exception as exc:  # run() stores every failure; this is a bug, reported, not fatal
             self._config.logger.error("job %r: unexpected error in the worker: %r", job_id, exc)
             self._emitter.emit("error", exc)
+        finally:
+            if self._running.get(job_id) is attempt:
+                del self._running[job_id]
+            self._slot_free.set()
 
     async def _lease_loop(self) -> None:
         config = self._config
@@ -167,9 +168,9 @@ class Consumer:
                     info=self._info(),
                 )
                 for job_id, reason in revoked.items():
-                    entry = self._running.get(job_id)
-                    if entry is not None:
-                        entry[0].interrupt(StopReason.ABORT if reason is Revoked.ABORTED else StopReason.LOST)
+                    running = self._running.get(job_id)
+                    if running is not None:
+                        running.interrupt(StopReason.ABORT if reason is Revoked.ABORTED else StopReason.LOST)
                 failures = 0
             except Exception as exc:  # an unexpected one too: a dead lease loop would let every job stall
                 failures += 1
@@ -182,9 +183,9 @@ class Consumer:
                 async with self._storage.subscribe(Channel.CONTROL) as events:
                     failures = 0
                     async for event in events:
-                        entry = self._running.get(event.job_id)
-                        if event.kind is EventKind.ABORT and entry is not None:
-                            entry[0].interrupt(StopReason.ABORT)
+                        running = self._running.get(event.job_id)
+                        if event.kind is EventKind.ABORT and running is not None:
+                            running.interrupt(StopReason.ABORT)
             except Exception as exc:  # an unexpected one too: aborts then wait for the next heartbeat
                 failures += 1
                 await self._report_outage("control subscription", exc, failures)

@@ -39,7 +39,10 @@ class Emitter:
 
     def emit(self, name: str, *args: Any) -> None:
         """Call every callback of ``name``; a callback that raises is logged and reported as ``error``."""
-        for callback in tuple(self._callbacks.get(name, ())):
+        callbacks = self._callbacks.get(name)
+        if not callbacks:
+            return  # the common case, once per job: nobody listens
+        for callback in tuple(callbacks):
             try:
                 callback(*args)
             except Exception as exc:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Generic, TypeVar, Unpack
 
+from ._coalescer import EnqueueCoalescer
 from ._config import QueueConfig, validate_attempts
 from ._contract import rules
 from ._contract.codecs import Envelope, encode_envelope
@@ -26,6 +27,8 @@ __all__ = ["Producer"]
 P = TypeVar("P")
 R = TypeVar("R")
 
+_OPTION_NAMES = frozenset(JobOptions.__annotations__)
+
 
 class Producer(Generic[P, R]):
     """Puts jobs in storage and reads their outcome; ``Queue`` is one.
@@ -38,10 +41,12 @@ class Producer(Generic[P, R]):
         self.config = config
         self._emitter = emitter
         self._waiters = Waiters(storage, config.logger)
+        self._coalescer = EnqueueCoalescer(storage)
         self._accepting_waits = False
 
-    async def _stop_waiting(self) -> None:
-        """Stop the shared ``done`` listener; pending waits fail."""
+    async def _stop_producing(self) -> None:
+        """Let enqueues already handed over get their answer, then stop the ``done`` listener (waits fail)."""
+        await self._coalescer.drain()
         self._accepting_waits = False
         await self._waiters.stop()
 
@@ -50,8 +55,8 @@ class Producer(Generic[P, R]):
     ) -> NewJob:
         """Validate everything and build the job, before anything is written."""
         job_id = validate_job_id(job_id)
-        unknown = sorted(set(options) - set(JobOptions.__annotations__))
-        if unknown:
+        if not _OPTION_NAMES.issuperset(options):
+            unknown = sorted(set(options) - _OPTION_NAMES)
             raise TypeError(f"unknown job option(s): {', '.join(unknown)}")
         config = self.config
         max_attempts = options.get("max_attempts")
@@ -69,7 +74,7 @@ class Producer(Generic[P, R]):
         job_timeout = options.get("job_timeout")
         timeout_ms = None if job_timeout is None else to_ms(job_timeout, "job_timeout")
         priority = options.get("priority", 0)
-        body = dumps(config.payload_serde, payload, f"payload of job {job_id!r}")
+        body = dumps(config.payload_serde, payload, "payload of job %r", job_id)
         message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms, headers or {}))
         return check_new_job(NewJob(job_id, message, delay_ms, priority))
 
@@ -77,6 +82,10 @@ class Producer(Generic[P, R]):
         self, job_id: str, payload: P, *, connection: object = None, **options: Unpack[JobOptions]
     ) -> EnqueueResult[R]:
         """Add a job unless one with this id exists (see the dedup table in the README).
+
+        Concurrent calls share storage round trips: those made while another
+        is in flight go out together in one batch, as ``enqueue_many`` would
+        send them; each caller still gets its own result or error.
 
         ``connection``: the application's own database connection (asyncpg on
         ``PostgresStorage``): the job is written in its current transaction and
@@ -128,8 +137,11 @@ class Producer(Generic[P, R]):
         self, jobs: list[NewJob], scope: SendScope | None, connection: object = None
     ) -> list[EnqueueResult[R]]:
         try:
-            if connection is None:
-                outcomes = await self.storage.enqueue_many(jobs)
+            # the protected primitives: _new_job checked every job, the public checks would repeat
+            if connection is None and len(jobs) == 1:
+                outcomes = [await self._coalescer.enqueue(jobs[0])]
+            elif connection is None:
+                outcomes = await self.storage._enqueue(jobs)
             elif isinstance(self.storage, TransactionalEnqueue):
                 outcomes = await self.storage.enqueue_many_on(connection, jobs)
             else:

@@ -228,7 +228,7 @@ class Queue(Producer[P, R]):
             return
         self._started = False
         try:
-            await self._stop_waiting()
+            await self._stop_producing()
             if self._consumer is not None:
                 await self._consumer.stop(drain)
                 self._consumer = None

@@ -27,13 +27,16 @@ class Serde(Protocol[T]):
         ...
 
 
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # built once, not per call
+
+
 class JsonSerde(Generic[T]):
     """UTF-8 JSON (the default). Strict: NaN and non-JSON types are refused."""
 
     def serialize(self, value: T) -> bytes:
         """Encode ``value`` as compact JSON."""
         try:
-            return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+            return _JSON_ENCODER.encode(value).encode()
         except (TypeError, ValueError) as exc:
             raise SerializationError(f"JSON cannot encode {type(value).__name__}: {exc}") from exc
 
@@ -66,24 +69,35 @@ class MsgpackSerde(Generic[T]):
         return value
 
 
-def dumps(serde: Serde[Any], value: Any, what: str) -> bytes:
-    """Serialize with any serde, wrapping its failures in ``SerializationError`` naming ``what``."""
+def dumps(serde: Serde[Any], value: Any, what: str, *args: object) -> bytes:
+    """Serialize with any serde, wrapping its failures in ``SerializationError`` naming ``what % args``.
+
+    ``args`` are formatted only on failure (``%``-style, as logging does): this runs once per job.
+    """
     try:
         data = serde.serialize(value)
     except SerializationError as exc:
-        raise SerializationError(f"{what}: {exc}") from exc
+        raise SerializationError(f"{_name(what, args)}: {exc}") from exc
     except Exception as exc:
-        raise SerializationError(f"{what} cannot be serialized: {type(exc).__name__}: {exc}") from exc
+        raise SerializationError(
+            f"{_name(what, args)} cannot be serialized: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(data, bytes):
-        raise SerializationError(f"{what}: serde returned {type(data).__name__}, not bytes")
+        raise SerializationError(f"{_name(what, args)}: serde returned {type(data).__name__}, not bytes")
     return data
 
 
-def loads(serde: Serde[Any], data: bytes, what: str) -> Any:
-    """Deserialize with any serde, wrapping its failures in ``SerializationError`` naming ``what``."""
+def loads(serde: Serde[Any], data: bytes, what: str, *args: object) -> Any:
+    """Deserialize with any serde, wrapping its failures in ``SerializationError`` naming ``what % args``."""
     try:
         return serde.deserialize(data)
     except SerializationError as exc:
-        raise SerializationError(f"{what}: {exc}") from exc
+        raise SerializationError(f"{_name(what, args)}: {exc}") from exc
     except Exception as exc:
-        raise SerializationError(f"{what} cannot be deserialized: {type(exc).__name__}: {exc}") from exc
+        raise SerializationError(
+            f"{_name(what, args)} cannot be deserialized: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _name(what: str, args: tuple[object, ...]) -> str:
+    return what % args if args else what

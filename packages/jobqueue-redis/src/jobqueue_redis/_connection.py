@@ -6,7 +6,8 @@
   namespace are pipelined together (one round trip per batch);
 - ``blocking``: one connection for BLMOVE, used by one waiter at a time
   (``blocking_lock``); other waiters listen for events instead;
-- ``pubsub``: one subscriber connection shared by every subscription.
+- ``pubsub``: one subscriber connection shared by every subscription;
+- ``listening``: the flags saying that this process listens (``_listening``).
 
 Every storage (and namespace view) on the same URL in the same loop takes a
 reference with ``acquire`` and gives it back with ``release``; the last
@@ -29,6 +30,7 @@ from redis.backoff import NoBackoff
 
 from ._cluster import ClusterCommands, close_cluster_client, is_cluster_url, parse_cluster_url
 from ._errors import redis_errors
+from ._listening import Listening
 from ._pubsub import PubSubHub, stop_task
 from ._scripts import scripts_for
 from ._sharded import ShardedPubSubHub
@@ -184,6 +186,7 @@ class ServerConnections:
             self.commands = CommandConnection(make_client(url))
             self.blocking = make_client(url, blocking=True)
             self.pubsub = PubSubHub(make_client(url))
+        self.listening = Listening(self.commands)
         self.blocking_lock = asyncio.Lock()
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -205,6 +208,7 @@ class ServerConnections:
 
     async def close(self) -> None:
         """Close every connection and stop the background tasks."""
+        await self.listening.close()
         await self.pubsub.close()
         await self.commands.close()
         if isinstance(self.blocking, RedisCluster):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from jobqueue.storage import Channel, EventKind, rules
 
-__all__ = ["FIXED_KEYS", "Keys", "lua_header", "validate_name"]
+__all__ = ["FIXED_KEYS", "HEARD_CHANNELS", "Keys", "lua_header", "validate_name"]
 
 # The fixed keys of a namespace, in KEYS order (a Redis key exists only while it holds something).
 FIXED_KEYS: dict[str, str] = {
@@ -31,12 +31,14 @@ FIXED_KEYS: dict[str, str] = {
     "K_LEASES": "leases",  # zset: processing jobs, id -> lease_until
     "K_COMPLETED": "completed",  # zset: completed jobs, id -> expires_at
     "K_FAILED": "failed",  # zset: failed jobs, id -> expires_at
-    "K_JOBS": "jobs",  # zset: every job, id -> created_at (listing newest first)
+    "K_JOBS": "jobs",  # zset: every job with a record, id -> created_at (newest first; enqueue dedups on it)
     "K_WORKERS": "workers",  # zset: registered workers, id -> expires_at
     "K_HEARTBEATS": "heartbeats",  # hash: worker -> last heartbeat
     "K_WORKERINFO": "workerinfo",  # hash: worker -> the info registered with its last heartbeat
     "K_MARKER": "marker",  # zset: "ready jobs may exist", popped by blocked dequeues (BZPOPMIN)
     "K_SEQ": "seq",  # string: the FIFO sequence of ready jobs, dropped when the namespace has no live job
+    "K_HEARD_EVENTS": "heard:events",  # zset: tokens of the processes listening on events (_listening)
+    "K_HEARD_DONE": "heard:done",  # zset: tokens of the processes listening on done
 }
 
 # Per-id keys, declared as extra KEYS by the scripts that touch them.
@@ -48,6 +50,9 @@ _CHANNELS: dict[Channel, str] = {
     Channel.DONE: "done",
     Channel.CONTROL: "control",
 }
+
+# The channels published only while a process listens (``_listening``); control always is.
+HEARD_CHANNELS = frozenset({Channel.EVENTS, Channel.DONE})
 
 # Keys whose presence means a namespace holds jobs or workers (list_namespaces).
 _PRESENCE_KEYS = frozenset({FIXED_KEYS["K_LIVE"], FIXED_KEYS["K_JOBS"], FIXED_KEYS["K_WORKERS"]})
@@ -98,6 +103,11 @@ class Keys:
         """The pub/sub channel name of ``channel`` in this namespace."""
         return self.base + _CHANNELS[channel]
 
+    @staticmethod
+    def channel_name(channel: Channel) -> str:
+        """The last part of ``channel``'s name (``events``), as scripts take it in ``ARGV``."""
+        return _CHANNELS[channel]
+
     def channels(self) -> list[str]:
         """The three channel names, in the order the scripts expect them in ``ARGV``."""
         return [self.base + _CHANNELS[channel] for channel in (Channel.EVENTS, Channel.DONE, Channel.CONTROL)]
@@ -134,6 +144,7 @@ def lua_header(*, sharded: bool = False) -> str:
         f"local MAX_DEADLINE_MS = {rules.MAX_DEADLINE_MS}",
         f"local PRIORITY_MAX = {rules.PRIORITY_MAX}",
         f"local INLINE_LIMIT = {rules.INLINE_RESULT_LIMIT}",
+        "local HEARD = {[CH_EVENTS] = K_HEARD_EVENTS, [CH_DONE] = K_HEARD_DONE}  -- flags, see _listening",
         "local EVENT_CHANNELS = {",
     ]
     lua_channels = {Channel.EVENTS: "CH_EVENTS", Channel.DONE: "CH_DONE", Channel.CONTROL: "CH_CONTROL"}

@@ -250,9 +250,7 @@ class PartitionedRedisStorage(RedisStorage):
     def _subscribe(
         self, channels: frozenset[Channel]
     ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
-        order = (Channel.EVENTS, Channel.DONE, Channel.CONTROL)
-        names = [part.keys.channel(c).encode() for part in self._parts for c in order if c in channels]
-        return self._subscription(names)
+        return self._subscription([part.keys for part in self._parts], channels)
 
     # --------------------------------------------------------------- monitoring
 

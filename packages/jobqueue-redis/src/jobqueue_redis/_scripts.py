@@ -47,6 +47,7 @@ SCRIPT_NAMES = (
     "get_many",
     "heartbeat",
     "list_workers",
+    "listen",
     "purge",
     "recover_stalled",
     "release_lock",

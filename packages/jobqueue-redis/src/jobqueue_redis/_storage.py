@@ -38,6 +38,8 @@ from jobqueue.storage import (
     StorageEvent,
     TtlOutcome,
 )
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from ._admin import RedisAdminMixin
 from ._connection import ServerConnections, acquire, release
@@ -54,7 +56,7 @@ from ._options import (
 )
 from ._pubsub import Subscription
 from ._records import claims_from_reply, record_from_packed, text
-from ._scripts import run_script, run_script_confirmed
+from ._scripts import run_script, run_script_confirmed, scripts_for
 
 __all__ = ["RedisStorage"]
 
@@ -264,7 +266,6 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         cancelling = task.cancelling() if task is not None else 0
-        marker = self._keys.fixed("marker")
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -280,20 +281,53 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
                 if claims:
                     return claims
                 continue
-            with redis_errors("dequeue (BZPOPMIN)"):
-                popped = await conns.blocking.execute_command(
-                    "BZPOPMIN", marker, f"{max(remaining, 0.001):.3f}"
-                )
+            popped, claimed = await self._pop_and_claim(conns, remaining, worker_id, lease_ms, limit)
             if task is not None and task.cancelling() > cancelling:
                 # redis-py can return a reply that arrived together with a cancellation and
-                # drop the cancellation; honour it (the job stays ready: nothing is lost), and
-                # give the wake-up it took to the next blocked worker.
+                # drop the cancellation; honour it, giving back what it claimed (nothing is
+                # lost) and the wake-up it took to the next blocked worker.
+                if claimed is not None and claimed[0]:
+                    releases = [Finish.release(claim.id) for claim in claimed[0]]
+                    _in_background(self._finish(worker_id, releases))
                 if popped is not None:
                     _in_background(self._run("wake"))
                 raise asyncio.CancelledError
-            claims, next_due = await self._claim_once(worker_id, lease_ms, limit, woken=popped is not None)
+            if claimed is None:
+                claimed = await self._claim_once(worker_id, lease_ms, limit, woken=popped is not None)
+            claims, next_due = claimed
             if claims:
                 return claims
+
+    async def _pop_and_claim(
+        self, conns: ServerConnections, timeout: float, worker_id: str, lease_ms: int, limit: int
+    ) -> tuple[Any, tuple[list[Claim], int | None] | None]:
+        """``BZPOPMIN`` on the wake marker with the claim script queued behind it: one round trip.
+
+        The server runs the claim once the pop returns (woken or timed out); a woken
+        claim passes the wake-up on while jobs remain, which is harmless after a
+        timeout. Returns the pop's reply and the claim's, None when the claim must
+        run apart (a cluster, or the script is not loaded).
+        """
+        marker = self._keys.fixed("marker")
+        pop = ("BZPOPMIN", marker, f"{max(timeout, 0.001):.3f}")
+        if isinstance(conns.blocking, RedisCluster):
+            with redis_errors("dequeue (BZPOPMIN)"):
+                return await conns.blocking.execute_command(*pop), None
+        sha = scripts_for(conns.commands)["claim"].sha
+        keys, args = self._keys.fixed_all(), [*self._keys.channels(), worker_id, lease_ms, limit, "1"]
+        pipe = conns.blocking.pipeline(transaction=False)
+        pipe.execute_command(*pop)
+        pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        with redis_errors("dequeue (BZPOPMIN)"):
+            popped, claimed = await pipe.execute(raise_on_error=False)
+            if isinstance(popped, Exception):
+                raise popped
+        if isinstance(claimed, NoScriptError):
+            return popped, None
+        with redis_errors("claim"):
+            if isinstance(claimed, Exception):
+                raise claimed
+        return popped, claims_from_reply(claimed)
 
     async def _wait_for_events(
         self, worker_id: str, lease_ms: int, limit: int, deadline: float
@@ -386,17 +420,27 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
     def _subscribe(
         self, channels: frozenset[Channel]
     ) -> AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
-        order = (Channel.EVENTS, Channel.DONE, Channel.CONTROL)
-        return self._subscription(
-            [self._keys.channel(channel).encode() for channel in order if channel in channels]
-        )
+        return self._subscription([self._keys], channels)
 
     @asynccontextmanager
-    async def _subscription(self, names: list[bytes]) -> AsyncIterator[AsyncIterator[StorageEvent]]:
-        hub = self._conns().pubsub
-        subscription = Subscription(names)
-        await hub.add(subscription)
+    async def _subscription(
+        self, parts: Sequence[Keys], channels: frozenset[Channel]
+    ) -> AsyncIterator[AsyncIterator[StorageEvent]]:
+        """Subscribe to ``channels`` of the namespaces ``parts``; flag them heard before yielding."""
+        order = [
+            channel for channel in (Channel.EVENTS, Channel.DONE, Channel.CONTROL) if channel in channels
+        ]
+        conns = self._conns()
+        subscription = Subscription([keys.channel(channel).encode() for keys in parts for channel in order])
+        await conns.pubsub.add(subscription)
+        try:
+            with redis_errors("subscribe"):
+                await conns.listening.hold(parts, order)
+        except BaseException:
+            conns.pubsub.remove(subscription)
+            raise
         try:
             yield subscription
         finally:
-            hub.remove(subscription)
+            conns.listening.release(parts, order)
+            conns.pubsub.remove(subscription)

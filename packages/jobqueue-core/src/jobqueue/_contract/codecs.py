@@ -63,18 +63,22 @@ def decode_envelope(data: bytes) -> Envelope:
         items = msgpack.unpackb(data, raw=False)
     except Exception as exc:
         raise CorruptDataError(f"job message is not valid msgpack ({len(data)} bytes)") from exc
-    if not isinstance(items, list) or items[:1] not in ([1], [2]) or len(items) not in (5, 7):
+    if type(items) is not list or len(items) not in (5, 7) or items[0] not in (1, 2):
         raise CorruptDataError(f"job message has an unknown layout: {_preview(items)}")
-    _, payload, created_at, max_attempts, result_ttl, *extra = items
-    job_timeout, headers = extra if extra else (None, {})
+    if len(items) == 5:
+        _, payload, created_at, max_attempts, result_ttl = items
+        job_timeout, headers = None, {}
+    else:
+        _, payload, created_at, max_attempts, result_ttl, job_timeout, headers = items
+    # ``type(...) is``: msgpack decodes to exact builtin types; a bool is not an int here (once per job)
     if not (
-        isinstance(payload, bytes)
-        and _is_int(created_at)
-        and _is_int(max_attempts)
-        and _is_int(result_ttl)
-        and (job_timeout is None or _is_int(job_timeout))
-        and isinstance(headers, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        type(payload) is bytes
+        and type(created_at) is int
+        and type(max_attempts) is int
+        and type(result_ttl) is int
+        and (job_timeout is None or type(job_timeout) is int)
+        and type(headers) is dict
+        and (not headers or all(type(k) is str and type(v) is str for k, v in headers.items()))
     ):
         raise CorruptDataError(f"job message has fields of the wrong type: {_preview(items)}")
     return Envelope(payload, created_at, max_attempts, result_ttl, job_timeout, headers)

@@ -236,18 +236,20 @@ def finish(record: JobRecord, outcome: Finish, now: int) -> Step:
     - ``RETRY``: ``failing``, the error kept, due again at ``now + delay``.
     - ``RELEASE``: ``queued`` at the head, the attempt not counted.
     """
-    base = evolve(record, worker_id=None, lease_until=None, abort_requested=False, updated_at=now)
-    kind = outcome.kind
+    ended = {"worker_id": None, "lease_until": None, "abort_requested": False, "updated_at": now}
+    kind, data = outcome.kind, outcome.data
     if kind is FinishKind.COMPLETE:
-        done = evolve(base, state=JobState.COMPLETED, result=outcome.data, expires_at=later(now, outcome.ms))
-        return Step(done, Place.NONE, EventKind.COMPLETED, inline(outcome.data))
+        done = evolve(
+            record, **ended, state=JobState.COMPLETED, result=data, expires_at=later(now, outcome.ms)
+        )
+        return Step(done, Place.NONE, EventKind.COMPLETED, inline(data))
     if kind is FinishKind.FAIL:
-        failed = evolve(base, state=JobState.FAILED, error=outcome.data, expires_at=later(now, outcome.ms))
-        return Step(failed, Place.NONE, EventKind.FAILED, inline(outcome.data))
+        failed = evolve(record, **ended, state=JobState.FAILED, error=data, expires_at=later(now, outcome.ms))
+        return Step(failed, Place.NONE, EventKind.FAILED, inline(data))
     if kind is FinishKind.RETRY:
-        failing = evolve(base, state=JobState.FAILING, error=outcome.data, run_at=later(now, outcome.ms))
+        failing = evolve(record, **ended, state=JobState.FAILING, error=data, run_at=later(now, outcome.ms))
         return Step(failing, Place.SCHEDULE, EventKind.FAILING)
-    released = evolve(base, state=JobState.QUEUED, attempts=max(record.attempts - 1, 0))
+    released = evolve(record, **ended, state=JobState.QUEUED, attempts=max(record.attempts - 1, 0))
     return Step(released, Place.HEAD, EventKind.REQUEUED)
 
 

@@ -31,10 +31,6 @@ class Subscriber(EventBuffer[StorageEvent]):
         super().__init__(limit, source="memory")
         self.channels = channels
 
-    def deliver(self, event: StorageEvent, channel: Channel) -> None:
-        if channel in self.channels:
-            self.put(event)
-
 
 @dataclass(frozen=True, slots=True)
 class _Registration:
@@ -52,6 +48,7 @@ class NamespaceState:
         self.workers: dict[str, _Registration] = {}
         self.locks: dict[str, tuple[str, int]] = {}
         self.subscribers: list[Subscriber] = []
+        self._listeners: dict[Channel, list[Subscriber]] = {}  # the subscribers of each channel
         # ready heap: (claim_order..., id); valid while ``_ready_seq[id]`` is that seq
         self._ready: list[tuple[int, int, str]] = []
         self._ready_seq: dict[str, int] = {}
@@ -204,15 +201,30 @@ class NamespaceState:
                 waiter.set_result(None)
         self._waiters.clear()
 
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.append(subscriber)
+        for channel in subscriber.channels:
+            self._listeners.setdefault(channel, []).append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.remove(subscriber)
+        for channel in subscriber.channels:
+            listeners = self._listeners[channel]
+            listeners.remove(subscriber)
+            if not listeners:
+                del self._listeners[channel]
+
     def publish(
         self, kind: EventKind, job_id: str, at: int, worker_id: str | None = None, data: bytes | None = None
     ) -> None:
-        if not self.subscribers:
-            return
-        event = StorageEvent(kind=kind, job_id=job_id, at=at, worker_id=worker_id, data=data)
-        for subscriber in self.subscribers:
-            for channel in kind.channels:
-                subscriber.deliver(event, channel)
+        """Deliver an event to the subscribers of its channels; built only when one listens."""
+        event = None
+        for channel in kind.channels:
+            listeners = self._listeners.get(channel)
+            if listeners:
+                event = event or StorageEvent(kind=kind, job_id=job_id, at=at, worker_id=worker_id, data=data)
+                for subscriber in listeners:
+                    subscriber.put(event)
 
     def close(self) -> None:
         """The store lost its last connection: end subscriptions, wake blocked dequeues."""

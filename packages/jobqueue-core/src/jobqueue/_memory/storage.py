@@ -238,9 +238,9 @@ class MemoryStorage(MemoryMonitoring, Storage, Monitoring, LeaderLock, ControlCh
     async def _subscription(self, channels: frozenset[Channel]) -> AsyncIterator[AsyncIterator[StorageEvent]]:
         state, _ = self._state()
         subscriber = Subscriber(channels)
-        state.subscribers.append(subscriber)
+        state.subscribe(subscriber)
         try:
             yield subscriber
         finally:
             subscriber.close()
-            state.subscribers.remove(subscriber)
+            state.unsubscribe(subscriber)

@@ -70,12 +70,29 @@ local function pack_or_nil(value)
   return MSGPACK_NIL
 end
 
+-- Whether a channel has a listener: its flag is looked up once per script run (see _listening).
+local heard = {}
+local function is_heard(channel)
+  local flag = HEARD[channel]
+  if not flag then
+    return true
+  end
+  if heard[channel] == nil then
+    heard[channel] = redis.call('EXISTS', flag) == 1
+  end
+  return heard[channel]
+end
+
 -- Event: [kind, job_id, at_ms, worker_id|nil, data|nil], decoded by jobqueue.storage.decode_event.
+-- Published on each channel of its kind that is heard.
 local function publish(kind, id, at, worker, data)
-  local message = MSGPACK_ARRAY_5 .. cmsgpack.pack(kind) .. cmsgpack.pack(id) .. cmsgpack.pack(at)
-    .. pack_or_nil(worker) .. pack_or_nil(data)
+  local message = nil
   for _, channel in ipairs(EVENT_CHANNELS[kind]) do
-    redis.call(PUBLISH, channel, message) -- SPUBLISH on a cluster: the event stays on its shard
+    if is_heard(channel) then
+      message = message or MSGPACK_ARRAY_5 .. cmsgpack.pack(kind) .. cmsgpack.pack(id) .. cmsgpack.pack(at)
+        .. pack_or_nil(worker) .. pack_or_nil(data)
+      redis.call(PUBLISH, channel, message) -- SPUBLISH on a cluster: the event stays on its shard
+    end
   end
 end
 
@@ -90,9 +107,10 @@ local function band_of(priority)
 end
 
 -- Place {id, rec} entries at the tail of their band, in order (rules.Place.TAIL).
+-- Returns true when the FIFO sequence started afresh (settle drops it with the last live job).
 local function place_tail(entries)
   if #entries == 0 then
-    return
+    return false
   end
   local last = redis.call('INCRBY', K_SEQ, #entries)
   local args = {}
@@ -101,6 +119,7 @@ local function place_tail(entries)
     args[#args + 1] = entry[1]
   end
   redis.call('ZADD', K_READY, unpack(args))
+  return last == #entries
 end
 
 -- Place one job before every other of its band (rules.Place.HEAD); `fronts` caches band fronts.

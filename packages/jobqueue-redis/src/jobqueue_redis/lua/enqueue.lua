@@ -1,16 +1,26 @@
 -- mirrors rules.new_record, with the dedup of rules.is_live, for a batch of jobs.
 -- KEYS[N_FIXED + i]: the finished-record key of job i. ARGV: id, message, delay_ms, priority per job.
 -- Returns one reply per job: 1 (stored) or the packed record of the live job with that id.
+--
+-- Every job with a live record (or a finished one not yet expired) is in the job index, so
+-- when ZADD NX adds every id of the batch, none is known: no record needs reading (the
+-- usual case). Otherwise each id is looked up in the live hash and its finished-record key.
 local now = now_ms()
 local n = #KEYS - N_FIXED
-local ids = {}
+local ids, index = {}, {}
 for i = 1, n do
   ids[i] = ARGV[N_CH + 4 * i - 3]
+  index[#index + 1] = now
+  index[#index + 1] = ids[i]
 end
-local live = redis.call('HMGET', K_LIVE, unpack(ids))
-local done = redis.call('MGET', unpack(KEYS, N_FIXED + 1))
+local fresh = redis.call('ZADD', K_JOBS, 'NX', unpack(index)) == n
+local live, done = {}, {}
+if not fresh then
+  live = redis.call('HMGET', K_LIVE, unpack(ids))
+  done = redis.call('MGET', unpack(KEYS, N_FIXED + 1))
+end
 local stored = {} -- id -> packed record accepted earlier in this batch
-local out, entries, tail, scheduled, index = {}, {}, {}, {}, {}
+local out, entries, tail, scheduled, reused = {}, {}, {}, {}, {}
 for i = 1, n do
   local id, message = ids[i], ARGV[N_CH + 4 * i - 2]
   local delay, priority = tonumber(ARGV[N_CH + 4 * i - 1]), tonumber(ARGV[N_CH + 4 * i])
@@ -31,27 +41,33 @@ for i = 1, n do
     end
     entries[#entries + 1] = {id, rec}
     stored[id] = cmsgpack.pack(rec)
-    index[#index + 1] = now
-    index[#index + 1] = id
+    reused[#reused + 1] = now
+    reused[#reused + 1] = id
     out[i] = 1
   end
 end
 if #entries > 0 then
   store(entries)
-  place_tail(tail)
+  local first = place_tail(tail)
   if #scheduled > 0 then
     redis.call('ZADD', K_SCHEDULED, unpack(scheduled))
   end
-  if redis.call('ZADD', K_JOBS, unpack(index)) < #entries then
-    -- an id seen before: drop what its expired record left in the finished indexes
-    local reused = {}
-    for i = 2, #index, 2 do
-      reused[#reused + 1] = index[i]
+  if not fresh then
+    -- an id seen before: its creation time is now, and what its expired record left in the
+    -- finished indexes goes
+    redis.call('ZADD', K_JOBS, unpack(reused))
+    local gone = {}
+    for i = 2, #reused, 2 do
+      gone[#gone + 1] = reused[i]
     end
-    redis.call('ZREM', K_COMPLETED, unpack(reused))
-    redis.call('ZREM', K_FAILED, unpack(reused))
+    redis.call('ZREM', K_COMPLETED, unpack(gone))
+    redis.call('ZREM', K_FAILED, unpack(gone))
   end
-  redis.call('PERSIST', K_JOBS)
+  -- settle may have set the job index to expire with the last finished record; it also drops
+  -- the FIFO sequence, so a sequence that did not start afresh proves the index persistent
+  if first or #scheduled > 0 or not fresh then
+    redis.call('PERSIST', K_JOBS)
+  end
   wake()
   for _, entry in ipairs(entries) do
     publish('enqueued', entry[1], now, nil, nil)
