@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from tools.clusters import ClusterProcess
-from tools.servers import BINARIES, CLIS, ServerKind, find_binary, find_cli
+from tools.servers import BINARIES, CLIS, ServerKind, find_binary, find_cli, find_postgres_bin
 
-__all__ = ["CLUSTER_URL_ENV", "cluster_or_skip", "cluster_url", "server_or_skip"]
+__all__ = ["CLUSTER_URL_ENV", "cluster_or_skip", "cluster_url", "postgres_or_skip", "server_or_skip"]
 
 CLUSTER_URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_CLUSTER_URL", "valkey": "VALKEY_CLUSTER_URL"}
 
@@ -26,6 +26,12 @@ def cluster_or_skip(kind: ServerKind) -> None:
     server_or_skip(kind)
     if find_cli(kind) is None:
         _missing(CLIS[kind])
+
+
+def postgres_or_skip() -> None:
+    """Skip (or fail, with JOBQUEUE_REQUIRE_SERVERS=1) when PostgreSQL's ``initdb`` and ``pg_ctl`` are missing."""
+    if find_postgres_bin() is None:
+        _missing("PostgreSQL (initdb, pg_ctl)")
 
 
 def _missing(program: str) -> None:

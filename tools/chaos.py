@@ -2,16 +2,19 @@
 
     uv run python tools/chaos.py --backend redis --duration 600
     uv run python tools/chaos.py --backend redis-cluster --duration 600
+    uv run python tools/chaos.py --backend postgres --duration 600
 
 Starts a throw-away server (Redis or Valkey, AOF with ``appendfsync always``:
 with the default ``everysec`` a SIGKILLed server may lose the last second of
 writes it had acknowledged, and the run would report jobs lost by Redis, not
-by jobqueue) or a directory (FileStorage), 2 producer processes (``enqueue`` and
+by jobqueue; PostgreSQL, in a schema of its own, as the ``postgres`` user) or
+a directory (FileStorage), 2 producer processes (``enqueue`` and
 ``enqueue_and_wait`` with unique ids), 4 worker processes whose handler logs
 every execution to an append-only ledger, and 2 reapers with leader election.
 For ``--duration`` seconds it injects faults (SIGKILL of a busy worker,
 SIGSTOP of a worker past the visibility timeout, SIGKILL of the leading
-reaper, SIGKILL and restart of the server, a network partition between the
+reaper, SIGKILL and restart of the server (PostgreSQL: ``pg_ctl stop -m
+immediate``, a crash that replays the WAL at the next start), a network partition between the
 host and the server's network namespace for longer than the lease), then lets
 the queue drain, waits for the results to expire, and prints the checks. A
 share of the jobs run several visibility timeouts, so leases are renewed
@@ -37,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import get_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools.*
 
@@ -44,11 +48,11 @@ from jobqueue import JobQueueError
 
 from tools.chaos_checks import Evidence, Observer, Report, build_report, empty_worker_dirs, storage_size
 from tools.chaos_config import Backend, ChaosConfig, RunFiles, make_storage
-from tools.chaos_faults import Cluster, FaultInjector
+from tools.chaos_faults import Cluster, FaultInjector, Server
 from tools.chaos_ledger import read_completions, read_faults, read_ledger, read_producers, read_reaper_events
 from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
 from tools.clusters import ClusterProcess
-from tools.servers import ServerKind, ServerProcess
+from tools.servers import PostgresServer, ServerKind, ServerProcess
 
 __all__ = ["main", "run_chaos"]
 
@@ -72,7 +76,7 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float, int
 async def run(
     config: ChaosConfig,
     files: RunFiles,
-    server: ServerProcess | None,
+    server: Server | None,
     jail: NetworkJail | None,
     log: Callable[[str], None],
     redis_cluster: ClusterProcess | None = None,
@@ -117,7 +121,9 @@ async def run(
         await asyncio.gather(observing, return_exceptions=True)
         await observer.poll()
         log("drained; waiting for the results to expire")
-        await asyncio.sleep(config.result_ttl)  # nothing can expire before its TTL; the reapers still run
+        # Nothing can expire before its TTL. PostgreSQL deletes expired rows in the leading reaper's
+        # passes (at least one every lock_renew), so the reapers run two passes longer.
+        await asyncio.sleep(config.result_ttl + 2 * config.lock_renew)
         await cluster.stop_role("reaper", timeout=15)
         raw, _ = await storage_size(config)
 
@@ -167,8 +173,8 @@ def _jail(backend: Backend, partition: bool) -> tuple[NetworkJail | None, str]:
     return jail, ""
 
 
-def _server_version(server: ServerProcess) -> str:
-    done = subprocess.run([server.binary, "--version"], capture_output=True, text=True, check=False)
+def _server_version(server: Server) -> str:
+    done = subprocess.run([str(server.binary), "--version"], capture_output=True, text=True, check=False)
     return done.stdout.strip()
 
 
@@ -177,7 +183,7 @@ def run_chaos(
 ) -> tuple[Report, dict[str, object]]:
     """Set up the server or directory, run, tear down; return the report and facts about the run."""
     files = RunFiles(run_dir)
-    server: ServerProcess | None = None
+    server: Server | None = None
     redis_cluster: ClusterProcess | None = None
     partition = bool(config_args.pop("partition", True))
     left = clean_leftovers()  # of runs whose supervisor was SIGKILLed
@@ -198,12 +204,17 @@ def run_chaos(
             redis_cluster = ClusterProcess.start_new(kind, aof=True)
             url = f"{redis_cluster.url}?prefix=chaos-{secrets.token_hex(4)}&min_replicas=1"
         else:
-            single: ServerKind = "redis" if backend == "redis" else "valkey"
             host, launcher = (jail.ns_address, jail.launcher) if jail else ("127.0.0.1", ())
-            server = ServerProcess(single, aof=True, host=host, launcher=launcher)
+            if backend == "postgres":
+                server = PostgresServer(host=host, launcher=launcher)
+                query = f"schema=chaos_{secrets.token_hex(4)}"
+            else:
+                single: ServerKind = "redis" if backend == "redis" else "valkey"
+                server = ServerProcess(single, aof=True, host=host, launcher=launcher)
+                query = f"prefix=chaos-{secrets.token_hex(4)}"
             server.start()
             meta["server"] = _server_version(server)
-            url = f"{server.url}?prefix=chaos-{secrets.token_hex(4)}"
+            url = f"{server.url}?{query}"
         config = ChaosConfig(
             backend=backend,
             url=url,
@@ -232,9 +243,7 @@ def run_chaos(
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--backend", choices=["redis", "valkey", "file", "redis-cluster", "valkey-cluster"], required=True
-    )
+    parser.add_argument("--backend", choices=list(get_args(Backend)), required=True)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of faults (default 60)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     parser.add_argument("--rate", type=float, default=None, help="jobs per second per producer")
@@ -248,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         "--json-out", "--json", type=Path, default=None, help="also write the checks as JSON to this file"
     )
     parser.add_argument(
-        "--no-partition", action="store_true", help="no network namespace, no partition fault (Redis/Valkey)"
+        "--no-partition",
+        action="store_true",
+        help="no network namespace, no partition fault (Redis/Valkey/PostgreSQL)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run directory even when the run passes")
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import asyncpg
 from jobqueue import JobQueueError, JobState, Storage
 from jobqueue_redis._cluster import is_cluster_url, parse_cluster_url
 from redis.asyncio import Redis
@@ -112,9 +113,11 @@ class Observer:
 
 
 async def storage_size(config: ChaosConfig) -> tuple[int, list[str]]:
-    """How much the queue holds: Redis keys under the prefix, or entries under the namespace dirs."""
+    """How much the queue holds: Redis keys under the prefix, entries under the namespace dirs, or rows."""
     if config.backend == "file":
         return await asyncio.to_thread(_file_entries, Path(unquote(urlsplit(config.url).path)))
+    if config.backend == "postgres":
+        return await _postgres_rows(config.url)
     parts = urlsplit(config.url)
     prefix = parse_qs(parts.query)["prefix"][0]
     server_url = parts._replace(query="").geturl()
@@ -127,6 +130,23 @@ async def storage_size(config: ChaosConfig) -> tuple[int, list[str]]:
     finally:
         await client.aclose()
     return len(keys), sorted(keys)
+
+
+async def _postgres_rows(url: str) -> tuple[int, list[str]]:
+    """Rows of the run's schema, expired or not: jobs, worker registrations and locks, as ``table:key``."""
+    parts = urlsplit(url)
+    schema = parse_qs(parts.query)["schema"][0]
+    if not schema.replace("_", "").isalnum() or not schema.islower():
+        raise ValueError(f"unexpected schema name {schema!r}")  # it is formatted into the SQL below
+    conn = await asyncpg.connect(parts._replace(query="").geturl())
+    try:
+        rows = await conn.fetch(
+            f"SELECT 'jobs', id FROM {schema}.jobs UNION ALL SELECT 'workers', id FROM {schema}.workers"
+            f" UNION ALL SELECT 'locks', key FROM {schema}.locks"
+        )
+    finally:
+        await conn.close()
+    return len(rows), sorted(f"{table}:{bytes(key).decode(errors='replace')}" for table, key in rows)
 
 
 def _file_entries(root: Path) -> tuple[int, list[str]]:

@@ -22,7 +22,7 @@ from jobqueue_file import FileStorage
 
 __all__ = ["Backend", "ChaosConfig", "RunFiles", "append_line", "make_storage"]
 
-Backend = Literal["redis", "valkey", "file", "redis-cluster", "valkey-cluster"]
+Backend = Literal["redis", "valkey", "file", "redis-cluster", "valkey-cluster", "postgres"]
 
 
 _PAIRS = ("handler_sleep", "long_sleep", "fault_interval", "stop_extra", "server_downtime", "partition_extra")

@@ -4,10 +4,11 @@
 ``FaultInjector`` picks a fault at random intervals: SIGKILL of a worker that
 holds jobs (a replacement starts at once), SIGSTOP of a worker for longer
 than the visibility timeout then SIGCONT, SIGKILL of the leading reaper (a
-replacement starts), and on Redis/Valkey a SIGKILL of the server and a
-restart on the same port, and a network partition (the link to the server's
-namespace down for longer than the lease, see ``chaos_netns``). Each fault is logged with the jobs in flight at
-that moment, so the checks can measure recovery.
+replacement starts), and on Redis/Valkey/PostgreSQL a crash of the server
+(SIGKILL; ``pg_ctl stop -m immediate``) and a restart on the same port, and
+a network partition (the link to the server's namespace down for longer
+than the lease, see ``chaos_netns``). Each fault is logged with the jobs in
+flight at that moment, so the checks can measure recovery.
 """
 
 from __future__ import annotations
@@ -21,19 +22,38 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from tools.chaos_config import ChaosConfig, RunFiles, append_line
 from tools.chaos_ledger import Fault, LedgerTail, read_reaper_events
 from tools.chaos_netns import NetworkJail
 from tools.clusters import ClusterProcess, key_slot
-from tools.servers import ServerProcess
 
-__all__ = ["FAULT_KINDS", "Cluster", "FaultInjector", "Proc"]
+__all__ = ["FAULT_KINDS", "Cluster", "FaultInjector", "Proc", "Server"]
 
 ROLES_SCRIPT = Path(__file__).resolve().with_name("chaos_roles.py")
 
 FAULT_KINDS = ("kill-worker", "stop-worker", "kill-reaper", "restart-server", "partition", "failover")
+
+
+class Server(Protocol):
+    """What the restart fault needs of a server (``tools.servers``' ``ServerProcess`` or ``PostgresServer``)."""
+
+    @property
+    def binary(self) -> str | Path: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def kill(self) -> None:
+        """Crash the server: SIGKILL, or ``pg_ctl stop -m immediate``."""
+
+    def start(self) -> None:
+        """Start it again on the same port and data; return once it accepts connections."""
+
+    def close(self) -> None:
+        """Stop it for good and remove its files."""
 
 
 @dataclass
@@ -143,7 +163,7 @@ class FaultInjector:
         config: ChaosConfig,
         files: RunFiles,
         cluster: Cluster,
-        server: ServerProcess | None,
+        server: Server | None,
         rng: random.Random,
         jail: NetworkJail | None = None,
         redis_cluster: ClusterProcess | None = None,

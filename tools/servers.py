@@ -248,7 +248,13 @@ class PostgresServer(Throwaway):
     recovery from the WAL at the next start), ``stop`` a fast clean shutdown.
     """
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, host: str = "127.0.0.1", launcher: tuple[str, ...] = ()
+    ) -> None:
+        """``host``: the address to listen on and dial; ``launcher``: a command prefix for ``pg_ctl start``.
+
+        With ``ip netns exec NS`` as the launcher, the postmaster runs in that network namespace.
+        """
         bindir = find_postgres_bin()
         if bindir is None:
             raise FileNotFoundError(
@@ -256,6 +262,8 @@ class PostgresServer(Throwaway):
             )
         self.bindir = bindir
         self.port = port or free_port()
+        self.host = host
+        self.launcher = launcher
         self._tmp = tempfile.TemporaryDirectory(prefix="jobqueue-postgres-")
         self.dir = Path(self._tmp.name)
         self.data = self.dir / "data"
@@ -276,6 +284,9 @@ class PostgresServer(Throwaway):
             "--no-sync",
             "--no-instructions",
         )
+        if host != "127.0.0.1":  # initdb trusts loopback only; the clients of a namespace dial from its link
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet trust\n")
 
     @classmethod
     def start_new(cls) -> Self:
@@ -290,8 +301,22 @@ class PostgresServer(Throwaway):
 
     @property
     def url(self) -> str:
-        """``postgresql://postgres@127.0.0.1:PORT/postgres``."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        """``postgresql://postgres@HOST:PORT/postgres``."""
+        return f"postgresql://postgres@{self.host}:{self.port}/postgres"
+
+    @property
+    def binary(self) -> Path:
+        """The server program (``postgres --version`` names the release)."""
+        return self.bindir / "postgres"
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id (first line of ``postmaster.pid``), while it runs."""
+        try:
+            first = (self.data / "postmaster.pid").read_text().split("\n", 1)[0]
+        except OSError:
+            return None
+        return int(first) if first.strip().isdigit() else None
 
     @property
     def running(self) -> bool:
@@ -301,7 +326,7 @@ class PostgresServer(Throwaway):
     def start(self) -> None:
         """Start the server (again) on this port and data directory; ``pg_ctl -w`` waits until it accepts connections."""
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c max_connections=300 "
+            f"-p {self.port} -c listen_addresses={self.host} -k {self.dir} -c max_connections=300 "
             # Throw-away data: skip fsync (a process crash loses nothing the OS already has; commits stay synchronous).
             "-c fsync=off -c full_page_writes=off"
         )
@@ -310,7 +335,7 @@ class PostgresServer(Throwaway):
                 " -c shared_preload_libraries=pg_stat_statements"  # statements per job, counted by tests
             )
         self._run("pg_ctl", "start", "-w", "-t", str(int(READY_TIMEOUT * 4)), "-D", str(self.data),
-                  "-l", str(self.dir / "server.log"), "-o", options)  # fmt: skip
+                  "-l", str(self.dir / "server.log"), "-o", options, launcher=self.launcher)  # fmt: skip
 
     def kill(self) -> None:
         """Stop like a crash: ``pg_ctl stop -m immediate`` (no checkpoint; the next start replays the WAL)."""
@@ -329,9 +354,11 @@ class PostgresServer(Throwaway):
         if self.running:
             self._run("pg_ctl", "stop", "-w", "-D", str(self.data), "-m", mode)
 
-    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    def _run(
+        self, tool: str, *args: str, check: bool = True, launcher: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[bytes]:
         result = subprocess.run(
-            [*self._as_user, str(self.bindir / tool), *args],
+            [*launcher, *self._as_user, str(self.bindir / tool), *args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             check=False,

@@ -1,4 +1,4 @@
-"""The chaos run in CI: 30 seconds of faults on Redis, Valkey and FileStorage, and the bugs it found.
+"""The chaos run in CI: 30 seconds of faults on each storage, and the bugs it found.
 
 The faults come in shuffled rounds of every kind and the injector always
 finishes the first round, so 30 s hold each kind at least once.
@@ -23,7 +23,7 @@ from jobqueue_file import FileStorage
 from jobqueue_redis import RedisStorage
 from redis.asyncio import Redis
 
-from tests.server_support import cluster_or_skip, server_or_skip
+from tests.server_support import cluster_or_skip, postgres_or_skip, server_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,11 +37,14 @@ ROOT = Path(__file__).resolve().parents[2]
         pytest.param("valkey", marks=pytest.mark.valkey),
         pytest.param("file", marks=pytest.mark.file),
         pytest.param("redis-cluster", marks=[pytest.mark.redis, pytest.mark.cluster]),
+        pytest.param("postgres", marks=pytest.mark.postgres),
     ],
 )
 def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
     if backend == "redis-cluster":
         cluster_or_skip("redis")
+    elif backend == "postgres":
+        postgres_or_skip()
     elif backend != "file":
         server_or_skip(backend)  # type: ignore[arg-type]  # "redis" or "valkey" here
     report_path = tmp_path / "report.json"
@@ -72,7 +75,7 @@ def test_chaos_run_keeps_every_job(backend: str, tmp_path: Path) -> None:
     server_fault = {"file": (), "redis-cluster": ("failover",)}.get(backend, ("restart-server",))
     for kind in ("kill-worker", "stop-worker", "kill-reaper", *server_fault):
         assert kind in faults, output
-    if backend in ("redis", "valkey"):  # the partition runs, or the report says why it could not
+    if backend in ("redis", "valkey", "postgres"):  # the partition runs, or the report says why it could not
         assert "partition" in faults or "partition fault skipped" in values, output
     accepted = next(int(row["value"]) for row in report["rows"] if row["name"] == "accepted jobs")
     assert accepted > 100, output

@@ -37,7 +37,7 @@ async def test_migrate_creates_the_schema_and_says_its_version(
     url = f"{postgres_url}?schema={schema}"
     result = await asyncio.to_thread(run_cli, "migrate", "--storage", url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "is at version 1" in result.stdout
+    assert "is at version 2" in result.stdout  # 0002_worker_info.sql is the newest
     conn = await asyncpg.connect(postgres_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema) == 1

@@ -40,9 +40,9 @@ async def _statements(admin: asyncpg.Connection, schema: str) -> dict[str, int]:
     return counts
 
 
-async def test_a_job_costs_three_statements(
-    postgres_url: str, schema: str, admin: asyncpg.Connection
-) -> None:
+@pytest.fixture
+async def counting(admin: asyncpg.Connection) -> asyncpg.Connection:
+    """``admin``, once ``pg_stat_statements`` is known to count (skips when the server cannot)."""
     if not await admin.fetchval(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_stat_statements'"
     ):
@@ -52,6 +52,13 @@ async def test_a_job_costs_three_statements(
         await admin.fetchval("SELECT count(*) FROM pg_stat_statements")
     except asyncpg.ObjectNotInPrerequisiteStateError:
         pytest.skip("pg_stat_statements is not in shared_preload_libraries on this server")
+    return admin
+
+
+async def test_a_job_costs_three_statements(
+    postgres_url: str, schema: str, counting: asyncpg.Connection
+) -> None:
+    admin = counting
     async with PostgresStorage(postgres_url, schema=schema) as storage:
         queue: Queue[int, int] = Queue(storage, concurrency=10, block_timeout=5.0)
         done = asyncio.Event()
@@ -75,3 +82,30 @@ async def test_a_job_costs_three_statements(
     total = sum(calls.values())
     print(f"\n{total / JOBS:.2f} statements per job:", {k: v for k, v in calls.items() if v})
     assert total / JOBS <= 3.5, calls  # enqueue, claim and finish each at most once per job, plus heartbeats
+
+
+async def test_a_request_costs_one_claim(
+    postgres_url: str, schema: str, counting: asyncpg.Connection
+) -> None:
+    # A worker that took the last ready job waits for the next notification without asking again:
+    # one claim per sequential request, not two (the second would find nothing).
+    requests = 60
+    async with PostgresStorage(postgres_url, schema=schema) as storage:
+        queue: Queue[int, int] = Queue(storage, concurrency=10, block_timeout=5.0)
+
+        @queue.execute
+        async def handler(job: Job[int]) -> int:
+            return job.payload
+
+        async with queue:
+            await queue.enqueue_and_wait(
+                "warm", 0, timeout=30
+            )  # the channel listened to, statements prepared
+            before = await _statements(counting, schema)
+            for i in range(requests):
+                assert await queue.enqueue_and_wait(f"r{i}", i, timeout=30) == i
+            after = await _statements(counting, schema)
+    claims = after.get("claim", 0) - before.get("claim", 0)
+    print(f"\n{claims / requests:.2f} claims per request")
+    # a few more for the 2 s safety re-check of a blocked claim on a slow machine
+    assert requests <= claims <= requests * 1.1 + 3, claims

@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jobqueue.storage import Channel, EventKind, Finish, StorageEvent, encode_event, rules
 from jobqueue_postgres import PostgresStorage
-from jobqueue_postgres._events import Subscription, parse_payload
+from jobqueue_postgres._events import (
+    Subscription,
+    listen_channels,
+    notify_channel,
+    parse_payload,
+    wake_channel,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -169,3 +175,16 @@ async def test_a_slow_subscriber_keeps_the_newest_events() -> None:
     subscription.close()
     assert [event.job_id async for event in subscription] == ["j2", "j3", "j4"]
     assert subscription.dropped == 2
+
+
+def test_every_event_kind_goes_out_where_its_subscribers_listen() -> None:
+    for kind in EventKind:
+        sent = notify_channel("jq_stem", kind)
+        for channel in kind.channels:
+            assert sent in listen_channels("jq_stem", frozenset({channel})), kind
+    # waiters hear outcomes only, blocked claims only the events that may make a job ready
+    assert listen_channels("jq_stem", frozenset({Channel.DONE})) == [
+        notify_channel("jq_stem", EventKind.COMPLETED)
+    ]
+    waking = {kind for kind in EventKind if notify_channel("jq_stem", kind) == wake_channel("jq_stem")}
+    assert waking == {EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.FAILING, EventKind.STALLED}

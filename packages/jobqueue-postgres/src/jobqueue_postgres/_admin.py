@@ -13,6 +13,7 @@ from jobqueue import JobState
 from jobqueue.storage import JobPage, WorkerRecord, rules
 
 from ._connection import Plumbing, pg_errors
+from ._events import wake_channel
 from ._records import encode_name, present, to_record
 from ._sql import JOB_COLUMNS, NOW
 
@@ -132,7 +133,7 @@ class PostgresAdminMixin(Plumbing):
                 SELECT pg_notify($3, {{s}}.event_payload('enqueued', id, {NOW}, NULL, NULL)) FROM reset""",
             self._ns,
             encode_name(job_id, "job_id"),
-            self._channel,
+            wake_channel(self._channel),
         )
         return bool(rows)
 

@@ -12,7 +12,7 @@ from asyncpg.pool import PoolConnectionProxy
 from jobqueue import JobQueueError
 from jobqueue.storage import StorageError, map_exceptions
 
-from ._events import Listener
+from ._events import Drained, Listener
 from ._migrations import migrate, quote_schema
 from ._records import Options
 from ._sql import Statements
@@ -44,6 +44,7 @@ class Shared:
         self.options = options
         self.sql = Statements.for_schema(quote_schema(options.schema))
         self.refs = 0
+        self.drained: dict[str, Drained] = {}  # per channel: what the last claim that ran dry learnt
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()

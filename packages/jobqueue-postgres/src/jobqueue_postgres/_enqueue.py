@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from jobqueue.storage import EnqueueOutcome, NewJob, StorageError, check_new_job, rules
 
 from ._connection import Conn, Plumbing
+from ._events import wake_channel
 from ._records import encode_name, present, to_record
 
 __all__ = ["EnqueueMixin", "clamp_ms"]
@@ -77,7 +78,7 @@ class EnqueueMixin(Plumbing):
                 [job.message for job in pending],
                 [clamp_ms(job.delay_ms) for job in pending],
                 [job.priority for job in pending],
-                self._channel,
+                wake_channel(self._channel),
                 rules.MAX_DEADLINE_MS,
             )
             retry: list[NewJob] = []

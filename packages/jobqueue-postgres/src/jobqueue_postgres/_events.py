@@ -1,8 +1,10 @@
 """LISTEN/NOTIFY: one listening connection per storage, shared by its views, feeding subscriptions and claims.
 
-Each namespace has its own NOTIFY channel (``_records.channel_name``), listened
-to from the first subscription or blocking claim on it until the storage
-disconnects. A payload is ``'e'`` + base64 of an encoded event, or ``'i'`` +
+Each namespace has four NOTIFY channels (``_records.channel_name`` and a
+suffix), one per kind of listener, and each event is sent on one of them:
+blocked claims hear only what may make a job ready, waiters only outcomes. A
+channel is listened to from the first subscription or blocking claim that
+needs it until the storage disconnects. A payload is ``'e'`` + base64 of an encoded event, or ``'i'`` +
 base64 of the event without its data when the whole one was over the 8000-byte
 NOTIFY limit: the subscription then reads the data from the job's row.
 
@@ -16,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 
 import asyncpg
 from jobqueue.storage import (
@@ -32,12 +34,55 @@ from jobqueue.storage import (
     rules,
 )
 
-__all__ = ["ClaimWaiter", "Listener", "Subscription", "parse_payload"]
+__all__ = [
+    "ClaimWaiter",
+    "Drained",
+    "Listener",
+    "Subscription",
+    "listen_channels",
+    "notify_channel",
+    "parse_payload",
+    "wake_channel",
+]
 
 logger = logging.getLogger("jobqueue.postgres")
 
-# Events after which a blocked claim may find work: a job became ready, or the schedule changed.
-_WAKING = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.FAILING, EventKind.STALLED})
+# Each event goes out on one NOTIFY channel of its namespace, by what its listeners want, so
+# that a process hears only what it listens for: "w" the events after which a job may be ready
+# (blocked claims), "d" terminal outcomes (waiters), "e" the rest of the life cycle, "c" aborts.
+# The statements in _sql name the same suffixes.
+_SUFFIXES = {
+    EventKind.ENQUEUED: "_w",
+    EventKind.REQUEUED: "_w",
+    EventKind.FAILING: "_w",
+    EventKind.STALLED: "_w",
+    EventKind.COMPLETED: "_d",
+    EventKind.FAILED: "_d",
+    EventKind.CANCELLED: "_d",
+    EventKind.PROCESSING: "_e",
+    EventKind.PROGRESS: "_e",
+    EventKind.WORKER_JOINED: "_e",
+    EventKind.WORKER_LEFT: "_e",
+    EventKind.ABORT: "_c",
+}
+_WAKING = frozenset(kind for kind, suffix in _SUFFIXES.items() if suffix == "_w")
+"""Events after which a blocked claim may find work: a job became ready, or the schedule changed."""
+
+
+def wake_channel(stem: str) -> str:
+    """The channel of the ``_WAKING`` events."""
+    return stem + "_w"
+
+
+def notify_channel(stem: str, kind: EventKind) -> str:
+    """The channel an event of ``kind`` is sent on."""
+    return stem + _SUFFIXES[kind]
+
+
+def listen_channels(stem: str, channels: frozenset[Channel]) -> list[str]:
+    """The NOTIFY channels that carry every event a subscription to ``channels`` receives."""
+    return sorted({stem + _SUFFIXES[kind] for kind in EventKind if channels.intersection(kind.channels)})
+
 
 FetchData = Callable[[StorageEvent], Awaitable[bytes | None]]
 
@@ -96,6 +141,24 @@ class Subscription:
         return event
 
 
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """A claim took every ready job: as of the listener's ``mark``, with none scheduled before ``due_at``.
+
+    ``due_at`` is event-loop time; None when nothing is scheduled. Until the
+    mark moves (a notification that may make a job ready, or a lost listening
+    connection) or ``due_at`` passes, another claim would find nothing: a
+    blocking claim can wait for the notification without asking first.
+    """
+
+    mark: tuple[int, int]
+    due_at: float | None
+
+    def due_ms(self, now: float) -> int | None:
+        """Milliseconds from ``now`` until the next scheduled job falls due."""
+        return None if self.due_at is None else max(0, int((self.due_at - now) * 1000))
+
+
 class ClaimWaiter:
     """A blocked claim: set when an event may have made a job ready (or the connection dropped)."""
 
@@ -139,17 +202,21 @@ class Listener:
         self._reconnect: asyncio.Task[None] | None = None
         self._priming: asyncio.Task[None] | None = None
         self._closed = False
+        self._wakes: dict[str, int] = {}  # notifications dispatched per channel that may make a job ready
+        self._drops = 0  # listening connections lost: notifications may have been missed
 
-    async def add(self, channel: str, sink: Sink) -> None:
-        """Deliver the channel's events from now on to ``sink``; returns once the channel is listened to.
+    async def add(self, channels: Iterable[str], sink: Sink) -> None:
+        """Deliver the channels' events from now on to ``sink``; returns once they are listened to.
 
         The sink is attached after a round trip on the listening connection:
         notifications arrive in order with query results, so one sent before
         (an event published before this subscription) is dispatched first and
         never reaches the new sink.
         """
-        await self._listen(channel, barrier=True)
-        self._sinks.setdefault(channel, set()).add(sink)
+        channels = list(channels)
+        await self._listen(channels, barrier=True)
+        for channel in channels:
+            self._sinks.setdefault(channel, set()).add(sink)
 
     def start(self, channel: str) -> None:
         """Connect and LISTEN to ``channel`` in the background, ahead of the first subscription or blocking claim."""
@@ -157,18 +224,29 @@ class Listener:
 
     async def _prime(self, channel: str) -> None:
         try:
-            await self._listen(channel)
+            await self._listen([channel])
         except (StorageError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.debug("listener not opened ahead: %s", exc)  # the first add() tries again and reports
 
-    async def _listen(self, channel: str, *, barrier: bool = False) -> None:
+    async def _listen(self, channels: Iterable[str], *, barrier: bool = False) -> None:
         async with self._lock:
             conn = await self._ensure_connection()
-            if channel not in self._listening:
-                await conn.add_listener(channel, self._on_notify)
-                self._listening.add(channel)
+            for channel in channels:
+                if channel not in self._listening:
+                    await conn.add_listener(channel, self._on_notify)
+                    self._listening.add(channel)
             if barrier:
                 await conn.execute("SELECT 1")
+
+    def mark(self, channel: str) -> tuple[int, int] | None:
+        """Where the channel's wake-ups stand; None when it is not listened to.
+
+        Two equal marks bracket a span in which no notification that may make a
+        job ready was dispatched and the listening connection never dropped.
+        """
+        if channel not in self._listening or self._conn is None or self._conn.is_closed():
+            return None
+        return self._drops, self._wakes.get(channel, 0)
 
     def watch(self, channel: str, sink: Sink) -> bool:
         """Deliver to ``sink`` at once when the channel is already listened to; False (and no change) if not."""
@@ -177,11 +255,12 @@ class Listener:
         self._sinks.setdefault(channel, set()).add(sink)
         return True
 
-    def remove(self, channel: str, sink: Sink) -> None:
-        """Stop delivering to ``sink``. The channel stays listened to: the next claim needs it again."""
-        sinks = self._sinks.get(channel)
-        if sinks is not None:
-            sinks.discard(sink)
+    def remove(self, channels: Iterable[str], sink: Sink) -> None:
+        """Stop delivering to ``sink``. The channels stay listened to: the next claim needs them again."""
+        for channel in channels:
+            sinks = self._sinks.get(channel)
+            if sinks is not None:
+                sinks.discard(sink)
 
     async def _ensure_connection(self) -> asyncpg.Connection:
         if self._closed:
@@ -199,6 +278,8 @@ class Listener:
         except Exception:
             logger.warning("ignored an unreadable notification on %s: %.60r", channel, payload)
             return
+        if event.kind in _WAKING:
+            self._wakes[channel] = self._wakes.get(channel, 0) + 1
         for sink in list(self._sinks.get(channel, ())):
             sink.deliver(event, partial)
 
@@ -207,6 +288,7 @@ class Listener:
             return
         self._conn = None
         self._listening.clear()
+        self._drops += 1
         for sinks in self._sinks.values():
             for sink in list(sinks):
                 sink.lost()
@@ -221,8 +303,7 @@ class Listener:
             if not wanted:
                 return
             try:
-                for channel in wanted:
-                    await self._listen(channel)
+                await self._listen(wanted)
             except (StorageError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 logger.debug("listener reconnect failed: %s", exc)
                 await asyncio.sleep(delay)

@@ -51,7 +51,7 @@ def encode_name(value: str, what: str) -> bytes:
 
 
 def channel_name(schema: str, namespace: bytes) -> str:
-    """The NOTIFY channel of a namespace: a digest, so any namespace makes a short, plain identifier."""
+    """The stem of a namespace's NOTIFY channels (``_events``): a digest, so any namespace makes a plain identifier."""
     return "jq_" + hashlib.sha256(schema.encode() + b"\0" + namespace).hexdigest()[:40]
 
 

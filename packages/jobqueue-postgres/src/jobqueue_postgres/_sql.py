@@ -57,7 +57,7 @@ class Statements:
         """Build the statements for the quoted schema ``s``."""
         event = f"{s}.event_payload"
         return cls(
-            # $2 ids, $3 messages, $4 delays, $5 priorities, $6 channel, $7 max deadline.
+            # $2 ids, $3 messages, $4 delays, $5 priorities, $6 channel (of enqueued), $7 max deadline.
             # Duplicate ids within one batch were removed by the caller.
             enqueue=f"""
 WITH input AS (
@@ -87,7 +87,7 @@ LEFT JOIN LATERAL (
     SELECT * FROM {s}.jobs WHERE x.id IS NULL AND namespace = $1 AND id = i.id OFFSET 0  -- one key lookup per duplicate
 ) j ON true
 ORDER BY i.ord""",
-            # $2 worker, $3 lease ms, $4 limit, $5 channel, $6 max deadline.
+            # $2 worker, $3 lease ms, $4 limit, $5 channel (of processing), $6 max deadline.
             claim=f"""
 WITH ready AS (
     -- rules.claim_order: higher priority first, then first in, first out
@@ -110,18 +110,21 @@ WITH ready AS (
         lease_until = least({NOW} + $3, $6), run_at = NULL, abort_requested = false, updated_at = {NOW}
     FROM chosen c WHERE j.namespace = $1 AND j.id = c.id AND j.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING j.id, j.message, j.attempts, c.priority, c.due_at, c.seq
+), next_due AS (
+    -- ms until the next scheduled job or retry falls due (NULL: none), as of the statement's start
+    SELECT min(run_at) - {NOW} AS ms FROM {s}.jobs
+    WHERE namespace = $1 AND run_at IS NOT NULL AND state IN ('queued', 'failing')
 )
-SELECT id, message, attempts, pg_notify($5, {event}('processing', id, {NOW}, $2, NULL)), NULL::bigint AS next_due,
-       priority, due_at, seq
+SELECT id, message, attempts, pg_notify($5, {event}('processing', id, {NOW}, $2, NULL)),
+       (SELECT ms FROM next_due) AS next_due, priority, due_at, seq
 FROM claimed
 UNION ALL
--- nothing claimed: one row with the ms until the next scheduled job or retry falls due (NULL: none)
-SELECT NULL, NULL, NULL, NULL, (
-    SELECT min(run_at) - {NOW} FROM {s}.jobs
-    WHERE namespace = $1 AND run_at IS NOT NULL AND state IN ('queued', 'failing')), NULL, NULL, NULL
+-- nothing claimed: one row with only next_due
+SELECT NULL, NULL, NULL, NULL, (SELECT ms FROM next_due), NULL, NULL, NULL
 WHERE NOT EXISTS (SELECT 1 FROM claimed)
 ORDER BY priority DESC, due_at NULLS FIRST, seq""",
-            # $2 worker, $3 ids, $4 kinds, $5 data, $6 ms, $7 inline data, $8 channel, $9 max deadline.
+            # $2 worker, $3 ids, $4 kinds, $5 data, $6 ms, $7 inline data, $8 channel of completed and failed,
+            # $9 max deadline, $10 channel of failing and requeued.
             finish=f"""
 WITH input AS (
     SELECT * FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::bigint[], $7::bytea[])
@@ -143,14 +146,14 @@ WITH input AS (
     RETURNING j.id
 )
 SELECT i.ord, f.id IS NOT NULL,
-       CASE WHEN f.id IS NOT NULL THEN pg_notify($8, {event}(
+       CASE WHEN f.id IS NOT NULL THEN pg_notify(CASE WHEN i.kind IN ('complete', 'fail') THEN $8 ELSE $10 END, {event}(
            CASE i.kind WHEN 'complete' THEN 'completed' WHEN 'fail' THEN 'failed'
                        WHEN 'retry' THEN 'failing' ELSE 'requeued' END,
            i.id, {NOW}, $2, i.inline)) END
 FROM input i LEFT JOIN finished f ON f.id = i.id
 ORDER BY i.ord""",
-            # $2 worker, $3 ttl ms (NULL: no registration), $4 ids, $5 lease ms, $6 max deadline, $7 channel,
-            # $8 info.
+            # $2 worker, $3 ttl ms (NULL: no registration), $4 ids, $5 lease ms, $6 max deadline,
+            # $7 channel (of worker_joined), $8 info.
             heartbeat=f"""
 WITH previous AS (
     SELECT expires_at FROM {s}.workers WHERE namespace = $1 AND id = $2 AND $3::bigint IS NOT NULL
@@ -176,7 +179,7 @@ WITH previous AS (
     WHERE j.namespace = $1 AND j.id = o.id AND j.id = ANY($4::bytea[]) AND (j.lease_until IS NULL OR j.lease_until < least({NOW} + $5, $6))
 )
 SELECT id, abort_requested FROM owned""",
-            # $2 worker, $3 channel. A worker that still holds jobs stays listed, lapsed, until they are recovered.
+            # $2 worker, $3 channel (of worker_left). A worker that still holds jobs stays listed, lapsed, until they are recovered.
             unregister=f"""
 WITH holds AS (
     SELECT EXISTS (SELECT 1 FROM {s}.jobs WHERE namespace = $1 AND worker_id = $2 AND state = 'processing') AS held
@@ -190,7 +193,7 @@ WITH holds AS (
 )
 -- mirrors rules.unregister_worker: worker_left when the registration was live
 SELECT pg_notify($3, {event}('worker_left', ''::bytea, {NOW}, $2, NULL)) FROM previous WHERE expires_at > {NOW}""",
-            # $2 id, $3 worker, $4 data, $5 channel.
+            # $2 id, $3 worker, $4 data, $5 channel (of progress).
             set_progress=f"""
 WITH stored AS (
     -- mirrors rules.set_progress (rules.owned)
@@ -207,7 +210,7 @@ FOR UPDATE""",
             delete_job=f"DELETE FROM {s}.jobs WHERE namespace = $1 AND id = $2",
             flag_abort=f"UPDATE {s}.jobs SET abort_requested = true WHERE namespace = $1 AND id = $2",
             set_expiry=f"UPDATE {s}.jobs SET expires_at = $3 WHERE namespace = $1 AND id = $2",
-            # $2 limit, $3 channel.
+            # $2 limit, $3 channel (of stalled and requeued).
             recover=f"""
 WITH stalled AS (
     -- rules.is_stalled, oldest lease first
@@ -262,7 +265,7 @@ WHERE j.namespace = $1 AND j.id = ANY($2::bytea[]) AND {_LIVE}""",
         return [
             (self.enqueue, (ns, [], [], [], [], channel, cap)),
             (self.claim, (ns, b"w", 1, 1, channel, cap)),
-            (self.finish, (ns, b"w", [], [], [], [], [], channel, cap)),
+            (self.finish, (ns, b"w", [], [], [], [], [], channel, cap, channel)),
             (self.heartbeat, (ns, b"w", None, [], 1, cap, channel, b"")),
             (self.get_many, (ns, [])),
             (self.compile_events, ()),

@@ -4,7 +4,9 @@ Each hot-path primitive (enqueue, claim, finish, heartbeat, progress) is one
 statement (``_sql``), so it is atomic without an explicit transaction and
 costs one round trip. Rarely used changes (cancel, TTL updates) read the row
 under a lock, decide with the ``rules`` functions themselves and write, in one
-transaction. Blocking claims wait on LISTEN/NOTIFY (``_events``).
+transaction. Blocking claims wait on LISTEN/NOTIFY (``_events``); a claim
+right after one that took every ready job waits at once when no notification
+came in between (``Drained``), so a request costs one claim, not two.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from jobqueue.storage import (
 from ._admin import PostgresAdminMixin
 from ._connection import Conn, Shared, pg_errors
 from ._enqueue import EnqueueMixin, clamp_ms
-from ._events import ClaimWaiter, Subscription
+from ._events import ClaimWaiter, Drained, Subscription, listen_channels, notify_channel, wake_channel
 from ._migrations import migrate
 from ._records import Options, channel_name, encode_name, present, to_record
 
@@ -116,7 +118,8 @@ class PostgresStorage(
             raise ValueError(f"namespace name must be a non-empty str, got {name!r}")
         self._name = name
         self._ns = encode_name(name, "namespace name")
-        self._channel = channel_name(self._shared.options.schema, self._ns)
+        self._channel = channel_name(self._shared.options.schema, self._ns)  # the stem
+        self._wake = wake_channel(self._channel)
 
     def __repr__(self) -> str:
         return f"PostgresStorage(schema={self._shared.options.schema!r}, namespace={self._name!r})"
@@ -140,7 +143,7 @@ class PostgresStorage(
 
     async def connect(self) -> None:
         """Open the pool (and migrate the schema) on the first call; later calls take a reference."""
-        await self._shared.open(self._channel)
+        await self._shared.open(self._wake)
 
     async def disconnect(self) -> None:
         """Release one ``connect``; the last ends subscriptions and closes the connections."""
@@ -164,16 +167,20 @@ class PostgresStorage(
         waiter = ClaimWaiter()
         # Wake-ups must be watched before looking, or a job enqueued in between is noticed only at the
         # safety re-check. Once the channel is listened to, that costs nothing, so it is the common path.
-        watching = timeout_ms > 0 and listener.watch(self._channel, waiter)
+        watching = timeout_ms > 0 and listener.watch(self._wake, waiter)
+        loop = asyncio.get_running_loop()
         try:
-            claims, due_ms = await self._claim_once(worker, lease_ms, limit)
-            if claims or timeout_ms == 0:
-                return claims
-            loop = asyncio.get_running_loop()
+            drained = self._still_drained() if watching else None
+            if drained is None:
+                claims, due_ms = await self._claim_once(worker, lease_ms, limit)
+                if claims or timeout_ms == 0:
+                    return claims
+            else:  # a claim here took every ready job and nothing woke since: looking again finds nothing
+                claims, due_ms = [], drained.due_ms(loop.time())
             deadline = loop.time() + timeout_ms / 1000
             if not watching:
                 with pg_errors("listen"):
-                    await listener.add(self._channel, waiter)  # the first LISTEN of this namespace
+                    await listener.add([self._wake], waiter)  # the first LISTEN of this namespace
                 watching = True
                 claims, due_ms = await self._claim_once(worker, lease_ms, limit)
             while not claims:
@@ -189,11 +196,21 @@ class PostgresStorage(
             return claims
         finally:
             if watching:
-                listener.remove(self._channel, waiter)
+                listener.remove([self._wake], waiter)
+
+    def _still_drained(self) -> Drained | None:
+        """The last dry claim's knowledge, if no job can have become ready since (see ``Drained``)."""
+        drained = self._shared.drained.get(self._wake)
+        if drained is None or drained.mark != self._shared.listener.mark(self._wake):
+            return None
+        if drained.due_at is not None and drained.due_at <= asyncio.get_running_loop().time():
+            return None
+        return drained
 
     async def _claim_once(self, worker: bytes, lease_ms: int, limit: int) -> tuple[list[Claim], int | None]:
-        """Claim what is ready; with nothing, the ms until the next scheduled job falls due (None: none)."""
+        """Claim what is ready, and the ms until the next scheduled job falls due (None: none)."""
         sql = self._shared.sql
+        mark = self._shared.listener.mark(self._wake)  # before the statement: a later wake-up moves it
         rows = await self._fetch(
             None,
             "claim",
@@ -202,12 +219,21 @@ class PostgresStorage(
             worker,
             clamp_ms(lease_ms),
             limit,
-            self._channel,
+            notify_channel(self._channel, EventKind.PROCESSING),
             rules.MAX_DEADLINE_MS,
         )
-        if len(rows) == 1 and rows[0][0] is None:
-            return [], rows[0][4]
-        return [Claim(bytes(row[0]).decode("utf-8"), bytes(row[1]), row[2]) for row in rows], None
+        due_ms: int | None = rows[0][4]
+        claims = (
+            []
+            if rows[0][0] is None
+            else [Claim(bytes(row[0]).decode("utf-8"), bytes(row[1]), row[2]) for row in rows]
+        )
+        if mark is not None and len(claims) < limit:
+            due_at = None if due_ms is None else asyncio.get_running_loop().time() + due_ms / 1000
+            self._shared.drained[self._wake] = Drained(mark, due_at)
+        else:
+            self._shared.drained.pop(self._wake, None)
+        return claims, due_ms
 
     async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         firsts: dict[str, Finish] = {}
@@ -228,8 +254,9 @@ class PostgresStorage(
                 rules.inline(o.data) if o.kind in (FinishKind.COMPLETE, FinishKind.FAIL) else None
                 for o in unique
             ],
-            self._channel,
+            notify_channel(self._channel, EventKind.COMPLETED),  # and failed
             rules.MAX_DEADLINE_MS,
+            self._wake,  # failing and requeued
         )
         stored = {o.job_id: bool(row[1]) for o, row in zip(unique, rows, strict=True)}
         # A repeated id in one batch: the first finish ends the attempt, so the job is no longer owned.
@@ -251,7 +278,7 @@ class PostgresStorage(
             [encode_name(job_id, "job_id") for job_id in job_ids],
             clamp_ms(lease_ms),
             rules.MAX_DEADLINE_MS,
-            self._channel,
+            notify_channel(self._channel, EventKind.WORKER_JOINED),
             info,
         )
         aborted = {bytes(row[0]).decode("utf-8"): bool(row[1]) for row in rows}
@@ -269,7 +296,7 @@ class PostgresStorage(
             self._shared.sql.unregister,
             self._ns,
             encode_name(worker_id, "worker_id"),
-            self._channel,
+            notify_channel(self._channel, EventKind.WORKER_LEFT),
         )
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
@@ -281,7 +308,7 @@ class PostgresStorage(
             encode_name(job_id, "job_id"),
             encode_name(worker_id, "worker_id"),
             data,
-            self._channel,
+            notify_channel(self._channel, EventKind.PROGRESS),
         )
         return bool(rows)
 
@@ -302,7 +329,7 @@ class PostgresStorage(
                     worker = record.worker_id if step.event is EventKind.ABORT else None
                     await conn.execute(
                         sql.notify,
-                        self._channel,
+                        notify_channel(self._channel, step.event),
                         step.event.value,
                         key,
                         None if worker is None else encode_name(worker, "worker_id"),
@@ -322,7 +349,7 @@ class PostgresStorage(
         sql = self._shared.sql
         stalled: list[Stalled] = []
         while True:
-            rows = await self._fetch(None, "recover_stalled", sql.recover, self._ns, _BATCH, self._channel)
+            rows = await self._fetch(None, "recover_stalled", sql.recover, self._ns, _BATCH, self._wake)
             stalled += [
                 Stalled(bytes(row[0]).decode("utf-8"), bytes(row[1] or b"").decode("utf-8")) for row in rows
             ]
@@ -368,11 +395,11 @@ class PostgresStorage(
         subscription = Subscription(channels, self._fetch_data)
         listener = self._shared.listener
         with pg_errors("subscribe"):
-            await listener.add(self._channel, subscription)
+            await listener.add(listen_channels(self._channel, channels), subscription)
         try:
             yield subscription
         finally:
-            listener.remove(self._channel, subscription)
+            listener.remove(listen_channels(self._channel, channels), subscription)
             subscription.close()
 
     async def _fetch_data(self, event: StorageEvent) -> bytes | None:
