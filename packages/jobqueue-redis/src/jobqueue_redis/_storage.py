@@ -146,6 +146,8 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         self._replica_timeout_ms = check_replica_timeout(
             first_of(replica_timeout, options.replica_timeout, DEFAULT_REPLICA_TIMEOUT)
         )
+        # per worker whose last claim emptied `ready`: when, and the ms to the next due job then
+        self._emptied: dict[str, tuple[float, int | None]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> RedisStorage:
@@ -171,6 +173,7 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)  # the same connections and options
         view._keys = Keys(self._keys.prefix, validate_name(name, "namespace name"))
+        view._emptied = {}  # per namespace
         return view
 
     async def connect(self) -> None:
@@ -245,14 +248,32 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
 
     async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
         conns = self._conns()
-        deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
-        claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
-        if claims or timeout_ms == 0:
-            return claims
-        if conns.blocking_lock.locked():
-            return await self._wait_for_events(worker_id, lease_ms, limit, deadline)
-        async with conns.blocking_lock:
-            return await self._wait_blocking(conns, worker_id, lease_ms, limit, deadline, next_due)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        emptied = self._emptied.pop(worker_id, None)
+        if emptied is not None and timeout_ms > 0 and not conns.blocking_lock.locked():
+            # This worker's last claim took the last ready jobs, and since then a job made
+            # ready set the marker (claim.lua): block on it at once. On an idle queue this
+            # saves an empty claim, whose round trip delayed the finish of the job just taken.
+            at, due = emptied
+            next_due = None if due is None else max(0, due - int((loop.time() - at) * 1000))
+            async with conns.blocking_lock:
+                claims, next_due = await self._wait_blocking(
+                    conns, worker_id, lease_ms, limit, deadline, next_due
+                )
+        else:
+            claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
+            if not claims and timeout_ms > 0:
+                if conns.blocking_lock.locked():
+                    claims, next_due = await self._wait_for_events(worker_id, lease_ms, limit, deadline)
+                else:
+                    async with conns.blocking_lock:
+                        claims, next_due = await self._wait_blocking(
+                            conns, worker_id, lease_ms, limit, deadline, next_due
+                        )
+        if 0 < len(claims) < limit:  # fewer than asked: `ready` is empty (claim.lua)
+            self._emptied[worker_id] = loop.time(), next_due
+        return claims
 
     async def _wait_blocking(
         self,
@@ -262,24 +283,24 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         limit: int,
         deadline: float,
         next_due: int | None,
-    ) -> list[Claim]:
+    ) -> tuple[list[Claim], int | None]:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         cancelling = task.cancelling() if task is not None else 0
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return []
+                return [], next_due
             if next_due is not None and next_due / 1000 < remaining:
                 # A server times blocked commands out on its cron (100 ms at the default hz),
                 # too coarse for a job due at a given ms: wait on events with a local timer.
                 due = min(deadline, loop.time() + (next_due + 1) / 1000)
-                claims = await self._wait_for_events(worker_id, lease_ms, limit, due)
+                claims, next_due = await self._wait_for_events(worker_id, lease_ms, limit, due)
                 if claims:
-                    return claims
+                    return claims, next_due
                 claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
                 if claims:
-                    return claims
+                    return claims, next_due
                 continue
             popped, claimed = await self._pop_and_claim(conns, remaining, worker_id, lease_ms, limit)
             if task is not None and task.cancelling() > cancelling:
@@ -296,7 +317,7 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
                 claimed = await self._claim_once(worker_id, lease_ms, limit, woken=popped is not None)
             claims, next_due = claimed
             if claims:
-                return claims
+                return claims, next_due
 
     async def _pop_and_claim(
         self, conns: ServerConnections, timeout: float, worker_id: str, lease_ms: int, limit: int
@@ -331,17 +352,17 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
 
     async def _wait_for_events(
         self, worker_id: str, lease_ms: int, limit: int, deadline: float
-    ) -> list[Claim]:
+    ) -> tuple[list[Claim], int | None]:
         # The blocking connection is busy (another namespace or task waits on it), or a job
         # falls due soon: wait for enqueue events on the shared pub/sub connection instead.
         async with self.subscribe(Channel.EVENTS) as events:
             while True:
                 claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
                 if claims:
-                    return claims
+                    return claims, next_due
                 wait = deadline - asyncio.get_running_loop().time()
                 if wait <= 0:
-                    return []
+                    return [], next_due
                 if next_due is not None:
                     wait = min(wait, (next_due + 1) / 1000)
                 try:
@@ -381,6 +402,7 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
         return revoked
 
     async def _unregister_worker(self, worker_id: str, *, announce: bool = True) -> None:
+        self._emptied.pop(worker_id, None)
         await self._run("unregister_worker", [worker_id, "1" if announce else ""])
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:

@@ -1,11 +1,13 @@
 -- mirrors rules.promote, then rules.claim for up to `limit` ready jobs in rules.claim_order.
 -- ARGV: worker, lease_ms, limit, woken ('1': the caller just popped the wake marker).
--- Returns {next_due_ms, id, message, attempt, ...}; next_due_ms is -1 unless nothing was
--- claimed and a job is scheduled.
+-- Returns {next_due_ms, id, message, attempt, ...}; next_due_ms is -1 unless a job is scheduled
+-- and the claim emptied `ready` (it took fewer than `limit`, or nothing). Afterwards the marker
+-- exists while jobs are ready, so a caller whose claim emptied `ready` may block on the marker
+-- without claiming first (RedisStorage._claim).
 local worker, lease = ARGV[N_CH + 1], tonumber(ARGV[N_CH + 2])
 local limit, woken = tonumber(ARGV[N_CH + 3]), ARGV[N_CH + 4] == '1'
 local now = now_ms()
-promote(now)
+local promoted = promote(now)
 local out = {-1}
 local entries, leases = {}, {}
 local drained = false
@@ -41,10 +43,10 @@ if #entries > 0 then
 end
 if drained then
   redis.call('DEL', K_MARKER)
-elseif woken then
-  wake() -- pass the wake-up on: more jobs are ready for the next blocked worker
+elseif woken or promoted > 0 then
+  wake() -- more jobs are ready (passed on, or promoted): the next blocked worker wakes
 end
-if #entries == 0 then
+if #entries == 0 or drained then
   out[1] = next_due(now)
 end
 return out
