@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 
+from ._contract.events import EventBuffer
 from ._contract.records import Channel, EventKind, JobRecord, StorageEvent
 from ._contract.storage import Storage
 from ._durations import now_ms
@@ -20,6 +21,7 @@ Outcome = StorageEvent | JobRecord | None
 when a re-check found no record (cancelled, or finished and expired, with the event lost)."""
 
 _RECHECK_INTERVAL = 5.0  # seconds; the fallback when pub/sub drops an event
+_TERMINAL = frozenset({EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED})
 
 
 class Waiters:
@@ -93,6 +95,8 @@ class Waiters:
         while True:
             try:
                 async with self._storage.subscribe(Channel.DONE) as events:
+                    if isinstance(events, EventBuffer):
+                        events.intercept(self._take)  # resolved in the storage's reader: no turn here
                     if self._ready is not None and not self._ready.done():
                         self._ready.set_result(None)
                     failures = 0
@@ -110,19 +114,25 @@ class Waiters:
 
     async def _pump(self, events: AsyncIterator[StorageEvent]) -> None:
         async for event in events:
-            if event.kind not in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED):
-                continue
-            since = self._since.get(event.job_id)
-            if since is None:
-                continue
-            if event.at >= since:
-                self._resolve(event.job_id, event)
+            if self._take(event):
                 continue
             # An event older than the wait may be about an earlier job with this id (or a
             # skewed clock): the record decides.
             record = await self._storage.get(event.job_id)
             if record is not None and record.state.is_terminal:
                 self._resolve(event.job_id, record)
+
+    def _take(self, event: StorageEvent) -> bool:
+        """Handle an event that needs no re-read (most): resolve its waiters or ignore it."""
+        if event.kind not in _TERMINAL:
+            return True
+        since = self._since.get(event.job_id)
+        if since is None:
+            return True
+        if event.at >= since:
+            self._resolve(event.job_id, event)
+            return True
+        return False
 
     async def _recheck_periodically(self) -> None:
         # Independent of traffic: a lost event must not wait for a quiet moment to be noticed.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, Self, TypeVar
 
 __all__ = ["MAX_PENDING_EVENTS", "EventBuffer"]
@@ -36,15 +37,24 @@ class EventBuffer(Generic[T]):
         self._items: deque[T] = deque()
         self._ready = asyncio.Event()
         self._closed = False
+        self._take: Callable[[T], bool] | None = None
 
     @property
     def closed(self) -> bool:
         """True once ``close`` was called."""
         return self._closed
 
+    def intercept(self, take: Callable[[T], bool] | None) -> None:
+        """Offer each item put from now on to ``take``, in the caller of ``put``, before buffering it.
+
+        An item ``take`` returns True for is not buffered: a consumer that handles most items
+        without awaiting saves a loop turn per item. ``take`` must not raise.
+        """
+        self._take = take
+
     def put(self, item: T) -> None:
         """Append an item (ignored once closed), dropping the oldest when full."""
-        if self._closed:
+        if self._closed or (self._take is not None and self._take(item)):
             return
         if len(self._items) >= self.limit:
             self._items.popleft()
