@@ -124,8 +124,11 @@ class CommandConnection:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            # One loop turn lets the other ready tasks add their calls to this batch.
-            await asyncio.sleep(0)
+            # Every task readied in the caller's turn has added its call by now. More than one
+            # call means a burst: one more loop turn lets the rest of it join this batch. A lone
+            # call (a sequential caller) goes out at once.
+            if len(self._pending) > 1:
+                await asyncio.sleep(0)
             self._wake.clear()
             while self._pending:
                 batch = [item for item in self._pending[:_MAX_BATCH] if not item[1].done()]
