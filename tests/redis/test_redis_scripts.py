@@ -10,6 +10,7 @@ prelude that wraps ``redis.call``, touches only keys it was given (dynamic).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 
@@ -229,3 +230,17 @@ async def test_enqueue_dedups_on_the_job_index_and_keeps_it_while_jobs_live(
     assert await raw.pttl(jobs) == -1
     assert not (await storage.enqueue_many([NewJob("c", b"m")]))[0].accepted
     assert [c.id for c in await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=5)] == ["c"]
+
+
+async def test_a_dequeue_after_a_claim_that_emptied_ready_still_wakes_for_a_due_job(
+    storage: RedisStorage,
+) -> None:
+    # The dequeue after a claim that emptied `ready` blocks without claiming first: the
+    # marker is gone, so only that claim's report of the next due job can wake it in time.
+    await storage.enqueue_many([NewJob("later", b"m", delay_ms=300), NewJob("now", b"m")])
+    assert [c.id for c in await storage.dequeue("w", lease_ms=10_000, timeout_ms=0, limit=5)] == ["now"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    claims = await storage.dequeue("w", lease_ms=10_000, timeout_ms=30_000, limit=5)
+    assert [c.id for c in claims] == ["later"]
+    assert loop.time() - started < 15, "woke at the dequeue's timeout, not when the job fell due"
