@@ -128,7 +128,7 @@ async def test_expired_records_are_purged_not_just_hidden() -> None:
 
         await wait_until(all_expired, message="1 ms results expire")
         state = storage._store.state("default")
-        assert state.jobs == {} and state._expiry == [], "expired records leave nothing in memory"
+        assert len(state.jobs) == 0 and state._expiry == [], "expired records leave nothing in memory"
 
 
 async def test_cancel_does_not_leak_schedule_entries_into_claims() -> None:
