@@ -94,6 +94,7 @@ async def test_a_cut_link_fails_within_the_command_timeout_and_the_storage_works
             error = await _fails_within(lambda: storage.enqueue("during", b"m"), TIMEOUT + MARGIN)
             assert "command_timeout" in str(error) or "unreachable" in str(error)
             await _fails_within(lambda: storage.get("before"), TIMEOUT + MARGIN)
+            await _fails_within(lambda: storage.cancel("before"), TIMEOUT + MARGIN)  # a transaction
             await _fails_within(lambda: storage.dequeue("w", lease_ms=60_000, timeout_ms=0), TIMEOUT + MARGIN)
         finally:
             jail.restore()
