@@ -369,16 +369,21 @@ def main() -> int:
                 fast = base / "profile"
                 shutil.rmtree(fast, ignore_errors=True)
                 targets.append((f"file://{fast}?durable=false", sizes.file_jobs, "file-nodurable"))
+            profiles: list[str] = []
             for url, jobs, tag in targets:
                 try:
-                    print("\n" + bench.profile(ROOT / ".bench", url, jobs, tag), flush=True)
+                    profiles.append(bench.profile(ROOT / ".bench", url, jobs, tag))
                 except DriverError as exc:
                     print(f"profiling {tag} failed: {exc}", file=sys.stderr)
             if server is not None:
                 try:
-                    print(bench.profile_latency(ROOT / ".bench", server.url, sizes.latency), flush=True)
+                    profiles.append(bench.profile_latency(ROOT / ".bench", server.url, sizes.latency))
                 except DriverError as exc:
                     print(f"profiling request/response failed: {exc}", file=sys.stderr)
+            print("\n" + "\n\n".join(profiles), flush=True)
+            # committed with the run: where the time of a missed goal goes
+            fenced = "".join(f"\n```\n{profile}\n```\n" for profile in profiles)
+            markdown.write_text(markdown.read_text() + "\n## Profiles (`--profile`)\n" + fenced)
     finally:
         for process in (server, valkey, cluster, postgres):
             if process is not None:

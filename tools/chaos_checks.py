@@ -22,8 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 from jobqueue import JobQueueError, JobState, Storage
-from jobqueue_redis._cluster import is_cluster_url, parse_cluster_url
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from tools.chaos_config import ChaosConfig, RunFiles
 from tools.chaos_ledger import (
@@ -123,7 +122,9 @@ async def storage_size(config: ChaosConfig) -> tuple[int, list[str]]:
     server_url = parts._replace(query="").geturl()
     # On a cluster, scan_iter walks every master.
     client = (
-        parse_cluster_url(server_url).client() if is_cluster_url(server_url) else Redis.from_url(server_url)
+        _cluster_client(server_url)
+        if urlsplit(server_url).scheme.endswith("+cluster")
+        else Redis.from_url(server_url)
     )
     try:
         keys = [key.decode() async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
@@ -147,6 +148,13 @@ async def _postgres_rows(url: str) -> tuple[int, list[str]]:
     finally:
         await conn.close()
     return len(rows), sorted(f"{table}:{bytes(key).decode(errors='replace')}" for table, key in rows)
+
+
+def _cluster_client(url: str) -> RedisCluster:
+    """A client of the cluster of a ``redis+cluster://host:port[,host:port…]`` URL, from its first seed."""
+    seed = urlsplit(url).netloc.rpartition("@")[2].split(",")[0]
+    host, _, port = seed.rpartition(":")
+    return RedisCluster(host=host, port=int(port))
 
 
 def _file_entries(root: Path) -> tuple[int, list[str]]:

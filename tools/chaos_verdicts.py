@@ -46,6 +46,9 @@ __all__ = [
 EXPIRY_SLACK = 1.5
 # A run logs its start just after its claim returned: a claim answered before an outage may log after.
 START_SLACK = 1.0
+# A reaper logs a stall after its recover call returned: the requeue, and so the next claim
+# and start, can come a moment before the line is written.
+STALL_REPORT_SLACK = 0.5
 _OUTAGES = ("restart-server", "partition", "failover")
 
 
@@ -114,7 +117,7 @@ def attribute_reruns(
         runs.sort(key=lambda run: (run.attempt, run.t))
         pending = sorted(stalls.get(job_id, []))
         for run, after in itertools.pairwise(runs):
-            stalled = bool(pending) and pending[0] <= after.t
+            stalled = bool(pending) and pending[0] <= after.t + STALL_REPORT_SLACK
             if stalled:
                 pending.pop(0)
             requeued = producers.requeued.get(job_id)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 
 import pytest
 from jobqueue import JobState, MemoryStorage, StorageError, storage_from_url
-from jobqueue.storage import Channel, StorageEvent
+from jobqueue.storage import Channel, JobRecord, StorageEvent
 from jobqueue_conformance import StorageSuite, wait_until
 
 pytestmark = pytest.mark.memory
@@ -128,7 +129,24 @@ async def test_expired_records_are_purged_not_just_hidden() -> None:
 
         await wait_until(all_expired, message="1 ms results expire")
         state = storage._store.state("default")
-        assert state.jobs == {} and state._expiry == [], "expired records leave nothing in memory"
+        assert len(state.jobs) == 0 and state._expiry == [], "expired records leave nothing in memory"
+
+
+async def test_kept_results_are_not_tracked_by_the_garbage_collector() -> None:
+    def tracked_records() -> int:
+        gc.collect()
+        return sum(isinstance(o, JobRecord) for o in gc.get_objects())
+
+    async with MemoryStorage() as storage:
+        before = tracked_records()
+        for i in range(100):
+            await storage.enqueue(f"job-{i}", b"m")
+        for claim in await storage.dequeue("w", lease_ms=1000, timeout_ms=0, limit=100):
+            await storage.complete(claim.id, "w", b"r", 60_000)
+        assert tracked_records() == before, "a full collection never walks results kept for their TTL"
+        record = await storage.get("job-7")
+        assert record is not None
+        assert (record.state, record.result, record.attempts) == (JobState.COMPLETED, b"r", 1)
 
 
 async def test_cancel_does_not_leak_schedule_entries_into_claims() -> None:

@@ -53,6 +53,8 @@ def test_a_stop_overlapping_the_run_and_a_partition_during_it_are_explanations()
 
 def test_a_lease_expiry_explains_one_rerun_and_only_before_the_next_attempt() -> None:
     assert reruns([run(1, 10.0), run(2, 13.0)], [], stalls=(12.5,)) == []
+    # logged just after the next attempt started: the reaper writes its line after its call returned
+    assert reruns([run(1, 10.0), run(2, 13.0)], [], stalls=(13.2,)) == []
     assert len(reruns([run(1, 10.0), run(2, 13.0)], [], stalls=(14.0,))) == 1
     three = [run(1, 10.0), run(2, 13.0), run(3, 16.0, attempt=3)]
     assert len(reruns(three, [], stalls=(12.5,))) == 1

@@ -63,7 +63,9 @@ async def tamper(backend: Backend, storage: Storage, job_id: str, field: str, va
     """Overwrite one field of a stored job record, bypassing the storage's API."""
     if isinstance(storage, MemoryStorage):
         jobs = storage._store.state(storage.name).jobs  # the memory storage's own state
-        jobs[job_id] = replace(jobs[job_id], **{field: value})  # type: ignore[arg-type]  # any field
+        record = jobs.get(job_id)
+        assert record is not None
+        jobs.set(job_id, replace(record, **{field: value}))  # type: ignore[arg-type]  # any field
     elif isinstance(storage, RedisStorage):
         assert backend.server_url is not None
         client = Redis.from_url(backend.server_url)

@@ -12,7 +12,7 @@ from typing import Any
 from jobqueue import JobState
 from jobqueue.storage import JobPage, WorkerRecord, rules
 
-from ._connection import Plumbing, pg_errors
+from ._connection import Plumbing
 from ._events import wake_channel
 from ._records import encode_name, present, to_record
 from ._sql import JOB_COLUMNS, NOW
@@ -35,8 +35,7 @@ class PostgresAdminMixin(Plumbing):
         return sql.replace("{s}", '"' + self._shared.options.schema + '"')
 
     async def _admin_fetch(self, context: str, sql: str, *args: Any) -> list[Any]:
-        with pg_errors(context):
-            return await self._shared.pool.fetch(self._q(sql), *args)
+        return await self._fetch(None, context, self._q(sql), *args)
 
     # --------------------------------------------------------------- monitoring
 

@@ -12,6 +12,7 @@ from asyncpg.pool import PoolConnectionProxy
 from jobqueue import JobQueueError
 from jobqueue.storage import StorageError, map_exceptions
 
+from ._deadline import deadline
 from ._events import Drained, Listener
 from ._migrations import migrate, quote_schema
 from ._records import Options
@@ -82,7 +83,8 @@ class Shared:
                 with pg_errors("connect"):
                     # Migrate on a connection of its own first, so that every pooled connection
                     # finds the schema in place and prepares the hot statements as it opens.
-                    conn = await asyncpg.connect(self.options.dsn)
+                    # Without a statement deadline: a migration may rightly take long.
+                    conn = await asyncpg.connect(self.options.dsn, timeout=self.options.connect_timeout)
                     try:
                         await migrate(conn, self.options.schema)
                     finally:
@@ -93,9 +95,11 @@ class Shared:
                         max_size=self.options.pool_max,
                         init=self._warm,
                         reset=_keep_session,
+                        timeout=self.options.connect_timeout,
+                        server_settings=self._settings(),
                     )
                 self._pool = pool
-                self._listener = Listener(self._connect_listener)
+                self._listener = Listener(self._connect_listener, self.options.command_timeout)
                 # In the background: the first blocking claim then finds its channel listened to already.
                 self._listener.start(channel)
             self.refs += 1
@@ -118,6 +122,10 @@ class Shared:
                 except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     pool.terminate()
 
+    def _settings(self) -> dict[str, str]:
+        """Session settings of our connections: the server gives up on a statement when the client does."""
+        return {"statement_timeout": str(max(1, round(self.options.command_timeout * 1000)))}
+
     async def _warm(self, conn: Conn) -> None:
         """Prepare the hot statements on a new connection, so the first real call pays no parse or plan.
 
@@ -125,21 +133,31 @@ class Shared:
         prepared statement, and the server compiles ``event_payload`` once per session.
         """
         try:
-            for sql, args in self.sql.warmups():
-                await conn.fetch(sql, *args)
+            with deadline(conn, self.options.command_timeout):
+                for sql, args in self.sql.warmups():
+                    await conn.fetch(sql, *args)
         except asyncpg.PostgresError:
             pass  # an optimisation only: the real call prepares the statement itself
 
     async def _connect_listener(self) -> asyncpg.Connection:
         with pg_errors("listen"):
-            return await asyncpg.connect(self.options.dsn)
+            return await asyncpg.connect(
+                self.options.dsn, timeout=self.options.connect_timeout, server_settings=self._settings()
+            )
+
+    @asynccontextmanager
+    async def connection(self, context: str) -> AsyncIterator[Conn]:
+        """A pooled connection for ``command_timeout`` seconds, errors mapped."""
+        with pg_errors(context):
+            async with self.pool.acquire() as conn:
+                with deadline(conn, self.options.command_timeout):
+                    yield conn
 
     @asynccontextmanager
     async def transaction(self, context: str) -> AsyncIterator[Conn]:
-        """A pooled connection inside a transaction, errors mapped."""
-        with pg_errors(context):
-            async with self.pool.acquire() as conn, conn.transaction():
-                yield conn
+        """A pooled connection inside a transaction (``command_timeout`` for all of it), errors mapped."""
+        async with self.connection(context) as conn, conn.transaction():
+            yield conn
 
 
 class Plumbing:
@@ -148,22 +166,23 @@ class Plumbing:
     _shared: Shared
 
     async def _fetch(self, connection: Conn | None, context: str, sql: str, *args: Any) -> list[Any]:
-        with pg_errors(context):
-            if connection is not None:
+        if connection is not None:  # the application's: its time limits are its own
+            with pg_errors(context):
                 return await connection.fetch(sql, *args)
-            return await self._shared.pool.fetch(sql, *args)
+        async with self._shared.connection(context) as conn:
+            return await conn.fetch(sql, *args)
 
     async def _fetchrow(self, context: str, sql: str, *args: Any) -> Any:
-        with pg_errors(context):
-            return await self._shared.pool.fetchrow(sql, *args)
+        async with self._shared.connection(context) as conn:
+            return await conn.fetchrow(sql, *args)
 
     async def _fetchval(self, context: str, sql: str, *args: Any) -> Any:
-        with pg_errors(context):
-            return await self._shared.pool.fetchval(sql, *args)
+        async with self._shared.connection(context) as conn:
+            return await conn.fetchval(sql, *args)
 
     async def _execute(self, context: str, sql: str, *args: Any) -> str:
-        with pg_errors(context):
-            return await self._shared.pool.execute(sql, *args)
+        async with self._shared.connection(context) as conn:
+            return await conn.execute(sql, *args)
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -10,7 +10,10 @@ NOTIFY limit: the subscription then reads the data from the job's row.
 
 When the listening connection drops, events are lost (delivery is best
 effort, as the contract says); blocked claims are woken to look for
-themselves, and a background task reconnects and listens again.
+themselves, and a background task reconnects and listens again. An idle
+connection is pinged every ``PING_SECONDS``, so a link that died silently (a
+network cut: no reset ever arrives) is dropped too, within ``PING_SECONDS`` and
+the command timeout.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ from jobqueue.storage import (
     rules,
 )
 
+from ._deadline import deadline
+
 __all__ = [
+    "PING_SECONDS",
     "ClaimWaiter",
     "Drained",
     "Listener",
@@ -65,6 +71,9 @@ _SUFFIXES = {
     EventKind.WORKER_LEFT: "_e",
     EventKind.ABORT: "_c",
 }
+PING_SECONDS = 10.0
+"""How often the listening connection is checked with a ``SELECT 1``."""
+
 _WAKING = frozenset(kind for kind, suffix in _SUFFIXES.items() if suffix == "_w")
 """Events after which a blocked claim may find work: a job became ready, or the schedule changed."""
 
@@ -193,14 +202,16 @@ Sink = Subscription | ClaimWaiter
 class Listener:
     """The one LISTEN connection of a storage (all its views), and the sinks of each channel."""
 
-    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], command_timeout: float) -> None:
         self._connect = connect
+        self._timeout = command_timeout
         self._conn: asyncpg.Connection | None = None
         self._listening: set[str] = set()
         self._sinks: dict[str, set[Sink]] = {}
         self._lock = asyncio.Lock()
         self._reconnect: asyncio.Task[None] | None = None
         self._priming: asyncio.Task[None] | None = None
+        self._pinging: asyncio.Task[None] | None = None
         self._closed = False
         self._wakes: dict[str, int] = {}  # notifications dispatched per channel that may make a job ready
         self._drops = 0  # listening connections lost: notifications may have been missed
@@ -220,7 +231,9 @@ class Listener:
 
     def start(self, channel: str) -> None:
         """Connect and LISTEN to ``channel`` in the background, ahead of the first subscription or blocking claim."""
-        self._priming = asyncio.get_running_loop().create_task(self._prime(channel))
+        loop = asyncio.get_running_loop()
+        self._priming = loop.create_task(self._prime(channel))
+        self._pinging = loop.create_task(self._ping())
 
     async def _prime(self, channel: str) -> None:
         try:
@@ -231,12 +244,28 @@ class Listener:
     async def _listen(self, channels: Iterable[str], *, barrier: bool = False) -> None:
         async with self._lock:
             conn = await self._ensure_connection()
-            for channel in channels:
-                if channel not in self._listening:
-                    await conn.add_listener(channel, self._on_notify)
-                    self._listening.add(channel)
-            if barrier:
-                await conn.execute("SELECT 1")
+            with deadline(conn, self._timeout):
+                for channel in channels:
+                    if channel not in self._listening:
+                        await conn.add_listener(channel, self._on_notify)
+                        self._listening.add(channel)
+                if barrier:
+                    await conn.execute("SELECT 1")
+
+    async def _ping(self) -> None:
+        """Every ``PING_SECONDS``, a round trip on the listening connection; one without answer drops it."""
+        while True:
+            await asyncio.sleep(PING_SECONDS)
+            async with self._lock:
+                conn = self._conn
+                if conn is None or conn.is_closed():
+                    continue
+                try:
+                    with deadline(conn, self._timeout):
+                        await conn.execute("SELECT 1")
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    logger.debug("listening connection lost: %s", exc)
+                    conn.terminate()  # _on_terminated wakes the sinks and listens again
 
     def mark(self, channel: str) -> tuple[int, int] | None:
         """Where the channel's wake-ups stand; None when it is not listened to.
@@ -317,7 +346,7 @@ class Listener:
     async def close(self) -> None:
         """End every subscription and close the connection."""
         self._closed = True
-        await cancel_and_wait(self._reconnect, self._priming)
+        await cancel_and_wait(self._reconnect, self._priming, self._pinging)
         for sinks in self._sinks.values():
             for sink in sinks:
                 if isinstance(sink, Subscription):

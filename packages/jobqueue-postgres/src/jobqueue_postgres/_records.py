@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from ._migrations import validate_schema
 __all__ = ["Options", "channel_name", "encode_name", "present", "to_record"]
 
 # Options of ours; the others that asyncpg's DSN understands pass through to it.
-_OUR_OPTIONS = {"schema", "pool_min", "pool_max"}
+_OUR_OPTIONS = {"schema", "pool_min", "pool_max", "connect_timeout", "command_timeout"}
 _DRIVER_OPTIONS = {
     # libpq URL parameters asyncpg's DSN parser reads ...
     "host",
@@ -99,10 +100,12 @@ class Options:
     schema: str = "jobqueue"
     pool_min: int = 2
     pool_max: int = 10
+    connect_timeout: float = 10.0
+    command_timeout: float = 30.0
 
     @classmethod
     def from_url(cls, url: str) -> Options:
-        """Split ``url`` into the DSN for asyncpg and ``?schema=``, ``?pool_min=``, ``?pool_max=``.
+        """Split ``url`` into the DSN for asyncpg and our options (``?schema=``, ``?pool_max=``, ``?command_timeout=`` ...).
 
         Raises:
             TypeError: ``url`` is not a str.
@@ -121,14 +124,26 @@ class Options:
             schema=params.get("schema", "jobqueue"),
             pool_min=_int_option(params, "pool_min", 2),
             pool_max=_int_option(params, "pool_max", 10),
+            connect_timeout=_seconds_option(params, "connect_timeout", 10.0),
+            command_timeout=_seconds_option(params, "command_timeout", 30.0),
         )
 
     @classmethod
-    def build(cls, dsn: str, *, schema: str, pool_min: int, pool_max: int) -> Options:
+    def build(
+        cls,
+        dsn: str,
+        *,
+        schema: str,
+        pool_min: int,
+        pool_max: int,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+    ) -> Options:
         """Check the options.
 
         Raises:
-            ValueError: a bad schema name, ``pool_min < 0``, ``pool_max < 1`` or ``pool_min > pool_max``.
+            ValueError: a bad schema name, ``pool_min < 0``, ``pool_max < 1``, ``pool_min > pool_max``,
+                or a timeout that is not a finite number of seconds > 0.
         """
         validate_schema(schema)
         for name, value, low in (("pool_min", pool_min, 0), ("pool_max", pool_max, 1)):
@@ -136,7 +151,15 @@ class Options:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if pool_min > pool_max:
             raise ValueError(f"pool_min ({pool_min}) must not exceed pool_max ({pool_max})")
-        return cls(dsn, schema, pool_min, pool_max)
+        for name, seconds in (("connect_timeout", connect_timeout), ("command_timeout", command_timeout)):
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not math.isfinite(seconds)
+                or seconds <= 0
+            ):
+                raise ValueError(f"{name} must be a number of seconds > 0, got {seconds!r}")
+        return cls(dsn, schema, pool_min, pool_max, float(connect_timeout), float(command_timeout))
 
 
 def _int_option(params: dict[str, str], name: str, default: int) -> int:
@@ -146,3 +169,13 @@ def _int_option(params: dict[str, str], name: str, default: int) -> int:
     if not raw.isdigit():
         raise ValueError(f"{name} must be a non-negative integer, got {raw!r}")
     return int(raw)
+
+
+def _seconds_option(params: dict[str, str], name: str, default: float) -> float:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)  # its range is checked by ``Options.build``
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {raw!r}") from None

@@ -83,6 +83,8 @@ class PostgresStorage(
         schema: str = "jobqueue",
         pool_min: int = 2,
         pool_max: int = 10,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
         name: str = DEFAULT_NAMESPACE,
     ) -> None:
         """Build a storage (nothing connects until ``connect``).
@@ -92,18 +94,32 @@ class PostgresStorage(
             schema: the schema holding the tables: lower-case letters, digits and ``_``.
             pool_min: connections the pool keeps open (two: a claim woken while an enqueue runs needs a second).
             pool_max: connections the pool may open (a blocking claim does not hold one while it waits).
+            connect_timeout: seconds to open a connection (TCP, TLS, authentication) before ``StorageError``.
+            command_timeout: seconds a statement (or the transaction of a cancel) may take before
+                ``StorageError``; the connection is then dropped. A blocking claim waits on ``LISTEN``,
+                not in a statement, so it may wait longer.
             name: the namespace.
 
         Raises:
-            ValueError: a bad schema name, pool size or namespace.
+            ValueError: a bad schema name, pool size, timeout or namespace.
         """
-        self._shared = Shared(Options.build(dsn, schema=schema, pool_min=pool_min, pool_max=pool_max))
+        self._shared = Shared(
+            Options.build(
+                dsn,
+                schema=schema,
+                pool_min=pool_min,
+                pool_max=pool_max,
+                connect_timeout=connect_timeout,
+                command_timeout=command_timeout,
+            )
+        )
         self._bind(name)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStorage:
-        """Build a storage from ``postgresql://`` or ``postgres://`` with ``?schema=&pool_min=&pool_max=``.
+        """Build a storage from ``postgresql://`` or ``postgres://`` and its query options.
 
+        Ours: ``schema``, ``pool_min``, ``pool_max``, ``connect_timeout`` and ``command_timeout`` (seconds);
         libpq options asyncpg understands (``sslmode``, ``application_name`` ...) pass through.
 
         Raises:
@@ -111,7 +127,14 @@ class PostgresStorage(
             ValueError: another scheme, an unknown option or a bad value.
         """
         options = Options.from_url(url)
-        return cls(options.dsn, schema=options.schema, pool_min=options.pool_min, pool_max=options.pool_max)
+        return cls(
+            options.dsn,
+            schema=options.schema,
+            pool_min=options.pool_min,
+            pool_max=options.pool_max,
+            connect_timeout=options.connect_timeout,
+            command_timeout=options.command_timeout,
+        )
 
     def _bind(self, name: str) -> None:
         if not isinstance(name, str) or not name:

@@ -22,15 +22,12 @@ class MemoryMonitoring:
         raise NotImplementedError
 
     async def _counts(self) -> Mapping[JobState, int]:
-        counts = dict.fromkeys(JobState, 0)
-        for record in self._state()[0].jobs.values():
-            counts[record.state] += 1
-        return counts
+        return self._state()[0].jobs.counts()
 
     async def _list_jobs(
         self, state: JobState | None, prefix: str, cursor: str | None, limit: int
     ) -> JobPage:
-        records = self._state()[0].jobs.values()
+        records = self._state()[0].jobs.records(state)
         return page_jobs(records, state=state, prefix=prefix, cursor=cursor, limit=limit)
 
     async def _list_namespaces(self) -> Iterable[str]:
@@ -42,7 +39,7 @@ class MemoryMonitoring:
 
     async def _purge(self, states: frozenset[JobState]) -> int:
         space, now = self._state()
-        doomed = [record.id for record in space.jobs.values() if record.state in states]
+        doomed = space.jobs.ids(states)
         for job_id in doomed:
             space.apply(job_id, rules.Step(None), now)
         return len(doomed)

@@ -20,6 +20,7 @@ from .._contract.events import MAX_PENDING_EVENTS, EventBuffer
 from .._contract.records import Channel, EventKind, JobRecord, StorageEvent, WorkerRecord
 from .._contract.rules import Place, Step
 from .._types import JobState
+from .table import JobTable
 
 __all__ = ["MemoryStore", "NamespaceState", "Subscriber"]
 
@@ -43,7 +44,7 @@ class NamespaceState:
     """Jobs, queue, schedule, workers, locks and subscribers of one namespace."""
 
     def __init__(self) -> None:
-        self.jobs: dict[str, JobRecord] = {}
+        self.jobs = JobTable()
         self.processing: dict[str, dict[str, None]] = {}  # worker -> ordered set of job ids
         self.workers: dict[str, _Registration] = {}
         self.locks: dict[str, tuple[str, int]] = {}
@@ -63,16 +64,13 @@ class NamespaceState:
 
     def apply(self, job_id: str, step: Step, now: int, worker_id: str | None = None) -> None:
         """Store what a rule decided: the record, its place, and its event."""
-        old = self.jobs.get(job_id)
+        record = step.record
+        old = self.jobs.set(job_id, record)
         if old is not None:
             self._ready_seq.pop(job_id, None)
             if old.state is JobState.PROCESSING:
                 self._unhold(job_id, old.worker_id)
-        record = step.record
-        if record is None:
-            self.jobs.pop(job_id, None)
-        else:
-            self.jobs[job_id] = record
+        if record is not None:
             self._place(record, step.place)
         if step.event is not None:
             self.publish(step.event, job_id, now, worker_id, step.data)
@@ -106,7 +104,7 @@ class NamespaceState:
             _, seq, job_id = heapq.heappop(self._ready)
             if self._ready_seq.get(job_id) == seq:
                 del self._ready_seq[job_id]
-                return self.jobs[job_id]
+                return self.jobs.live(job_id)
         return None
 
     # ------------------------------------------------------------ time passing
@@ -139,7 +137,7 @@ class NamespaceState:
 
     def leases(self) -> list[JobRecord]:
         """Records of every processing job."""
-        return [self.jobs[job_id] for held in self.processing.values() for job_id in held]
+        return [self.jobs.live(job_id) for held in self.processing.values() for job_id in held]
 
     # ---------------------------------------------------------------- workers
 

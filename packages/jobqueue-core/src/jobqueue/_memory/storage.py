@@ -205,7 +205,7 @@ class MemoryStorage(MemoryMonitoring, Storage, Monitoring, LeaderLock, ControlCh
         stalled: list[Stalled] = []
         # Requeued at the head in reverse, so the job that stalled first is claimed first.
         for _, job_id in reversed(expired):
-            record = state.jobs[job_id]
+            record = state.jobs.live(job_id)
             worker_id = record.worker_id or ""
             state.apply(job_id, rules.recover(record, now), now, worker_id)
             state.publish(EventKind.REQUEUED, job_id, now, worker_id)
