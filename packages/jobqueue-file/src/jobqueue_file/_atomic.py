@@ -228,21 +228,8 @@ def fsync_dir(directory: str) -> None:
 
 def read_bytes(path: str) -> bytes | None:
     """The content of ``path``; None when it does not exist. A symlink there is an error."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise named(exc, path) from exc
-    try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError as exc:
-        raise named(exc, path) from exc
-    finally:
-        os.close(fd)
+    read = _read_with_inode(path)
+    return None if read is None else read[0]
 
 
 def read_settled(path: str) -> bytes | None:
@@ -255,30 +242,37 @@ def read_settled(path: str) -> bytes | None:
     record carries a checksum) and reads again when it is torn.
     """
     for _ in range(_READ_ATTEMPTS):
-        try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-        except FileNotFoundError:
+        read = _read_with_inode(path)
+        if read is None:
             return None
-        except OSError as exc:
-            raise named(exc, path) from exc
-        try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-            inode = os.fstat(fd).st_ino
-        except OSError as exc:
-            raise named(exc, path) from exc
-        finally:
-            os.close(fd)
         try:
             now = os.lstat(path).st_ino
         except FileNotFoundError:
             continue  # deleted meanwhile: the next open says so
         except OSError as exc:
             raise named(exc, path) from exc
-        if now == inode:
-            return b"".join(chunks)
+        if now == read[1]:
+            return read[0]
     raise OSError(errno.EAGAIN, f"replaced {_READ_ATTEMPTS} times while being read", path)
+
+
+def _read_with_inode(path: str) -> tuple[bytes, int] | None:
+    """The content of ``path`` and the inode it was read from; None when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise named(exc, path) from exc
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks), os.fstat(fd).st_ino
+    except OSError as exc:
+        raise named(exc, path) from exc
+    finally:
+        os.close(fd)
 
 
 def _load_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
