@@ -1,6 +1,7 @@
 """The in-process cost of the core: CPU time per no-op job drained from MemoryStorage.
 
     uv run python tools/bench_memory.py --jobs 100000 --concurrency 50
+    uv run python tools/bench_memory.py --profile     # also: where the drain's time goes (cProfile)
 
 Enqueues the jobs (not timed), then starts one worker at ``--concurrency`` and
 measures the process's CPU time (``time.process_time``) and the wall time until
@@ -13,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
+import sys
 import time
 from typing import Any
 
 from jobqueue import Job, MemoryStorage, Queue
 
 
-async def drain(jobs: int, concurrency: int) -> dict[str, Any]:
+async def drain(jobs: int, concurrency: int, profiler: cProfile.Profile | None = None) -> dict[str, Any]:
     storage = MemoryStorage()
     queue: Queue[None, None] = Queue(storage, concurrency=concurrency, result_ttl=600.0)
     done = asyncio.Event()
@@ -41,8 +45,12 @@ async def drain(jobs: int, concurrency: int) -> dict[str, Any]:
         for start in range(0, jobs, 1000):
             await queue.enqueue_many([(f"job-{i}", None) for i in range(start, min(jobs, start + 1000))])
         cpu, wall = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         async with queue:
             await done.wait()
+        if profiler is not None:
+            profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {"cpu_us_per_job": cpu / jobs * 1e6, "rate": jobs / wall, "jobs": jobs}
 
@@ -53,8 +61,12 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--profile", action="store_true", help="print the drain's cProfile to stderr")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(drain(args.jobs, args.concurrency))))
+    profiler = cProfile.Profile() if args.profile else None
+    print(json.dumps(asyncio.run(drain(args.jobs, args.concurrency, profiler))))
+    if profiler is not None:  # cProfile inflates small calls: read shares, not absolute times
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":
