@@ -39,7 +39,8 @@ STORAGE_AUTHOR_API = {
     "WorkerRecord",
     # rules, codecs, helpers
     "rules", "EventBuffer", "MAX_PENDING_EVENTS", "Envelope", "decode_envelope", "decode_event", "encode_envelope", "encode_event",
-    "MAX_SECONDS", "check_ms", "check_new_job", "now_ms", "page_jobs", "parse_query", "redact_url",
+    "MAX_SECONDS", "check_ms", "check_new_job", "cursor_of", "now_ms", "page_jobs", "parse_cursor", "parse_query",
+    "redact_url",
     "validate_job_id",
     "CorruptDataError", "StorageError", "cancel_and_wait", "map_exceptions",
 }  # fmt: skip

@@ -14,7 +14,7 @@ primitives), adds capability mixins (``Monitoring``, ``LeaderLock``,
 from ._contract import rules
 from ._contract.codecs import Envelope, decode_envelope, decode_event, encode_envelope, encode_event
 from ._contract.events import MAX_PENDING_EVENTS, EventBuffer
-from ._contract.paging import page_jobs
+from ._contract.paging import cursor_of, page_jobs, parse_cursor
 from ._contract.records import (
     DEFAULT_NAMESPACE,
     Channel,
@@ -93,8 +93,10 @@ __all__ = [
     "MAX_SECONDS",
     "check_ms",
     "check_new_job",
+    "cursor_of",
     "now_ms",
     "page_jobs",
+    "parse_cursor",
     "parse_query",
     "redact_url",
     "validate_job_id",

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jobqueue import JobState
-from jobqueue.storage import JobPage, WorkerRecord, rules
+from jobqueue.storage import JobPage, WorkerRecord, cursor_of, parse_cursor, rules
 
 from ._connection import Plumbing
 from ._events import wake_channel
@@ -53,7 +53,7 @@ class PostgresAdminMixin(Plumbing):
     async def _list_jobs(
         self, state: JobState | None, prefix: str, cursor: str | None, limit: int
     ) -> JobPage:
-        after = _parse_cursor(cursor)
+        after = parse_cursor(cursor)
         rows = await self._admin_fetch(
             "list_jobs",
             f"""SELECT {JOB_COLUMNS}, {NOW} FROM {{s}}.jobs j
@@ -71,7 +71,7 @@ class PostgresAdminMixin(Plumbing):
         records = [present(to_record(row), row[15]) for row in rows]
         page = records[:limit]
         more = len(records) > limit
-        return JobPage(page, f"{page[-1].created_at}:{page[-1].id}" if more else None)
+        return JobPage(page, cursor_of(page[-1]) if more else None)
 
     async def _list_namespaces(self) -> Iterable[str]:
         rows = await self._admin_fetch(
@@ -165,13 +165,3 @@ class PostgresAdminMixin(Plumbing):
             encode_name(owner, "owner"),
         )
         return bool(rows and rows[0][0])
-
-
-def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
-    """The position a ``list_jobs`` cursor names (the same format as ``page_jobs``)."""
-    if cursor is None:
-        return None
-    created_at, sep, job_id = cursor.partition(":")
-    if not sep or not created_at.isdigit():
-        raise ValueError(f"cursor {cursor!r} was not returned by list_jobs")
-    return int(created_at), job_id

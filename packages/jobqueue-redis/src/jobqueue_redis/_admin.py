@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 
 from jobqueue import JobState
-from jobqueue.storage import JobPage, JobRecord, WorkerRecord, check_ms
+from jobqueue.storage import JobPage, JobRecord, WorkerRecord, check_ms, cursor_of, parse_cursor
 
 from ._keys import Keys
 from ._records import text, workers_from_reply
@@ -54,11 +54,9 @@ class RedisAdminMixin:
     ) -> JobPage:
         # Newest first, ties by id descending: the order of ZREVRANGEBYSCORE on the job index.
         top, after = "+inf", b""
-        if cursor is not None:
-            created_at, sep, after_id = cursor.partition(":")
-            if not sep or not created_at.isdigit():
-                raise ValueError(f"cursor {cursor!r} was not returned by list_jobs")
-            top, after = created_at, after_id.encode()
+        position = parse_cursor(cursor)
+        if position is not None:
+            top, after = str(position[0]), position[1].encode()
         index = self._keys.fixed("jobs")
         records: list[JobRecord] = []
         offset = 0
@@ -84,7 +82,7 @@ class RedisAdminMixin:
         page_records = records[:limit]
         more = len(records) > limit
         last = page_records[-1] if page_records else None
-        return JobPage(page_records, f"{last.created_at}:{last.id}" if more and last else None)
+        return JobPage(page_records, cursor_of(last) if more and last else None)
 
     async def _list_namespaces(self) -> Iterable[str]:
         candidates = await self._namespace_candidates()

@@ -1,4 +1,4 @@
-"""``list_jobs`` paging for backends that hold their records in reach (memory, files)."""
+"""``list_jobs`` paging: the cursor format every backend shares, and paging of records in reach (memory, files)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from .._types import JobState
 from .records import JobPage, JobRecord
 
-__all__ = ["page_jobs"]
+__all__ = ["cursor_of", "page_jobs", "parse_cursor"]
 
 
 def page_jobs(
@@ -23,7 +23,7 @@ def page_jobs(
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be an int >= 1, got {limit!r}")
-    after = _parse_cursor(cursor)
+    after = parse_cursor(cursor)
     matching = sorted(
         (
             record
@@ -37,10 +37,20 @@ def page_jobs(
     )
     page = matching[:limit]
     more = len(matching) > limit
-    return JobPage(page, f"{page[-1].created_at}:{page[-1].id}" if more else None)
+    return JobPage(page, cursor_of(page[-1]) if more else None)
 
 
-def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+def cursor_of(record: JobRecord) -> str:
+    """The cursor of the page that follows ``record`` (newest first: older records, then lower ids)."""
+    return f"{record.created_at}:{record.id}"
+
+
+def parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """The ``(created_at, id)`` position a ``cursor_of`` cursor names; None for the first page.
+
+    Raises:
+        ValueError: a cursor ``cursor_of`` did not make.
+    """
     if cursor is None:
         return None
     created_at, sep, job_id = cursor.partition(":")
