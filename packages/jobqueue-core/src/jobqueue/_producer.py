@@ -95,12 +95,7 @@ class Producer(Generic[P, R]):
             ValueError, TypeError: a bad id, payload or option, before anything is written;
                 a ``connection`` on a storage without ``TransactionalEnqueue``.
         """
-        scope = self._send_scope(1, job_id)
-        try:
-            job = self._new_job(job_id, payload, options, None if scope is None else scope.headers)
-        except BaseException as exc:
-            _end(scope, None, exc)
-            raise
+        job, scope = self._new_sent_job(job_id, payload, options)
         return (await self._submit([job], scope, connection))[0]
 
     async def enqueue_many(
@@ -126,6 +121,17 @@ class Producer(Generic[P, R]):
             _end(scope, None, exc)
             raise
         return await self._submit(batch, scope, connection)
+
+    def _new_sent_job(
+        self, job_id: object, payload: P, options: JobOptions
+    ) -> tuple[NewJob, SendScope | None]:
+        """One checked job and its ``send`` span (ended here when the job is refused)."""
+        scope = self._send_scope(1, job_id)
+        try:
+            return self._new_job(job_id, payload, options, None if scope is None else scope.headers), scope
+        except BaseException as exc:
+            _end(scope, None, exc)
+            raise
 
     def _send_scope(self, count: int, job_id: object = None) -> SendScope | None:
         observer = self.config.observer
@@ -181,12 +187,7 @@ class Producer(Generic[P, R]):
             JobQueueError: the queue is not started.
         """
         timeout_s = self._check_wait(timeout)
-        scope = self._send_scope(1, job_id)
-        try:
-            job = self._new_job(job_id, payload, options, None if scope is None else scope.headers)
-        except BaseException as exc:
-            _end(scope, None, exc)
-            raise
+        job, scope = self._new_sent_job(job_id, payload, options)
         return await self._wait_for(job.id, timeout_s, job, scope)
 
     async def wait(self, job_id: str, *, timeout: Duration = 30.0) -> R:
