@@ -9,8 +9,9 @@ from typing import Any
 
 from ._attempt import Attempt, Handler, StopReason
 from ._config import QueueConfig
+from ._contract.capabilities import ControlChannel
 from ._contract.records import Channel, EventKind, Revoked
-from ._contract.storage import ControlChannel, Storage
+from ._contract.storage import Storage
 from ._emitter import Emitter
 from ._errors import StorageError
 from ._finisher import Finisher

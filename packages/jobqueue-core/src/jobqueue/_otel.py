@@ -130,7 +130,7 @@ class _DepthSource:
         self._future: concurrent.futures.Future[None] | None = None
 
     async def _refresh(self) -> None:
-        from ._contract.storage import Monitoring
+        from ._contract.capabilities import Monitoring
 
         assert isinstance(self._storage, Monitoring)
         try:

@@ -10,9 +10,11 @@ from typing import Generic, TypeVar, Unpack
 from ._coalescer import EnqueueCoalescer
 from ._config import QueueConfig, validate_attempts
 from ._contract import rules
+from ._contract.capabilities import TransactionalEnqueue
+from ._contract.checks import check_new_job
 from ._contract.codecs import Envelope, encode_envelope
 from ._contract.records import EventKind, JobRecord, NewJob, StorageEvent
-from ._contract.storage import Storage, TransactionalEnqueue, check_new_job
+from ._contract.storage import Storage
 from ._durations import Duration, from_ms, now_ms, to_ms, validate_job_id
 from ._emitter import Emitter
 from ._errors import JobCancelledError, JobNotFoundError, JobQueueError, JobTimeoutError

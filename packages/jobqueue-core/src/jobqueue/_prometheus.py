@@ -33,7 +33,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ._contract.storage import Monitoring, Storage
+from ._contract.capabilities import Monitoring
+from ._contract.storage import Storage
 from ._durations import now_ms
 from ._telemetry import Outcome, error_type
 from ._types import JobState

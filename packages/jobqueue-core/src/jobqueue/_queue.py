@@ -10,7 +10,8 @@ from ._attempt import Handler
 from ._backoff import RetryBackoff
 from ._config import AfterExecution, QueueConfig
 from ._consumer import Consumer
-from ._contract.storage import Monitoring, Storage
+from ._contract.capabilities import Monitoring
+from ._contract.storage import Storage
 from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import JobQueueError, SerializationError

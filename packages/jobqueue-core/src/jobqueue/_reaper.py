@@ -12,8 +12,9 @@ from types import TracebackType
 from typing import Literal, Self, overload
 
 from ._config import default_worker_id
+from ._contract.capabilities import LeaderLock
 from ._contract.records import Recovery
-from ._contract.storage import LeaderLock, Storage
+from ._contract.storage import Storage
 from ._durations import Duration, to_ms
 from ._emitter import Emitter, Unsubscribe
 from ._errors import StorageError

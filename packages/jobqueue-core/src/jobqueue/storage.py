@@ -12,6 +12,16 @@ primitives), adds capability mixins (``Monitoring``, ``LeaderLock``,
 """
 
 from ._contract import rules
+from ._contract.capabilities import (
+    Capability,
+    ControlChannel,
+    LeaderLock,
+    Migrations,
+    Monitoring,
+    TransactionalEnqueue,
+    capabilities,
+)
+from ._contract.checks import check_ms, check_new_job
 from ._contract.codecs import Envelope, decode_envelope, decode_event, encode_envelope, encode_event
 from ._contract.events import MAX_PENDING_EVENTS, EventBuffer
 from ._contract.paging import cursor_of, page_jobs, parse_cursor
@@ -33,18 +43,7 @@ from ._contract.records import (
     TtlOutcome,
     WorkerRecord,
 )
-from ._contract.storage import (
-    Capability,
-    ControlChannel,
-    LeaderLock,
-    Migrations,
-    Monitoring,
-    Storage,
-    TransactionalEnqueue,
-    capabilities,
-    check_ms,
-    check_new_job,
-)
+from ._contract.storage import Storage
 from ._durations import MAX_SECONDS, now_ms, validate_job_id
 from ._errors import CorruptDataError, StorageError, map_exceptions
 from ._tasks import cancel_and_wait

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from .._contract.storage import Migrations
+from .._contract.capabilities import Migrations
 from .._durations import now_ms
 from .._errors import JobCancelledError, JobFailedError, JobTimeoutError, StorageError
 from .._queue import Queue

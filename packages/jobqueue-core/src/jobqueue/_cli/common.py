@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._contract.storage import Monitoring, Storage
+from .._contract.capabilities import Monitoring
+from .._contract.storage import Storage
 from .._errors import StorageError
 from .._urls import redact_secrets, redact_url, storage_from_url
 

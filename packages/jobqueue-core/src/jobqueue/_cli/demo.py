@@ -11,7 +11,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from .._contract.storage import LeaderLock, Monitoring, Storage
+from .._contract.capabilities import LeaderLock, Monitoring
+from .._contract.storage import Storage
 from .._errors import StorageError
 from .._job import Job
 from .._memory import MemoryStorage

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from .._contract.capabilities import Monitoring
 from .._contract.records import JobRecord
-from .._contract.storage import Monitoring, Storage
+from .._contract.storage import Storage
 from .._durations import from_ms
 from .._errors import StorageError
 from .._failure import decode_error

@@ -8,7 +8,8 @@ import logging
 import signal
 from typing import TYPE_CHECKING, Any
 
-from .._contract.storage import Monitoring, Storage
+from .._contract.capabilities import Monitoring
+from .._contract.storage import Storage
 from .._telemetry import add_observer
 from .._urls import redact_url
 from .common import CliError, connecting, monitoring, open_storage

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._contract.storage import LeaderLock, Storage
+from .._contract.capabilities import LeaderLock
+from .._contract.storage import Storage
 from .._queue import Queue
 from .._reaper import LeaderElection, Reaper
 from .._urls import redact_url

@@ -35,15 +35,7 @@ from typing import Self
 from .._durations import validate_job_id
 from .._types import JobState
 from . import rules
-from .capabilities import (
-    Capability,
-    ControlChannel,
-    LeaderLock,
-    Migrations,
-    Monitoring,
-    TransactionalEnqueue,
-    capabilities,
-)
+from .capabilities import ControlChannel
 from .checks import check_batch, check_finish, check_ids, check_info, check_ms, check_new_job, check_worker
 from .records import (
     Channel,
@@ -58,18 +50,7 @@ from .records import (
     TtlOutcome,
 )
 
-__all__ = [
-    "Capability",
-    "ControlChannel",
-    "LeaderLock",
-    "Migrations",
-    "Monitoring",
-    "Storage",
-    "TransactionalEnqueue",
-    "capabilities",
-    "check_ms",
-    "check_new_job",
-]
+__all__ = ["Storage"]
 
 
 class Storage(abc.ABC):

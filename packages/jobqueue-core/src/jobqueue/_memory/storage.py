@@ -18,6 +18,7 @@ from typing import Self
 from urllib.parse import urlsplit
 
 from .._contract import rules
+from .._contract.capabilities import ControlChannel, LeaderLock, Monitoring
 from .._contract.records import (
     DEFAULT_NAMESPACE,
     Channel,
@@ -33,7 +34,7 @@ from .._contract.records import (
     StorageEvent,
     TtlOutcome,
 )
-from .._contract.storage import ControlChannel, LeaderLock, Monitoring, Storage
+from .._contract.storage import Storage
 from .._durations import now_ms
 from .._errors import StorageError
 from .._types import JobState
