@@ -5,18 +5,17 @@ yours (a handler module, a server, an exporter). ``mkdocs build --strict`` in
 ``.ci/run`` checks the rest (links, anchors, the API reference).
 """
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.example_blocks import python_blocks, run_block
 
 DOCS = Path(__file__).parent.parent / "docs"
 BLOCKS = [
     pytest.param(code, id=f"{page.relative_to(DOCS)}-{i}")
     for page in sorted(DOCS.rglob("*.md"))
-    for i, code in enumerate(re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.DOTALL | re.M))
+    for i, code in enumerate(python_blocks(page.read_text()))
 ]
 
 
@@ -26,10 +25,4 @@ def test_docs_have_runnable_examples() -> None:
 
 @pytest.mark.parametrize("code", BLOCKS)
 def test_docs_example_runs(code: str, tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stderr
-    expected = [m.strip() for m in re.findall(r"print\(.*\)\s+#\s*(.+)", code)]
-    printed = [line.strip() for line in run.stdout.splitlines()]
-    assert printed[: len(expected)] == expected
+    run_block(code, tmp_path)

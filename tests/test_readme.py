@@ -4,14 +4,14 @@ Blocks fenced as ``python`` are run; ``py`` marks a fragment that needs code of 
 """
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.example_blocks import python_blocks, run_block
+
 README = Path(__file__).parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+BLOCKS = python_blocks(README.read_text())
 
 
 def test_readme_has_examples() -> None:
@@ -20,14 +20,7 @@ def test_readme_has_examples() -> None:
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(code: str, tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stderr
-    # every "# value" comment after a print() is what that line prints
-    expected = [m.strip() for m in re.findall(r"print\(.*\)\s+#\s*(.+)", code)]
-    printed = [line.strip() for line in run.stdout.splitlines()]
-    assert printed[: len(expected)] == expected
+    run_block(code, tmp_path)
 
 
 def test_readme_links_point_at_files_that_exist() -> None:
