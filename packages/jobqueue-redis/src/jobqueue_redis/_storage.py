@@ -14,7 +14,7 @@ nothing (the job stays ready for the next dequeue).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self, cast
 
@@ -22,10 +22,8 @@ from jobqueue import JobState, StorageError
 from jobqueue.storage import (
     DEFAULT_NAMESPACE,
     Channel,
-    Claim,
     ControlChannel,
     EnqueueOutcome,
-    EventKind,
     Finish,
     JobRecord,
     LeaderLock,
@@ -38,10 +36,9 @@ from jobqueue.storage import (
     StorageEvent,
     TtlOutcome,
 )
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from ._admin import RedisAdminMixin
+from ._claiming import RedisClaimMixin
 from ._connection import ServerConnections, acquire, release
 from ._errors import redis_errors
 from ._keys import Keys, validate_name
@@ -55,31 +52,14 @@ from ._options import (
     split_url,
 )
 from ._pubsub import Subscription
-from ._records import claims_from_reply, record_from_packed, text
-from ._scripts import run_script, run_script_confirmed, scripts_for
+from ._records import record_from_packed, text
+from ._scripts import run_script, run_script_confirmed
 
 __all__ = ["RedisStorage"]
 
 # Scripts whose reply tells a caller that a job's state is stored (min_replicas waits for them).
 _ACKNOWLEDGING = frozenset({"enqueue", "finish", "cancel", "retry_failed", "update_ttl"})
-_WAKE_KINDS = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.STALLED})
 _CHUNK = 1000  # ids per script call where a caller may pass more (Lua's unpack has a limit)
-
-
-_background: set[asyncio.Task[Any]] = set()
-
-
-def _in_background(call: Coroutine[Any, Any, Any]) -> None:
-    """Run a best-effort call that nobody waits for (its failure only costs a later wake-up)."""
-    task = asyncio.ensure_future(call)
-    _background.add(task)
-    task.add_done_callback(_forget)
-
-
-def _forget(task: asyncio.Task[Any]) -> None:
-    _background.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: a failed wake-up is not worth a log line
 
 
 class _Shared:
@@ -92,7 +72,7 @@ class _Shared:
         self.lock = asyncio.Lock()
 
 
-class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChannel):
+class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, LeaderLock, ControlChannel):
     """Jobs in Redis or Valkey, one namespace per instance.
 
     Args:
@@ -239,139 +219,6 @@ class RedisStorage(RedisAdminMixin, Storage, Monitoring, LeaderLock, ControlChan
             else EnqueueOutcome(accepted=False, existing=record_from_packed(job.id, answer))
             for job, answer in zip(jobs, reply, strict=True)
         ]
-
-    async def _claim_once(
-        self, worker_id: str, lease_ms: int, limit: int, *, woken: bool = False
-    ) -> tuple[list[Claim], int | None]:
-        reply = await self._run("claim", [worker_id, lease_ms, limit, "1" if woken else "0"])
-        return claims_from_reply(reply)
-
-    async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
-        conns = self._conns()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
-        emptied = self._emptied.pop(worker_id, None)
-        if emptied is not None and timeout_ms > 0 and not conns.blocking_lock.locked():
-            # This worker's last claim took the last ready jobs, and since then a job made
-            # ready set the marker (claim.lua): block on it at once. On an idle queue this
-            # saves an empty claim, whose round trip delayed the finish of the job just taken.
-            at, due = emptied
-            next_due = None if due is None else max(0, due - int((loop.time() - at) * 1000))
-            async with conns.blocking_lock:
-                claims, next_due = await self._wait_blocking(
-                    conns, worker_id, lease_ms, limit, deadline, next_due
-                )
-        else:
-            claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
-            if not claims and timeout_ms > 0:
-                if conns.blocking_lock.locked():
-                    claims, next_due = await self._wait_for_events(worker_id, lease_ms, limit, deadline)
-                else:
-                    async with conns.blocking_lock:
-                        claims, next_due = await self._wait_blocking(
-                            conns, worker_id, lease_ms, limit, deadline, next_due
-                        )
-        if 0 < len(claims) < limit:  # fewer than asked: `ready` is empty (claim.lua)
-            self._emptied[worker_id] = loop.time(), next_due
-        return claims
-
-    async def _wait_blocking(
-        self,
-        conns: ServerConnections,
-        worker_id: str,
-        lease_ms: int,
-        limit: int,
-        deadline: float,
-        next_due: int | None,
-    ) -> tuple[list[Claim], int | None]:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        cancelling = task.cancelling() if task is not None else 0
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return [], next_due
-            if next_due is not None and next_due / 1000 < remaining:
-                # A server times blocked commands out on its cron (100 ms at the default hz),
-                # too coarse for a job due at a given ms: wait on events with a local timer.
-                due = min(deadline, loop.time() + (next_due + 1) / 1000)
-                claims, next_due = await self._wait_for_events(worker_id, lease_ms, limit, due)
-                if claims:
-                    return claims, next_due
-                claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
-                if claims:
-                    return claims, next_due
-                continue
-            popped, claimed = await self._pop_and_claim(conns, remaining, worker_id, lease_ms, limit)
-            if task is not None and task.cancelling() > cancelling:
-                # redis-py can return a reply that arrived together with a cancellation and
-                # drop the cancellation; honour it, giving back what it claimed (nothing is
-                # lost) and the wake-up it took to the next blocked worker.
-                if claimed is not None and claimed[0]:
-                    releases = [Finish.release(claim.id) for claim in claimed[0]]
-                    _in_background(self._finish(worker_id, releases))
-                if popped is not None:
-                    _in_background(self._run("wake"))
-                raise asyncio.CancelledError
-            if claimed is None:
-                claimed = await self._claim_once(worker_id, lease_ms, limit, woken=popped is not None)
-            claims, next_due = claimed
-            if claims:
-                return claims, next_due
-
-    async def _pop_and_claim(
-        self, conns: ServerConnections, timeout: float, worker_id: str, lease_ms: int, limit: int
-    ) -> tuple[Any, tuple[list[Claim], int | None] | None]:
-        """``BZPOPMIN`` on the wake marker with the claim script queued behind it: one round trip.
-
-        The server runs the claim once the pop returns (woken or timed out); a woken
-        claim passes the wake-up on while jobs remain, which is harmless after a
-        timeout. Returns the pop's reply and the claim's, None when the claim must
-        run apart (a cluster, or the script is not loaded).
-        """
-        marker = self._keys.fixed("marker")
-        pop = ("BZPOPMIN", marker, f"{max(timeout, 0.001):.3f}")
-        if isinstance(conns.blocking, RedisCluster):
-            with redis_errors("dequeue (BZPOPMIN)"):
-                return await conns.blocking.execute_command(*pop), None
-        sha = scripts_for(conns.commands)["claim"].sha
-        keys, args = self._keys.fixed_all(), [*self._keys.channels(), worker_id, lease_ms, limit, "1"]
-        pipe = conns.blocking.pipeline(transaction=False)
-        pipe.execute_command(*pop)
-        pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-        with redis_errors("dequeue (BZPOPMIN)"):
-            popped, claimed = await pipe.execute(raise_on_error=False)
-            if isinstance(popped, Exception):
-                raise popped
-        if isinstance(claimed, NoScriptError):
-            return popped, None
-        with redis_errors("claim"):
-            if isinstance(claimed, Exception):
-                raise claimed
-        return popped, claims_from_reply(claimed)
-
-    async def _wait_for_events(
-        self, worker_id: str, lease_ms: int, limit: int, deadline: float
-    ) -> tuple[list[Claim], int | None]:
-        # The blocking connection is busy (another namespace or task waits on it), or a job
-        # falls due soon: wait for enqueue events on the shared pub/sub connection instead.
-        async with self.subscribe(Channel.EVENTS) as events:
-            while True:
-                claims, next_due = await self._claim_once(worker_id, lease_ms, limit)
-                if claims:
-                    return claims, next_due
-                wait = deadline - asyncio.get_running_loop().time()
-                if wait <= 0:
-                    return [], next_due
-                if next_due is not None:
-                    wait = min(wait, (next_due + 1) / 1000)
-                try:
-                    async with asyncio.timeout(wait):
-                        async for event in events:
-                            if event.kind in _WAKE_KINDS:
-                                break
-                except TimeoutError:
-                    pass
 
     async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         args: list[Any] = [worker_id]

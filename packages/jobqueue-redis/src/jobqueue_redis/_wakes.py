@@ -21,9 +21,10 @@ from jobqueue.storage import Channel, EventKind, StorageEvent
 
 from ._pubsub import stop_task
 
-__all__ = ["Wakes", "wakes_of"]
+__all__ = ["WAKE_KINDS", "Wakes", "wakes_of"]
 
-_WAKE_KINDS = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.STALLED})
+WAKE_KINDS = frozenset({EventKind.ENQUEUED, EventKind.REQUEUED, EventKind.STALLED})
+"""The events that mean a job may be ready."""
 
 Subscribe = Callable[[Channel], AbstractAsyncContextManager[Any]]
 
@@ -69,7 +70,7 @@ class Wakes:
                 self._ready.set_result(None)
                 event: StorageEvent
                 async for event in events:
-                    if event.kind in _WAKE_KINDS:
+                    if event.kind in WAKE_KINDS:
                         self.last = self._partition(event.job_id)
                         self.signal.set()
                         self.signal = asyncio.Event()
