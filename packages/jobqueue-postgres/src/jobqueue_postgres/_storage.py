@@ -6,12 +6,11 @@ costs one round trip. Rarely used changes (cancel, TTL updates) read the row
 under a lock, decide with the ``rules`` functions themselves and write, in one
 transaction. Blocking claims wait on LISTEN/NOTIFY (``_events``); a claim
 right after one that took every ready job waits at once when no notification
-came in between (``Drained``), so a request costs one claim, not two.
+came in between (``Drained``, ``_claiming``), so a request costs one claim, not two.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,7 +20,6 @@ from jobqueue import JobState
 from jobqueue.storage import (
     DEFAULT_NAMESPACE,
     Channel,
-    Claim,
     ControlChannel,
     EventKind,
     Finish,
@@ -41,16 +39,14 @@ from jobqueue.storage import (
 )
 
 from ._admin import PostgresAdminMixin
+from ._claiming import ClaimMixin
 from ._connection import Conn, Shared, pg_errors
 from ._enqueue import EnqueueMixin, clamp_ms
-from ._events import ClaimWaiter, Drained, Subscription, listen_channels, notify_channel, wake_channel
+from ._events import Subscription, listen_channels, notify_channel, wake_channel
 from ._migrations import migrate
 from ._records import Options, channel_name, encode_name, present, to_record
 
 __all__ = ["PostgresStorage"]
-
-_RECHECK_SECONDS = 2.0
-"""A blocked claim looks again this often even without a notification (a safety net, not the wake path)."""
 
 _BATCH = 1000
 """Rows recovered or swept per statement."""
@@ -61,6 +57,7 @@ _MAX_SWEEP_BATCHES = 20
 
 class PostgresStorage(
     EnqueueMixin,
+    ClaimMixin,
     PostgresAdminMixin,
     Storage,
     Monitoring,
@@ -183,80 +180,6 @@ class PostgresStorage(
                 return await migrate(conn, self.schema)
 
     # -------------------------------------------------------------------- queue
-
-    async def _claim(self, worker_id: str, lease_ms: int, limit: int, timeout_ms: int) -> list[Claim]:
-        worker = encode_name(worker_id, "worker_id")
-        listener = self._shared.listener
-        waiter = ClaimWaiter()
-        # Wake-ups must be watched before looking, or a job enqueued in between is noticed only at the
-        # safety re-check. Once the channel is listened to, that costs nothing, so it is the common path.
-        watching = timeout_ms > 0 and listener.watch(self._wake, waiter)
-        loop = asyncio.get_running_loop()
-        try:
-            drained = self._still_drained() if watching else None
-            if drained is None:
-                claims, due_ms = await self._claim_once(worker, lease_ms, limit)
-                if claims or timeout_ms == 0:
-                    return claims
-            else:  # a claim here took every ready job and nothing woke since: looking again finds nothing
-                claims, due_ms = [], drained.due_ms(loop.time())
-            deadline = loop.time() + timeout_ms / 1000
-            if not watching:
-                with pg_errors("listen"):
-                    await listener.add([self._wake], waiter)  # the first LISTEN of this namespace
-                watching = True
-                claims, due_ms = await self._claim_once(worker, lease_ms, limit)
-            while not claims:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                wait = min(remaining, _RECHECK_SECONDS)
-                if due_ms is not None:
-                    wait = min(wait, max(due_ms, 0) / 1000 + 0.001)
-                await waiter.wait(wait)
-                waiter.clear()
-                claims, due_ms = await self._claim_once(worker, lease_ms, limit)
-            return claims
-        finally:
-            if watching:
-                listener.remove([self._wake], waiter)
-
-    def _still_drained(self) -> Drained | None:
-        """The last dry claim's knowledge, if no job can have become ready since (see ``Drained``)."""
-        drained = self._shared.drained.get(self._wake)
-        if drained is None or drained.mark != self._shared.listener.mark(self._wake):
-            return None
-        if drained.due_at is not None and drained.due_at <= asyncio.get_running_loop().time():
-            return None
-        return drained
-
-    async def _claim_once(self, worker: bytes, lease_ms: int, limit: int) -> tuple[list[Claim], int | None]:
-        """Claim what is ready, and the ms until the next scheduled job falls due (None: none)."""
-        sql = self._shared.sql
-        mark = self._shared.listener.mark(self._wake)  # before the statement: a later wake-up moves it
-        rows = await self._fetch(
-            None,
-            "claim",
-            sql.claim,
-            self._ns,
-            worker,
-            clamp_ms(lease_ms),
-            limit,
-            notify_channel(self._channel, EventKind.PROCESSING),
-            rules.MAX_DEADLINE_MS,
-        )
-        due_ms: int | None = rows[0][4]
-        claims = (
-            []
-            if rows[0][0] is None
-            else [Claim(bytes(row[0]).decode("utf-8"), bytes(row[1]), row[2]) for row in rows]
-        )
-        if mark is not None and len(claims) < limit:
-            due_at = None if due_ms is None else asyncio.get_running_loop().time() + due_ms / 1000
-            self._shared.drained[self._wake] = Drained(mark, due_at)
-        else:
-            self._shared.drained.pop(self._wake, None)
-        return claims, due_ms
 
     async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         firsts: dict[str, Finish] = {}
