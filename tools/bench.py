@@ -50,7 +50,7 @@ from tools.bench_common import Driver, DriverError
 from tools.bench_node import ROOT, driver_command, missing, setup
 from tools.bench_postgres import PG_FULL, PG_QUICK, PG_SYSTEMS, PostgresBench
 from tools.bench_profile import cprofile_summary, pyspy_binary, pyspy_start, pyspy_summary
-from tools.bench_record import write_run
+from tools.bench_record import add_profiles, write_run
 from tools.bench_report import Results, render
 from tools.clusters import ClusterProcess
 from tools.servers import PostgresServer, ServerProcess
@@ -381,9 +381,7 @@ def main() -> int:
                 except DriverError as exc:
                     print(f"profiling request/response failed: {exc}", file=sys.stderr)
             print("\n" + "\n\n".join(profiles), flush=True)
-            # committed with the run: where the time of a missed goal goes
-            fenced = "".join(f"\n```\n{profile}\n```\n" for profile in profiles)
-            markdown.write_text(markdown.read_text() + "\n## Profiles (`--profile`)\n" + fenced)
+            add_profiles(markdown, profiles)
     finally:
         for process in (server, valkey, cluster, postgres):
             if process is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from tools.bench_report import Results
 
-__all__ = ["machine", "write_run"]
+__all__ = ["add_profiles", "machine", "write_run"]
 
 _PACKAGES = (
     "jobqueue-core",
@@ -112,3 +112,9 @@ def write_run(
     ]
     markdown.write_text("\n".join(head) + table + "\n")
     return jsonl, markdown
+
+
+def add_profiles(markdown: Path, profiles: list[str]) -> None:
+    """Append ``--profile`` output to a run's Markdown: where the time of a missed goal goes, kept with it."""
+    fenced = "".join(f"\n```\n{profile}\n```\n" for profile in profiles)
+    markdown.write_text(markdown.read_text() + "\n## Profiles (`--profile`)\n" + fenced)
