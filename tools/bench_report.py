@@ -54,7 +54,7 @@ class Row:
     higher_is_better: bool
 
 
-REDIS_ROWS = (
+WORKLOAD_ROWS = (
     Row("enqueue, jobs/s (50 in flight)", "enqueue", 0, True),
     Row("drain, jobs/s (1 worker, concurrency 50)", "drain", 0, True),
     Row("request/response p50, ms (sequential)", "rr_p50", 2, False),
@@ -62,18 +62,16 @@ REDIS_ROWS = (
     Row("request/response p99, ms", "rr_p99", 2, False),
     Row("50 waiters, req/s", "waiters", 0, True),
     Row("50 waiters p50, ms", "waiters_p50", 1, False),
+)
+"""The rows every system has: the workloads of bench_common."""
+
+REDIS_ROWS = (
+    *WORKLOAD_ROWS,
     Row("Redis commands per job: enqueue", "cmds_enqueue", 1, False),
     Row("Redis commands per job: drain", "cmds_drain", 1, False),
 )
 
-FILE_ROWS = (
-    Row("enqueue, jobs/s (50 in flight)", "enqueue", 0, True),
-    Row("drain, jobs/s (1 worker, concurrency 50)", "drain", 0, True),
-    Row("request/response p50, ms (sequential)", "rr_p50", 2, False),
-    Row("request/response p95, ms", "rr_p95", 2, False),
-    Row("request/response p99, ms", "rr_p99", 2, False),
-    Row("50 waiters, req/s", "waiters", 0, True),
-)
+FILE_ROWS = WORKLOAD_ROWS[:-1]  # no waiters p50 for files
 
 
 PG_SYSTEMS = ("pg-jobqueue", "pg-original", "pgqueuer", "procrastinate", "pg-saq")
@@ -85,13 +83,7 @@ PG_LABELS = {
     "pg-saq": "saq (Postgres)",
 }
 PG_ROWS = (
-    Row("enqueue, jobs/s (50 in flight)", "enqueue", 0, True),
-    Row("drain, jobs/s (1 worker, concurrency 50)", "drain", 0, True),
-    Row("request/response p50, ms (sequential)", "rr_p50", 2, False),
-    Row("request/response p95, ms", "rr_p95", 2, False),
-    Row("request/response p99, ms", "rr_p99", 2, False),
-    Row("50 waiters, req/s", "waiters", 0, True),
-    Row("50 waiters p50, ms", "waiters_p50", 1, False),
+    *WORKLOAD_ROWS,
     Row("statements per job: enqueue", "stmts_enqueue", 1, False),
     Row("statements per job: drain", "stmts_drain", 1, False),
     Row("… with those in functions: enqueue", "stmts_all_enqueue", 1, False),
