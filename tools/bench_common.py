@@ -121,6 +121,18 @@ async def run_inflight(total: int, inflight: int, one: Callable[[int], Awaitable
     return time.perf_counter() - started
 
 
+async def timed_enqueues(options: DriverOptions, one: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
+    """The produce phase: ready, then on ``go`` ``options.jobs`` calls of ``one``, ``inflight`` at a time.
+
+    Returns the seconds and the rate, or nothing when the bench said something else than ``go``.
+    """
+    emit(ready=True)
+    if await wait_line("go") != "go":
+        return {}
+    seconds = await run_inflight(options.jobs, options.inflight, one)
+    return {"seconds": seconds, "rate": options.jobs / seconds}
+
+
 async def timed_requests(
     total: int, inflight: int, one: Callable[[int], Awaitable[None]]
 ) -> dict[str, float]:

@@ -15,7 +15,14 @@ from typing import Any
 
 from jobqueue import Job, Queue, Storage, storage_from_url
 
-from tools.bench_common import DriverOptions, emit, parse_options, run_inflight, timed_requests, wait_line
+from tools.bench_common import (
+    DriverOptions,
+    emit,
+    parse_options,
+    timed_enqueues,
+    timed_requests,
+    wait_line,
+)
 
 _LATENCY_WARMUP = 20
 
@@ -39,17 +46,13 @@ def make_queue(storage: Storage, options: DriverOptions, *, worker: bool) -> Que
 
 async def produce(storage: Storage, options: DriverOptions) -> dict[str, Any]:
     async with make_queue(storage, options, worker=False) as queue:
-        emit(ready=True)
-        if await wait_line("go") != "go":
-            return {}
 
         async def one(i: int) -> None:
             result = await queue.enqueue(f"{options.prefix}{i}", i)
             if result.status != "queued":
                 raise RuntimeError(f"job {i}: {result.status}")
 
-        seconds = await run_inflight(options.jobs, options.inflight, one)
-    return {"seconds": seconds, "rate": options.jobs / seconds}
+        return await timed_enqueues(options, one)
 
 
 async def drain(storage: Storage, options: DriverOptions, profile: str | None) -> dict[str, Any]:

@@ -19,7 +19,14 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from tools.bench_common import DriverOptions, emit, parse_options, run_inflight, timed_requests, wait_line
+from tools.bench_common import (
+    DriverOptions,
+    emit,
+    parse_options,
+    timed_enqueues,
+    timed_requests,
+    wait_line,
+)
 
 _POLL = 0.01
 _WARMUP = 20
@@ -172,11 +179,9 @@ async def main(kind: str, options: DriverOptions) -> None:
     await peer.connect()
     try:
         if options.mode == "produce":
-            emit(ready=True)
-            if await wait_line("go") != "go":
+            result = await timed_enqueues(options, peer.enqueue)
+            if not result:
                 return
-            seconds = await run_inflight(options.jobs, options.inflight, peer.enqueue)
-            result: dict[str, Any] = {"seconds": seconds, "rate": options.jobs / seconds}
         elif options.mode in ("drain", "serve"):
             result = await drain(peer, options, serve=options.mode == "serve")
         else:

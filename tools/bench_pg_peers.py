@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from tools.bench_common import DriverOptions, emit, parse_options, run_inflight, wait_line
+from tools.bench_common import DriverOptions, emit, parse_options, timed_enqueues, wait_line
 
 NO_RESULTS = {
     "pgqueuer": "pgqueuer stores no job results (its CompletionWatcher reports a status, not a value)",
@@ -176,11 +176,9 @@ async def main(kind: str, options: DriverOptions) -> None:
     await peer.connect()
     try:
         if options.mode == "produce":
-            emit(ready=True)
-            if await wait_line("go") != "go":
+            result = await timed_enqueues(options, peer.enqueue)
+            if not result:
                 return
-            seconds = await run_inflight(options.jobs, options.inflight, peer.enqueue)
-            result: dict[str, Any] = {"seconds": seconds, "rate": options.jobs / seconds}
         else:
             result = await drain(peer, options, serve=options.mode == "serve")
     finally:

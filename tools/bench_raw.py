@@ -29,7 +29,7 @@ from tools.bench_common import (
     emit,
     parse_options,
     percentiles,
-    run_inflight,
+    timed_enqueues,
     timed_requests,
     wait_line,
 )
@@ -46,16 +46,13 @@ def client(options: DriverOptions, connections: int) -> Redis:
 async def produce(options: DriverOptions) -> dict[str, Any]:
     redis = client(options, options.inflight)
     await redis.ping()
-    emit(ready=True)
-    if await wait_line("go") != "go":
-        return {}
 
     async def one(i: int) -> None:
         await redis.lpush(QUEUE, f"{options.prefix}{i}")
 
-    seconds = await run_inflight(options.jobs, options.inflight, one)
+    result = await timed_enqueues(options, one)
     await redis.aclose()
-    return {"seconds": seconds, "rate": options.jobs / seconds}
+    return result
 
 
 async def work(redis: Redis, done: asyncio.Event, on_done: Any) -> None:
