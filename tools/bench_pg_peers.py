@@ -160,10 +160,10 @@ async def drain(peer: PgQueuer | Procrastinate, options: DriverOptions, *, serve
     await counter.done.wait()
     seconds = time.perf_counter() - started
     await stop()
-    try:
-        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10.0)
-    except TimeoutError:
-        task.cancel()
+    _, pending = await asyncio.wait({task}, timeout=10.0)
+    for late in pending:
+        late.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
     return {"seconds": seconds, "rate": options.jobs / seconds}
 
 

@@ -203,7 +203,8 @@ class Producer:
             else:
                 await self.accept(job_id, payload)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), rng.expovariate(config.producer_rate))
+                async with asyncio.timeout(rng.expovariate(config.producer_rate)):
+                    await stop.wait()
         if self.waits:
             # a wait still pending after its own timeout plus a margin is stuck: leave it unrecorded
             _, pending = await asyncio.wait(self.waits, timeout=config.wait_timeout + 15)

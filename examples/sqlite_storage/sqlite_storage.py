@@ -221,7 +221,8 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
             if next_due is not None:  # wake up when the next scheduled job falls due
                 left = min(left, max(next_due - now_ms(), 0) / 1000 + 0.001)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), left)
+                async with asyncio.timeout(left):
+                    await wake.wait()
 
     async def _finish(self, worker_id: str, outcomes: Sequence[Finish]) -> list[bool]:
         now = now_ms()

@@ -217,6 +217,25 @@ async def test_any_running_process_sweeps_a_namespace_it_never_opened(tmp_path: 
         await wait_until(clean, message="another process did not sweep the namespace", timeout=5)
 
 
+async def test_disconnect_stops_the_sweep_when_a_deadline_wakes_it_at_that_moment(tmp_path: Path) -> None:
+    # On Python 3.11 `asyncio.wait_for` swallowed a cancel that met a finished wait: the sweep ran on and
+    # disconnect waited for it forever (a completion notes its expiry just before the caller disconnects).
+    storage = FileStorage(tmp_path)
+    await storage.connect()
+    root = storage._root
+
+    async def sweep_waits() -> bool:
+        return root.sweeping is not None and root.sweeping.done()
+
+    await wait_until(sweep_waits, message="the first sweep did not run")
+    sweep = root.cleaner
+    assert sweep is not None
+    root.wake.set()
+    await asyncio.sleep(0)  # the sweep's wait finishes in this step; the cancel comes right after
+    await storage.disconnect()
+    assert sweep.done(), "the sweep outlived disconnect"
+
+
 async def test_higher_priority_first_then_fifo_and_released_jobs_first_within_their_priority(
     tmp_path: Path,
 ) -> None:

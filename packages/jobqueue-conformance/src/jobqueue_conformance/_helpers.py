@@ -79,7 +79,8 @@ async def next_event(
 ) -> StorageEvent:
     """The next event of a subscription; fail with ``message`` when none comes within ``timeout``."""
     try:
-        return await asyncio.wait_for(anext(events), timeout)
+        async with asyncio.timeout(timeout):
+            return await anext(events)
     except TimeoutError:
         pytest.fail(f"{message} (no event within {timeout} s)")
     except StopAsyncIteration:

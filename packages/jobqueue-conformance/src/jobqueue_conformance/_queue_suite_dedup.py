@@ -98,7 +98,8 @@ class DedupSuite(QueueSuiteBase):
                 "rule: enqueue of a failed id is a duplicate (failed)"
             )
             with pytest.raises(JobFailedError):
-                await asyncio.wait_for(queue.enqueue_and_wait("f", None, timeout=5), 1.0)
+                async with asyncio.timeout(1.0):
+                    await queue.enqueue_and_wait("f", None, timeout=5)
 
     async def test_waiters_join_the_running_job(self, make_queue: MakeQueue) -> None:
         queue = make_queue(concurrency=4)

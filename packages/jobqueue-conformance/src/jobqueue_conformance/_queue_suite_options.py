@@ -103,7 +103,8 @@ class OptionsSuite(QueueSuiteBase):
 
         async with queue:
             await queue.enqueue("p", None)
-            await asyncio.wait_for(reported.wait(), 5)
+            async with asyncio.timeout(5):
+                await reported.wait()
             assert stored == [True], "rule: report_progress of a running job is stored (returns True)"
             status = await queue.get_status("p")
             assert status is not None and status.progress == {"pct": 50}, (

@@ -114,7 +114,8 @@ class OutcomesSuite(QueueSuiteBase):
 
         async with queue:
             waiter = asyncio.create_task(queue.enqueue_and_wait("a", None, timeout=10))
-            await asyncio.wait_for(started.wait(), 5)
+            async with asyncio.timeout(5):
+                await started.wait()
             assert await queue.abort("a") == "processing", "rule: abort of a running job reports processing"
             with pytest.raises(JobFailedError) as failure:
                 await waiter

@@ -177,7 +177,8 @@ class WorkersSuite(QueueSuiteBase):
 
         await queue.start()
         await queue.enqueue("g", None)
-        await asyncio.wait_for(started.wait(), 5)
+        async with asyncio.timeout(5):
+            await started.wait()
         await queue.stop(timeout=5)
         async with make_queue() as reader:
             assert await reader.get_result("g") == "finished", "rule: stop waits for running jobs"
@@ -195,7 +196,8 @@ class WorkersSuite(QueueSuiteBase):
 
         await queue.start()
         await queue.enqueue("stuck", None)
-        await asyncio.wait_for(started.wait(), 5)
+        async with asyncio.timeout(5):
+            await started.wait()
         await queue.stop(timeout=0.1)
         record = await storage.get("stuck")
         assert record is not None and record.state is JobState.QUEUED, "rule: stop requeues unfinished jobs"

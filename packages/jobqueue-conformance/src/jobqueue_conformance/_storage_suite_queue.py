@@ -145,7 +145,8 @@ class StorageQueueTests:
         assert not waiter.done(), "rule: dequeue waits while nothing is ready"
         start = loop.time()
         await storage.enqueue("job-1", b"m")
-        claims = await asyncio.wait_for(waiter, 5)
+        async with asyncio.timeout(5):
+            claims = await waiter
         elapsed = loop.time() - start
         assert [c.id for c in claims] == ["job-1"], "rule: a blocked dequeue claims the job that was enqueued"
         assert elapsed < WAKE_BOUND_S, (

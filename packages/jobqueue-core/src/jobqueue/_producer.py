@@ -235,7 +235,8 @@ class Producer(Generic[P, R]):
                     raise error_to_exception(job_id, decode_error(record.error))
             self._waiters.arm(job_id)
             try:
-                outcome = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    outcome = await asyncio.shield(future)
             except TimeoutError:
                 raise JobTimeoutError(
                     f"job {job_id!r} did not finish within {timeout_s:g}s", job_id=job_id

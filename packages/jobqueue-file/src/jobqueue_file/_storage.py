@@ -66,6 +66,7 @@ from jobqueue.storage import (
     StorageEvent,
     TtlOutcome,
     WorkerRecord,
+    cancel_and_wait,
     map_exceptions,
     now_ms,
 )
@@ -192,10 +193,7 @@ class FileStorage(Storage, Monitoring, LeaderLock, ControlChannel):
             if root.refs > 0:
                 return
             cleaner, root.cleaner = root.cleaner, None
-            if cleaner is not None:
-                cleaner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await cleaner
+            await cancel_and_wait(cleaner)
             sweeping, root.sweeping = root.sweeping, None
             if sweeping is not None:
                 with contextlib.suppress(Exception):  # already logged, or the next connect sees it again
@@ -254,7 +252,8 @@ class FileStorage(Storage, Monitoring, LeaderLock, ControlChannel):
             wait_ms = root.next_sweep_at - now_ms()
             if wait_ms > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(root.wake.wait(), (wait_ms + 1) / 1000)
+                    async with asyncio.timeout((wait_ms + 1) / 1000):
+                        await root.wake.wait()
                 root.wake.clear()
                 continue  # woken by an earlier deadline, or the time has come: look again
             root.plan_sweep(now_ms() + interval_ms)  # deadlines noted during the sweep move it earlier

@@ -118,7 +118,8 @@ class Shared:
                 await listener.close()
             if pool is not None:
                 try:
-                    await asyncio.wait_for(pool.close(), timeout=10)
+                    async with asyncio.timeout(10):
+                        await pool.close()
                 except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     pool.terminate()
 

@@ -358,6 +358,7 @@ class Listener:
         if conn is not None:
             conn.remove_termination_listener(self._on_terminated)
             try:
-                await asyncio.wait_for(conn.close(), timeout=5)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                async with asyncio.timeout(5):
+                    await conn.close()
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 conn.terminate()

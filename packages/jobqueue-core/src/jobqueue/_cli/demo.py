@@ -90,7 +90,8 @@ async def _burst(out: Output, producer: Queue[Any, Any], batch: _Batch, run: str
         for first in range(0, batch.total, 50):
             await asyncio.gather(*(one(i) for i in range(first, min(first + 50, batch.total))))
         try:
-            await asyncio.wait_for(batch.done.wait(), BATCH_TIMEOUT)
+            async with asyncio.timeout(BATCH_TIMEOUT):
+                await batch.done.wait()
         except TimeoutError:
             raise CliError(
                 f"only {len(batch.latencies)} of {batch.total} demo jobs completed within {BATCH_TIMEOUT:g}s"
