@@ -15,6 +15,7 @@ from ._durations import Duration
 from ._errors import JobQueueError
 from ._queue import Queue
 from ._serde import Serde
+from ._tasks import cancel_and_wait
 from ._types import CancelResult, EnqueueResult, JobOptions, JobStatus, UpdateTtlResult
 from ._urls import storage_from_url
 
@@ -202,10 +203,7 @@ def _end_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None
     """Cancel what is left on ``loop``, stop it, join its thread and close it."""
 
     async def cancel_rest() -> None:
-        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*(task for task in asyncio.all_tasks() if task is not asyncio.current_task()))
         await loop.shutdown_asyncgens()
         await loop.shutdown_default_executor()  # threads a storage started with to_thread
 
