@@ -72,11 +72,16 @@ def test_no_private_jobqueue_import_outside_jobqueue_core() -> None:
     roots += [ROOT / "tools", ROOT / "examples"]
     for path in (file for root in roots if root.exists() for file in root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                # `from jobqueue._x import y` and `from jobqueue import _x` alike
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             offenders += [
-                f"{path.relative_to(ROOT)}: {name}" for name in names if name.startswith("jobqueue._")
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.startswith(("jobqueue._", "jobqueue.storage._"))
             ]
     assert offenders == []
 

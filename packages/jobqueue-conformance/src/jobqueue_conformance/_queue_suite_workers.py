@@ -238,3 +238,55 @@ class WorkersSuite(QueueSuiteBase):
         async with queue:
             assert await queue.enqueue_and_wait("x", None, timeout=5) is True, "rule: extend_lease succeeds"
         assert leases and leases[0] > 120_000 - CLOCK_SKEW_MS, "rule: extend_lease moves the lease deadline"
+
+    async def test_automatic_renewal_never_shortens_an_extended_lease(
+        self, make_queue: MakeQueue, storage: Storage
+    ) -> None:
+        """``extend_lease(120)``, then the worker's own heartbeats (every 0.2 s) must leave that lease alone.
+
+        A second running job, never extended, shows when heartbeats happened:
+        its lease moves at each one. Two moves after the extension mean at
+        least one whole heartbeat ran after it.
+        """
+        queue = make_queue(concurrency=2, visibility_timeout=0.6)
+        started = {"long": asyncio.Event(), "plain": asyncio.Event()}
+        release = asyncio.Event()
+        extended: list[bool] = []
+
+        @queue.execute
+        async def handler(job: Job[Any]) -> None:
+            if job.id == "long":
+                extended.append(await job.extend_lease(120))
+            started[job.id].set()
+            await release.wait()
+
+        async def lease_until(job_id: str) -> int:
+            record = await storage.get(job_id)
+            assert record is not None and record.lease_until is not None, "rule: a running job has a lease"
+            return record.lease_until
+
+        async with queue:
+            try:
+                await queue.enqueue("long", None)
+                await queue.enqueue("plain", None)
+                async with asyncio.timeout(10):
+                    await asyncio.gather(*(event.wait() for event in started.values()))
+                assert extended == [True], "rule: extend_lease succeeds"
+                plain = [await lease_until("plain")]
+
+                async def renewed_twice() -> bool:
+                    current = await lease_until("plain")
+                    if current > plain[-1]:
+                        plain.append(current)
+                    return len(plain) >= 3
+
+                await wait_until(
+                    renewed_twice, message="rule: the worker renews the leases of its running jobs"
+                )
+                left = await lease_until("long") - now_ms()
+            finally:
+                release.set()
+        assert left > 120_000 - CLOCK_SKEW_MS, (
+            "rule: a lease only moves forward: an automatic renewal never shortens a lease that "
+            f"extend_lease lengthened ({left} ms left of 120 s)"
+        )
