@@ -86,6 +86,16 @@ def test_no_private_jobqueue_import_outside_jobqueue_core() -> None:
     assert offenders == []
 
 
+def test_tests_import_helpers_through_the_configured_pythonpath_not_sys_path() -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("*.py")
+        if path != Path(__file__)
+        and ("sys.path.insert" in path.read_text() or "sys.path.append" in path.read_text())
+    ]
+    assert offenders == [], "pytest's `pythonpath` already makes tools/ and tests/ importable"
+
+
 def test_core_imports_no_backend_library() -> None:
     code = "import sys, jobqueue, jobqueue.storage; bad = {'redis', 'asyncpg', 'aiofiles', 'textual', 'watchfiles'} & set(sys.modules); print(sorted(bad))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -14,8 +14,7 @@ import pytest
 from jobqueue import Storage, storage_from_url
 
 from tests.server_support import server_or_skip
-
-from .tui_helpers import servers_module
+from tools.servers import ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +24,8 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
-    servers = servers_module()
     server_or_skip("redis")
-    with servers.ServerProcess.start_new("redis") as server:
+    with ServerProcess.start_new("redis") as server:
         yield str(server.url)
 
 

@@ -11,7 +11,9 @@ from jobqueue_tui import DashboardApp
 from jobqueue_tui._widgets.counts import StateCount
 from textual.worker import WorkerState
 
-from .tui_helpers import put, screen_text, servers_module, wait_until
+from tools.servers import ServerProcess
+
+from .tui_helpers import put, screen_text, wait_until
 
 SIZE = (100, 30)
 
@@ -57,8 +59,7 @@ async def test_counts_start_from_what_is_already_stored(storage_url: str) -> Non
 @pytest.mark.redis
 @pytest.mark.usefixtures("redis_url")  # skips or fails, as configured, without redis-server
 async def test_a_lost_server_is_shown_and_the_dashboard_recovers() -> None:
-    servers = servers_module()
-    server = await asyncio.to_thread(servers.ServerProcess.start_new, "redis")
+    server = await asyncio.to_thread(ServerProcess.start_new, "redis")
     try:
         storage = storage_from_url(f"{server.url}?prefix=lost")
         app = DashboardApp(storage, url=server.url, refresh_interval=0.3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import importlib
 import inspect
 import json
 import re
@@ -14,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import msgpack
 from jobqueue import JobState, MemoryStorage, Queue, Storage
@@ -45,7 +44,6 @@ WORKER_START_S = 40.0
 (importing and connecting takes seconds on a busy machine)."""
 JOBQUEUE = str(Path(sys.executable).with_name("jobqueue"))
 WORKER = "worker-test"
-TOOLS = HERE.parents[1] / "tools"
 LEASE_MS = 60_000
 TTL_MS = 600_000
 
@@ -194,13 +192,6 @@ async def running_worker(storage: Storage, url: str) -> AsyncIterator[None]:
         _, err = await proc.communicate()
     if exited is not None:
         raise AssertionError(f"jobqueue worker exited early with {exited}: {err.decode()[-2000:]}")
-
-
-def servers_module() -> Any:
-    """``tools/servers.py`` (throw-away redis-server processes), imported from the tools folder."""
-    if str(TOOLS) not in sys.path:
-        sys.path.insert(0, str(TOOLS))
-    return importlib.import_module("servers")
 
 
 class BareStorage(Storage):
