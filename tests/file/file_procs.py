@@ -14,8 +14,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from jobqueue import Job, Queue
+from jobqueue import Job, LeaderElection, Queue, Reaper
 from jobqueue_file import FileStorage
+from jobqueue_file._names import encode_key
 
 
 def say(value: object) -> None:
@@ -133,6 +134,27 @@ async def queue_work(storage: FileStorage, concurrency: str, visibility: str = "
         await asyncio.to_thread(sys.stdin.readline)
 
 
+async def reaper(storage: FileStorage, lock_ttl: str, interval: str) -> None:
+    """Run a Reaper with leader election until killed; print each leadership change with its time."""
+    election = LeaderElection(
+        lock_ttl=float(lock_ttl), renew_interval=float(interval), retry_interval=float(interval)
+    )
+    reaper = Reaper(storage, leader_election=election)
+    reaper.on("leadership_acquired", lambda: say({"event": "leader", "t": time.time()}))
+    reaper.on("leadership_lost", lambda: say({"event": "lost", "t": time.time()}))
+    async with reaper:
+        say("ready")
+        await asyncio.Event().wait()
+
+
+async def hold_job_lock(storage: FileStorage, job_id: str) -> None:
+    """Hold the lock of ``job_id``'s stripe until killed, as a worker frozen in the middle of a change."""
+    space = await storage._space()
+    with space.locks.hold(encode_key(job_id)):
+        say("ready")
+        await asyncio.Event().wait()
+
+
 COMMANDS: dict[str, Callable[..., Awaitable[None]]] = {
     "enqueue_same": enqueue_same,
     "claim_all": claim_all,
@@ -143,6 +165,8 @@ COMMANDS: dict[str, Callable[..., Awaitable[None]]] = {
     "queue_produce": queue_produce,
     "queue_feed": queue_feed,
     "queue_work": queue_work,
+    "reaper": reaper,
+    "hold_job_lock": hold_job_lock,
 }
 
 

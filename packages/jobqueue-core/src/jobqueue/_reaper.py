@@ -62,6 +62,9 @@ class Reaper:
     left by workers that died before this reaper started are found on its
     first pass. With ``leader_election`` only the holder of the storage's
     leader lock acts; the others try to take it every ``retry_interval``.
+    Leadership lasts ``lock_ttl`` from each renewal: a pass that keeps the
+    leader from renewing that long (a storage call held up) ends it, with
+    ``leadership_lost``, since another reaper may take the lock meanwhile.
     ``visibility_timeout`` is kept for compatibility and bounds nothing else.
     With ``jobqueue-core[otel]`` installed, recoveries are counted in
     OpenTelemetry metrics; ``instrument=False`` switches that off.
@@ -92,6 +95,7 @@ class Reaper:
         self._emitter = Emitter(REAPER_EVENTS, self._logger)
         self._task: asyncio.Task[None] | None = None
         self.is_leader = False
+        self._lapse: asyncio.TimerHandle | None = None  # ends leadership when the lock runs out unrenewed
         self._observer: Observer | None = default_observer() if instrument else None
 
     @overload
@@ -128,6 +132,7 @@ class Reaper:
         except StorageError as exc:
             self._logger.warning("reaper %s could not release the leader lock: %s", self.reaper_id, exc)
         finally:
+            self._cancel_lapse()
             self._set_leader(False)
             await self.storage.disconnect()
             self._emitter.emit("stopped")
@@ -173,10 +178,18 @@ class Reaper:
         election = self._election
         if election is not None:
             assert isinstance(self.storage, LeaderLock)
-            leader = await self.storage.acquire_lock(_LOCK_KEY, self.reaper_id, to_ms(election.lock_ttl, ""))
+            ttl_ms = to_ms(election.lock_ttl, "")
+            loop = asyncio.get_running_loop()
+            # The lock runs out ttl after the storage granted it, so no earlier than ttl after we asked.
+            lapses_at = loop.time() + ttl_ms / 1000
+            granted = await self.storage.acquire_lock(_LOCK_KEY, self.reaper_id, ttl_ms)
+            leader = granted and loop.time() < lapses_at  # granted too late: it may have run out already
+            self._cancel_lapse()
+            if leader:
+                self._lapse = loop.call_at(lapses_at, self._set_leader, False)
             self._set_leader(leader)
             if not leader:
-                return to_ms(election.retry_interval, "")
+                return 0 if granted else to_ms(election.retry_interval, "")
         else:
             self._set_leader(True)
         next_ms = (await self._pass()).next_expiry_ms
@@ -184,6 +197,11 @@ class Reaper:
         if election is not None:
             wait = min(wait, to_ms(election.renew_interval, ""))
         return wait
+
+    def _cancel_lapse(self) -> None:
+        if self._lapse is not None:
+            self._lapse.cancel()
+            self._lapse = None
 
     def _set_leader(self, leader: bool) -> None:
         if leader and not self.is_leader:
