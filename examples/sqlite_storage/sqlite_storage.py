@@ -1,15 +1,12 @@
-"""``SqliteStorage``: a third-party jobqueue storage on stdlib ``sqlite3``, the worked example.
+"""``SqliteStorage``: a third-party storage on stdlib ``sqlite3``, written only against ``jobqueue.storage``.
 
-Written only against ``jobqueue.storage`` and ``sqlite3``; it passes both
-conformance suites, capabilities included. Every state change is a pure
-function of ``rules``: read the record, ask ``rules``, write the ``Step``
-(``_apply``). One connection, used from the event loop's thread: each
-primitive is a few tiny statements with no ``await`` between read and write,
-so it is atomic with respect to every other task (no threads, no locks).
-Blocked claims wait on an ``asyncio.Event`` that writes set (no polling);
-events go to in-process subscribers. Rows past their TTL are invisible at
-once (``rules.is_live``) and deleted by ``recover_stalled``, the sweep a
-running reaper makes.
+It passes both conformance suites, capabilities included. Every state change
+is a pure function of ``rules``: read the record, ask ``rules``, write the
+``Step`` (``_apply``). One connection, used from the event loop's thread with
+no ``await`` between read and write, so each primitive is atomic (no locks).
+Blocked claims wait on an ``asyncio.Event`` (no polling); events go to
+in-process subscribers. Rows past their TTL are invisible at once
+(``rules.is_live``) and deleted by ``recover_stalled``, the reaper's sweep.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Self
 
-from jobqueue import JobState
 from jobqueue.storage import (
     DEFAULT_NAMESPACE,
     Channel,
@@ -33,6 +29,7 @@ from jobqueue.storage import (
     Finish,
     JobPage,
     JobRecord,
+    JobState,
     LeaderLock,
     Monitoring,
     NewJob,
@@ -144,8 +141,10 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         record = _record(rows[0]) if rows else None
         return record if record is not None and rules.is_live(record, now) else None
 
-    def _apply(self, job_id: str, step: rules.Step, now: int, worker_id: str | None = None) -> None:
-        """Write one ``rules`` step: the record (or its deletion), its queue place, its event."""
+    def _apply(self, job_id: str, step: rules.Step | None, now: int, worker_id: str | None = None) -> bool:
+        """Write one ``rules`` step: the record (or its deletion), its queue place, its event; False: no step."""
+        if step is None:
+            return False
         if step.record is None:
             self._ns("DELETE FROM jobs WHERE ns = ? AND id = ?", job_id)
         else:
@@ -158,6 +157,7 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
             self._wake()
         if step.event is not None:
             self._publish(StorageEvent(step.event, job_id, now, worker_id, step.data))
+        return True
 
     def _wake(self) -> None:
         event = self._shared.wake.pop(self._name, None)
@@ -229,11 +229,9 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         done = []
         for outcome in outcomes:
             record = self._get(outcome.job_id, now)
-            if record is None or not rules.owned(record, worker_id):
-                done.append(False)
-                continue
-            self._apply(record.id, rules.finish(record, outcome, now), now, worker_id)
-            done.append(True)
+            mine = record if record is not None and rules.owned(record, worker_id) else None
+            step = rules.finish(mine, outcome, now) if mine is not None else None
+            done.append(self._apply(outcome.job_id, step, now, worker_id))
         return done
 
     async def _heartbeat(
@@ -249,8 +247,7 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
         revoked = {}
         for job_id in job_ids:
             step, why = rules.renew(self._get(job_id, now), worker_id, now, lease_ms)
-            if step is not None:
-                self._apply(job_id, step, now)
+            self._apply(job_id, step, now)
             if why is not None:
                 revoked[job_id] = why
         return revoked
@@ -269,19 +266,16 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
 
     async def _set_progress(self, job_id: str, worker_id: str, data: bytes) -> bool:
         now = now_ms()
-        step = rules.set_progress(self._get(job_id, now), worker_id, data)
-        if step is not None:
-            self._apply(job_id, step, now, worker_id)
-        return step is not None
+        return self._apply(
+            job_id, rules.set_progress(self._get(job_id, now), worker_id, data), now, worker_id
+        )
 
     async def _cancel(self, job_id: str, *, abort: bool) -> JobState | None:
         now = now_ms()
         record = self._get(job_id, now)
         if record is None:
             return None
-        step = rules.cancel(record, abort=abort)
-        if step is not None:
-            self._apply(job_id, step, now, record.worker_id)
+        self._apply(job_id, rules.cancel(record, abort=abort), now, record.worker_id)
         return record.state
 
     async def _recover_stalled(self) -> Recovery:
@@ -317,17 +311,11 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
     async def _update_ttl(self, job_id: str, ttl_ms: int) -> TtlOutcome:
         now = now_ms()
         step, outcome = rules.update_ttl(self._get(job_id, now), now, ttl_ms)
-        if step is not None:
-            self._apply(job_id, step, now)
+        self._apply(job_id, step, now)
         return outcome
 
-    def _subscribe(
-        self, channels: frozenset[Channel]
-    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[StorageEvent]]:
-        return self._listen(channels)
-
     @contextlib.asynccontextmanager
-    async def _listen(self, channels: frozenset[Channel]) -> AsyncIterator[AsyncIterator[StorageEvent]]:
+    async def _subscribe(self, channels: frozenset[Channel]) -> AsyncIterator[AsyncIterator[StorageEvent]]:
         queue: asyncio.Queue[StorageEvent] = asyncio.Queue()
         entry = (channels, queue)
         subscribers = self._shared.subscribers.setdefault(self._name, [])
@@ -381,10 +369,7 @@ class SqliteStorage(Storage, Monitoring, LeaderLock, ControlChannel):
 
     async def _retry_failed(self, job_id: str) -> bool:
         now = now_ms()
-        step = rules.reset_failed(self._get(job_id, now), now)
-        if step is not None:
-            self._apply(job_id, step, now)
-        return step is not None
+        return self._apply(job_id, rules.reset_failed(self._get(job_id, now), now), now)
 
     # ------------------------------------------------------------- leader lock
 

@@ -5,12 +5,13 @@ and a reaper's pass, the database holds no row for the namespace.
 """
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from jobqueue.storage import Storage
 from jobqueue_conformance import QueueSuite, StorageSuite
 
-from examples.sqlite_storage import SqliteStorage
+from examples.sqlite_storage import SqliteStorage, sqlite_storage
 
 
 class TestSqliteStorage(StorageSuite):
@@ -35,3 +36,10 @@ class TestSqliteQueue(QueueSuite):
     async def storage(self) -> AsyncIterator[SqliteStorage]:
         async with SqliteStorage() as storage:
             yield storage
+
+
+def test_the_example_stays_under_400_lines_and_imports_only_the_storage_toolkit() -> None:
+    source = Path(sqlite_storage.__file__).read_text()
+    assert len(source.splitlines()) < 400, "its README promises a storage in under 400 lines"
+    imported = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert {name for name in imported if name.startswith("jobqueue")} == {"jobqueue.storage"}
