@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from jobqueue import Job, JobFailedError, JobState, MemoryStorage, Queue, Reaper, SerializationError, Storage
-from jobqueue._contract.codecs import decode_envelope
 from jobqueue._otel import METRICS, OTelObserver
 from jobqueue._telemetry import add_observer, default_observer
+from jobqueue.storage import decode_envelope
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
