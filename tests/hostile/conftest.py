@@ -37,7 +37,7 @@ def budget(examples: int) -> settings:
 
 _IN_CI = bool(os.environ.get("CI"))
 THOROUGH = budget(100 if _IN_CI else 30)
-"""Ids, payloads and durations: at least 100 examples per backend in CI."""
+"""Ids, payloads and durations: at least 100 examples per backend in CI (``.ci/run`` sets ``CI``)."""
 QUICK = budget(25)
 """Refusals, which write nothing and are checked by many ``@example`` cases too."""
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from jobqueue_postgres import PostgresStorage
 
-from tests.e2e.cli_support import run_cli
+from tests.e2e.cli_support import run_cli, spawn
 
 pytestmark = pytest.mark.postgres
 
@@ -49,3 +49,16 @@ async def test_migrate_on_a_storage_without_a_schema_says_so(tmp_path: Path) -> 
     result = await asyncio.to_thread(run_cli, "migrate", "--storage", "memory://", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "nothing to migrate" in result.stdout
+
+
+async def test_the_worker_start_up_line_masks_the_password_option(
+    postgres_url: str, schema: str, tmp_path: Path
+) -> None:
+    """``?password=`` is an accepted option: the worker's first log line names the URL without it."""
+    secret = "Zqs3cretWorker"
+    url = f"{postgres_url}?schema={schema}&password={secret}"  # the test server trusts local clients
+    (tmp_path / "app.py").write_text("async def handle(job):\n    return job.payload\n")
+    with spawn("worker", "app:handle", "--storage", url, cwd=tmp_path) as (_, log):
+        line = await asyncio.to_thread(log.wait_for, "worker ", 60)
+    assert "password=***" in line, line
+    assert secret not in "".join(log.lines)

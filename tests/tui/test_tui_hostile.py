@@ -16,9 +16,9 @@ import unicodedata
 from pathlib import Path
 
 import jobqueue_tui
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from jobqueue import JobState, Storage
+from jobqueue import JobState, MemoryStorage, Storage
 from jobqueue_tui import DashboardApp
 from jobqueue_tui._safe import json_safe, plain, printable
 from jobqueue_tui._screens.confirm import ConfirmScreen
@@ -29,6 +29,8 @@ from jobqueue_tui._screens.queues import QueueScreen
 from jobqueue_tui._widgets.jobs import JobsTable
 from rich.console import Console
 from textual.pilot import Pilot
+
+from tests.hostile.test_redaction import leaked, urls_with_a_secret
 
 from .tui_helpers import LEASE_MS, TTL_MS, BareStorage, error_bytes, put, screen_text, table_ids, wait_until
 
@@ -237,6 +239,20 @@ async def test_every_screen_and_dialog_shows_hostile_text_as_text(storage: Stora
         assert record is not None and record.state is JobState.QUEUED
         assert not on_screen(app, SECRET)
         assert all(raw_controls(message, keep="\n") == set() for message in notifications(app))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=urls_with_a_secret())
+@example(case=("redis://app:Zqs3cret@localhost/0?password=Zqs3cret", "Zqs3cret"))
+async def test_no_generated_secret_of_the_url_reaches_the_screen(case: tuple[str, str]) -> None:
+    url, secret = case
+    async with MemoryStorage() as storage:
+        app = DashboardApp(storage, url=url)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: on_screen(app, "queue default"), "the header")
+            shown = screen_text(app)
+    # The screen shows control characters escaped: look for the secret as written and as shown.
+    assert not leaked(secret, shown) and not leaked(printable(secret), shown), shown
 
 
 async def test_a_storage_without_monitoring_says_what_is_unavailable() -> None:

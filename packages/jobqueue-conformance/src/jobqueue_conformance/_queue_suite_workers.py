@@ -15,6 +15,9 @@ from ._queue_suite_dedup import _state_is, _true
 
 __all__ = ["WorkersSuite"]
 
+LONG_JOB_LEASE_MS = 1_000
+"""The lease of the long-job test: a heartbeat every third of it, so a stall under 0.6 s is no expiry."""
+
 RECOVERY_SLACK_MS = 1_500
 """Extra time, past the rule's one second, a loaded two-core machine may need to observe a recovery."""
 
@@ -39,22 +42,38 @@ class WorkersSuite(QueueSuiteBase):
             await asyncio.gather(*(queue.enqueue_and_wait(f"c{i}", None, timeout=10) for i in range(12)))
         assert peak == 4, f"rule: a worker runs up to `concurrency` jobs at once (peak {peak})"
 
-    async def test_long_job_keeps_its_lease(self, make_queue: MakeQueue, make_reaper: MakeReaper) -> None:
-        queue = make_queue(visibility_timeout=0.3)
+    async def test_long_job_keeps_its_lease(
+        self, make_queue: MakeQueue, make_reaper: MakeReaper, storage: Storage
+    ) -> None:
+        # A 1 s lease renewed every third of it: a late heartbeat on a loaded machine is not a stall.
+        lease_ms = LONG_JOB_LEASE_MS
+        queue = make_queue(visibility_timeout=lease_ms / 1000)
         runs: list[int] = []
         stalled = Recorder()
 
         @queue.execute
         async def long(job: Job[Any]) -> str:
             runs.append(job.attempt)
-            await asyncio.sleep(1.2)  # four visibility timeouts
-            return "ok"
+            # Runs until its lease was renewed two leases past the first. The outcome is returned and
+            # asserted below: a failed check in here would fail the job, not the test.
+            record = await storage.get(job.id)
+            first_lease = record.lease_until if record is not None else None
+            if first_lease is None:
+                return "no lease"
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while loop.time() < deadline:
+                current = await storage.get(job.id)
+                if current is not None and (current.lease_until or 0) >= first_lease + 2 * lease_ms:
+                    return "ok"
+                await asyncio.sleep(0.05)
+            return "lease not renewed"
 
-        reaper = make_reaper(visibility_timeout=0.3)
+        reaper = make_reaper(visibility_timeout=lease_ms / 1000)
         stalled.watch(reaper, "stalled")
         async with queue, reaper:
-            assert await queue.enqueue_and_wait("long", None, timeout=10) == "ok", (
-                "rule: a job longer than visibility_timeout completes"
+            assert await queue.enqueue_and_wait("long", None, timeout=45) == "ok", (
+                "rule: a running job's lease is renewed, and a job longer than visibility_timeout completes"
             )
         assert runs == [1], "rule: a running job's lease is renewed, so it is never stolen"
         assert stalled.seen == [], "rule: a live worker's job is never reported stalled"
@@ -217,9 +236,14 @@ class WorkersSuite(QueueSuiteBase):
         queue = make_queue(visibility_timeout=0.3)
         queue.execute(lambda job: None)
         async with queue:
-            await asyncio.sleep(1.0)  # three heartbeat TTLs
-            workers = {w.id: w for w in await monitoring.list_workers()}
-            assert queue.worker_id in workers, "rule: a running worker stays registered"
+            started = now_ms()
+
+            async def renewed() -> bool:  # registered until three TTLs past the start, by heartbeats
+                workers = {w.id: w for w in await monitoring.list_workers()}
+                worker = workers.get(queue.worker_id)
+                return worker is not None and worker.expires_at >= started + 3 * 300
+
+            await wait_until(renewed, message="rule: a running worker stays registered", timeout=30)
         workers_after = {w.id for w in await monitoring.list_workers()}
         assert queue.worker_id not in workers_after, "rule: a stopped worker unregisters"
 
