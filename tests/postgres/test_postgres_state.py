@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 from jobqueue import JobState
-from jobqueue.storage import NewJob
+from jobqueue.storage import NewJob, now_ms
 from jobqueue_postgres import PostgresStorage
 
 pytestmark = pytest.mark.postgres
@@ -61,13 +61,13 @@ async def test_the_sweep_covers_every_namespace(
 async def test_update_ttl_outcomes(storage: PostgresStorage) -> None:
     await storage.enqueue_many([NewJob("done", b""), NewJob("running", b"")])
     await storage.dequeue("w", lease_ms=60_000, timeout_ms=0, limit=1)
-    await storage.complete("done", "w", b"r", 200)
+    await storage.complete("done", "w", b"r", 30_000)
     assert await storage.update_ttl("done", 600_000) == "updated"
     assert await storage.update_ttl("running", 1000) == "not_terminal"
     assert await storage.update_ttl("nope", 1000) == "not_found"
-    await asyncio.sleep(0.3)
     record = await storage.get("done")
     assert record is not None and record.expires_at is not None
+    assert record.expires_at > now_ms() + 500_000, "the new TTL counts from the update"
     assert await storage.update_ttl("done", 1) == "updated"
     # A 1 ms TTL: gone once the server's clock has moved a millisecond, a few round trips at most.
     looks = [await storage.get("done") for _ in range(200)]
@@ -119,11 +119,11 @@ async def test_workers_are_listed_while_live_or_holding_jobs(storage: PostgresSt
 
 
 async def test_the_leader_lock_is_a_lease(storage: PostgresStorage) -> None:
-    assert await storage.acquire_lock("leader", "a", 200)
-    assert not await storage.acquire_lock("leader", "b", 200)
-    assert await storage.acquire_lock("leader", "a", 200)  # renewed
+    assert await storage.acquire_lock("leader", "a", 2000)
+    assert not await storage.acquire_lock("leader", "b", 2000)
+    assert await storage.acquire_lock("leader", "a", 1000)  # renewed (here for less)
     assert not await storage.namespace("other").release_lock("leader", "a")  # locks are per namespace
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.05)
     assert await storage.acquire_lock("leader", "b", 60_000)  # a's lease ran out
     assert not await storage.release_lock("leader", "a")
     assert await storage.release_lock("leader", "b")
