@@ -148,11 +148,19 @@ async def reaper(storage: FileStorage, lock_ttl: str, interval: str) -> None:
 
 
 async def hold_job_lock(storage: FileStorage, job_id: str) -> None:
-    """Hold the lock of ``job_id``'s stripe until killed, as a worker frozen in the middle of a change."""
+    """Hold the lock of ``job_id``'s stripe from one stdin line to the next, as a worker in the middle of a change.
+
+    Prints ``ready`` once connected, ``held`` once it holds the lock (the
+    parent may then freeze it), ``released`` after; then waits until killed.
+    """
     space = await storage._space()
+    say("ready")
+    await asyncio.to_thread(sys.stdin.readline)
     with space.locks.hold(encode_key(job_id)):
-        say("ready")
-        await asyncio.Event().wait()
+        say("held")
+        await asyncio.to_thread(sys.stdin.readline)
+    say("released")
+    await asyncio.Event().wait()
 
 
 COMMANDS: dict[str, Callable[..., Awaitable[None]]] = {

@@ -20,9 +20,16 @@ from jobqueue.storage import rules
 
 from ._atomic import named, open_or_create
 
-__all__ = ["StripeLocks", "acquire_leader", "release_leader"]
+__all__ = ["BUSY_RETRY_MS", "StripeLocks", "acquire_leader", "release_leader"]
 
 _STRIPES = 64
+
+BUSY_RETRY_MS = 100
+"""How soon a background pass (recovery, sweep, repair) comes back for a job whose lock it found taken.
+
+Those passes skip a busy stripe (``try_hold``) rather than wait: its holder
+may be a process frozen mid-change (SIGSTOP, a paused VM) for any length of
+time, and waiting would hold up every other job of the pass."""
 
 
 class StripeLocks:

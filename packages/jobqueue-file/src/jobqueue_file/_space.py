@@ -101,6 +101,8 @@ class Space:
         self.scheduled = Listing(layout.scheduled)
         self.on_deadline: Callable[[int], None] | None = None
         """Told of every new expiry or registration deadline, so the sweep wakes in time."""
+        self.repair_pending = False
+        """The repair at connect skipped an entry whose job lock was taken: the sweep settles it later."""
         self._bad: set[str] = set()
         self._dir_fds: dict[str, int] = {}
         self._checked_dirs: set[str] = set()

@@ -20,7 +20,9 @@ Invariants (what survives ``kill -9`` at any instant):
    moves out. So a record that says "processing" always has its entry in
    ``processing/``, and whatever an entry disagrees with, it is moved to
    where its record says (``settle``): on sight when claiming, promoting or
-   sweeping, at ``connect()`` and in ``recover_stalled()``. Entries carry a
+   sweeping, at ``connect()`` and in ``recover_stalled()``. Those background
+   passes skip a job whose lock is taken (its holder may be frozen) and come
+   back for it ``BUSY_RETRY_MS`` later (``_locks``). Entries carry a
    per-incarnation ``uid``, so a stale entry is never mistaken for a newer
    job with the same id.
 5. Temp files (``.tmp-<pid>-...``) of dead processes are removed at

@@ -8,7 +8,12 @@ second of a deadline (``FileStorage`` schedules it). It deletes
 - expired records and their entries (``rules.is_live`` says when);
 - registrations of workers that lapsed and hold nothing;
 - this process's spare record files, once it has stopped writing (``_spares``);
-- every ten seconds or so, temp files that dead processes left behind.
+- every ten seconds or so, temp files that dead processes left behind;
+
+and settles the entries under ``processing/`` that the repair at connect
+skipped (``Space.repair_pending``). A job or worker whose lock is taken is
+skipped, not waited for (its holder may be frozen, and would hold up the
+whole sweep), and looked at again ``BUSY_RETRY_MS`` later.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from jobqueue.storage import now_ms, rules
 
 from . import _names as names
 from ._atomic import named
+from ._locks import BUSY_RETRY_MS
 from ._space import Space
-from ._worker_ops import drop_worker_if_idle
+from ._worker_ops import drop_worker_if_idle, settle_processing
 
 __all__ = ["TEMP_SWEEP_SECONDS", "ExpiryIndex", "sweep_namespace"]
 
@@ -63,6 +69,10 @@ class ExpiryIndex:
 def sweep_namespace(space: Space, index: ExpiryIndex) -> int | None:
     """Delete what has expired in one namespace; return the next deadline (None: nothing pending)."""
     deadlines = [_sweep_expired(space, index), _sweep_workers(space)]
+    if space.repair_pending:
+        settle_processing(space)
+        if space.repair_pending:
+            deadlines.append(now_ms() + BUSY_RETRY_MS)
     space.spares.trim()
     if time.monotonic() - index.temp_swept_at > TEMP_SWEEP_SECONDS:
         space.clean_temp_files()
@@ -71,6 +81,7 @@ def sweep_namespace(space: Space, index: ExpiryIndex) -> int | None:
 
 
 def _sweep_expired(space: Space, index: ExpiryIndex) -> int | None:
+    retry_at: int | None = None  # a record skipped because its lock was taken
     for name in index.names():
         parsed = names.parse_entry(name, names.EXPIRY_PREFIX)
         if parsed is None:
@@ -78,9 +89,13 @@ def _sweep_expired(space: Space, index: ExpiryIndex) -> int | None:
         expires_at = int(parsed.prefix)
         now = now_ms()
         if expires_at > now:
-            return expires_at
+            return expires_at if retry_at is None else min(expires_at, retry_at)
         found = "expiry/" + name
-        with space.locks.hold(parsed.key):
+        with space.locks.try_hold(parsed.key) as held:
+            if not held:
+                if retry_at is None:
+                    retry_at = now + BUSY_RETRY_MS
+                continue
             stored, ok = space.read_entry(parsed.key, found)
             if not ok:
                 continue
@@ -88,7 +103,7 @@ def _sweep_expired(space: Space, index: ExpiryIndex) -> int | None:
                 space.settle(parsed.key, parsed.uid, found)  # a stray, or an entry a crash left behind
             elif not rules.is_live(stored.record, now):
                 space.apply(parsed.key, stored, rules.Step(None))
-    return None
+    return retry_at
 
 
 def _sweep_workers(space: Space) -> int | None:

@@ -30,6 +30,7 @@ from jobqueue.storage import (
 
 from . import _names as names
 from ._atomic import read_bytes, unlink_if_exists, write_atomic
+from ._locks import BUSY_RETRY_MS
 from ._records import Stored
 from ._space import Space, side_by_side
 
@@ -43,6 +44,7 @@ __all__ = [
     "recover_stalled",
     "repair_processing",
     "set_progress",
+    "settle_processing",
     "unregister",
 ]
 
@@ -135,18 +137,29 @@ def recover_stalled(space: Space) -> Recovery:
     """Apply ``rules.recover`` to every stalled job (``rules.is_stalled``); repair half-done moves on the way.
 
     Publishes ``stalled`` then ``requeued`` for each; returns them, oldest
-    lease first, with the ms until the earliest remaining lease expires.
+    lease first, with the ms until the earliest remaining lease expires. A
+    job whose lock is taken is skipped, not waited for (its holder may be
+    frozen, and would hold up every other job): the ms returned is then at
+    most ``BUSY_RETRY_MS``, so that the reaper comes back for it soon.
     """
     now = now_ms()
     expired: list[tuple[int, str, str, str]] = []
     leases: list[int] = []
+    busy = False
     for found, parsed in space.processing_entries():
         stored, ok = space.read_entry(parsed.key, found)
         if not ok:
             continue
-        with space.locks.hold(parsed.key):
+        if stored is not None and _in_place(stored, found) and not rules.is_stalled(stored.record, now):
+            if stored.record.lease_until is not None:
+                leases.append(stored.record.lease_until)  # a live lease: nothing to do, no lock to take
+            continue
+        with space.locks.try_hold(parsed.key) as held:
+            if not held:
+                busy = True
+                continue
             stored = space.read(parsed.key)
-            if stored is None or stored.entry != found or stored.record.state is not JobState.PROCESSING:
+            if stored is None or not _in_place(stored, found):
                 space.settle(parsed.key, parsed.uid, found)
             elif rules.is_stalled(stored.record, now):
                 expired.append((stored.record.lease_until or 0, parsed.key, parsed.uid, found))
@@ -155,7 +168,10 @@ def recover_stalled(space: Space) -> Recovery:
     stalled: list[Stalled] = []
     # Latest lease first, each to the head: the job that stalled first is claimed first.
     for _, key, uid, found in sorted(expired, reverse=True):
-        with space.locks.hold(key):
+        with space.locks.try_hold(key) as held:
+            if not held:
+                busy = True
+                continue
             stored = space.read(key)
             if stored is None or stored.uid != uid or stored.entry != found:
                 continue
@@ -172,20 +188,42 @@ def recover_stalled(space: Space) -> Recovery:
         events.append(StorageEvent(EventKind.STALLED, item.id, now, item.worker_id))
         events.append(StorageEvent(EventKind.REQUEUED, item.id, now, item.worker_id))
     space.publish(events)
-    return Recovery(stalled, max(min(leases) - now_ms(), 0) if leases else None)
+    next_ms = max(min(leases) - now_ms(), 0) if leases else None
+    if busy:
+        next_ms = BUSY_RETRY_MS if next_ms is None else min(next_ms, BUSY_RETRY_MS)
+    return Recovery(stalled, next_ms)
 
 
 def repair_processing(space: Space) -> None:
-    """Bring every entry under ``processing/`` in line with its record (run at connect)."""
+    """Bring every entry under ``processing/`` in line with its record (run at connect).
+
+    An entry whose job lock is taken is left for the sweep to retry
+    (``Space.repair_pending``) rather than waited for: its holder is alive,
+    and may be frozen for any length of time.
+    """
     space.clean_temp_files()
+    settle_processing(space)
+
+
+def settle_processing(space: Space) -> None:
+    """Settle each entry under ``processing/`` that disagrees with its record; note whether any was busy."""
+    busy = False
     for found, parsed in space.processing_entries():
         stored, ok = space.read_entry(parsed.key, found)
-        if not ok:
-            continue
-        with space.locks.hold(parsed.key):
-            stored = space.read(parsed.key)
-            if stored is None or stored.entry != found or stored.record.state is not JobState.PROCESSING:
+        if not ok or _in_place(stored, found):
+            continue  # in place (or unreadable): a change in flight moves it only under the lock, whole
+        with space.locks.try_hold(parsed.key) as held:
+            if not held:
+                busy = True
+                continue
+            if not _in_place(space.read(parsed.key), found):
                 space.settle(parsed.key, parsed.uid, found)
+    space.repair_pending = busy
+
+
+def _in_place(stored: Stored | None, found: str) -> bool:
+    """The record says its job is processing, with its entry at ``found``."""
+    return stored is not None and stored.entry == found and stored.record.state is JobState.PROCESSING
 
 
 # ------------------------------------------------------------------- workers
@@ -292,9 +330,13 @@ def unregister(space: Space, worker_id: str) -> None:
 def drop_worker_if_idle(space: Space, key: str, now: int) -> int | None:
     """Forget a worker whose registration lapsed (or is gone) and that holds nothing.
 
-    Returns when the registration lapses, for a live one (None otherwise).
+    Returns when to look again: when the registration lapses, for a live one,
+    or ``BUSY_RETRY_MS`` from ``now`` when its lock was taken (never waited
+    for: the holder may be frozen); None otherwise.
     """
-    with space.locks.hold(_worker_lock(key)):
+    with space.locks.try_hold(_worker_lock(key)) as held:
+        if not held:
+            return now + BUSY_RETRY_MS
         try:
             registration = read_registration(space, key)
         except CorruptDataError:

@@ -295,7 +295,8 @@ class Storage(abc.ABC):
         Atomic per job with respect to ``_finish``: a late finish of a
         recovered job returns False. Publishes ``stalled`` then ``requeued``
         for each. Returns them, with the ms until the earliest remaining lease
-        expires (None: no job is processing). A storage that cannot expire
+        expires (None: no job is processing), or fewer to be called again soon
+        for a job it skipped (locked elsewhere). A storage that cannot expire
         records by itself may also delete expired ones here.
         """
 
