@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime
+import json
 import os
 import random
 import secrets
@@ -148,6 +149,7 @@ async def run(
             crashed=[f"{proc.role}-{proc.index} (exit {proc.popen.poll()})" for proc in cluster.crashed()],
             empty_worker_dirs=await asyncio.to_thread(empty_worker_dirs, config),
         )
+        files.observed.write_text(json.dumps(observer.snapshot()))
         return build_report(evidence)
     finally:
         if observing is not None:

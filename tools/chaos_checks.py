@@ -32,7 +32,15 @@ from tools.chaos_ledger import (
     ProducerLog,
     ReaperEvent,
 )
-from tools.chaos_verdicts import IDLE, attribute_reruns, judge_waits, long_jobs, recovery, stranded_waits
+from tools.chaos_verdicts import (
+    IDLE,
+    attribute_reruns,
+    judge_waits,
+    long_jobs,
+    recovery,
+    recovery_text,
+    stranded_waits,
+)
 
 __all__ = ["Evidence", "Observer", "Report", "Row", "build_report", "empty_worker_dirs", "storage_size"]
 
@@ -55,6 +63,17 @@ class Observer:
         self.max_gap = 0.0
         self.errors = 0
         self._offsets: dict[Path, int] = {}
+
+    def snapshot(self) -> dict[str, object]:
+        """What was read, as JSON-ready data."""
+        return {
+            "completed": self.completed,
+            "pending": self.pending,
+            "missing": self.missing,
+            "failed": self.failed,
+            "max_gap": self.max_gap,
+            "errors": self.errors,
+        }
 
     def _tail_producers(self) -> None:
         for path in self.files.producers():
@@ -320,10 +339,9 @@ def _add_faults(report: Report, evidence: Evidence, done: dict[str, float]) -> N
             idle[fault.kind] += 1
         elif seconds is not None:
             times.setdefault(fault.kind, []).append(seconds)
-        shown = {None: "NOT RECOVERED", IDLE: "-"}.get(seconds, f"{seconds:.1f}s")
         report.details.append(
             f"  fault {fault.kind:<15} t+{fault.t - evidence.faults[0].t:6.1f}s pid {fault.pid}:"
-            f" recovered in {shown} ({what})"
+            f" recovered in {recovery_text(seconds)} ({what})"
         )
     for kind in sorted(times):
         report.add(

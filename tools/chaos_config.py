@@ -99,6 +99,11 @@ class RunFiles:
         return self.root / "reaper-events"
 
     @property
+    def observed(self) -> Path:
+        """What the observer read through the storage (JSON), kept for a post-mortem of the report."""
+        return self.root / "observed.json"
+
+    @property
     def faults(self) -> Path:
         """The fault log written by the supervisor (JSON lines)."""
         return self.root / "faults.jsonl"

@@ -38,6 +38,7 @@ __all__ = [
     "judge_waits",
     "long_jobs",
     "recovery",
+    "recovery_text",
     "stranded_waits",
 ]
 
@@ -227,6 +228,13 @@ def recovery(
     if not ends:
         return IDLE, "nothing in flight"
     return max(ends) - fault.t, what
+
+
+def recovery_text(seconds: float | None) -> str:
+    """A ``recovery`` time as the report shows it."""
+    if seconds is None:
+        return "NOT RECOVERED"
+    return "-" if seconds == IDLE else f"{seconds:.1f}s"
 
 
 STRANDED_AFTER = 7.0  # the waiters re-read waited jobs every 5 s: a done job must be seen by then

@@ -15,7 +15,7 @@ from tests.server_support import server_or_skip
 from tools.chaos_config import ChaosConfig
 from tools.chaos_ledger import Execution, Fault, ProducerLog, ReaperEvent
 from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
-from tools.chaos_verdicts import attribute_reruns, judge_waits, long_jobs
+from tools.chaos_verdicts import IDLE, attribute_reruns, judge_waits, long_jobs, recovery_text
 
 CONFIG = ChaosConfig(backend="redis", url="redis://127.0.0.1:1/0?prefix=x", duration=1, seed=1)
 
@@ -161,3 +161,9 @@ def test_leftovers_of_a_dead_supervisor_are_removed_and_live_ones_kept() -> None
     finally:
         subprocess.run(["ip", "netns", "del", orphan], capture_output=True, check=False)
         mine.destroy()
+
+
+def test_the_report_shows_an_unrecovered_fault_instead_of_crashing_on_it() -> None:
+    assert recovery_text(None) == "NOT RECOVERED"
+    assert recovery_text(IDLE) == "-"
+    assert recovery_text(2.345) == "2.3s"
