@@ -61,6 +61,7 @@ __all__ = ["RedisStorage"]
 # Scripts whose reply tells a caller that a job's state is stored (min_replicas waits for them).
 _ACKNOWLEDGING = frozenset({"enqueue", "finish", "cancel", "retry_failed", "update_ttl"})
 _CHUNK = 1000  # ids per script call where a caller may pass more (Lua's unpack has a limit)
+_ACCEPTED = EnqueueOutcome(accepted=True)  # frozen: one for every accepted job
 
 
 class _Shared:
@@ -219,7 +220,7 @@ class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, Leader
         job_key = self._keys.job
         reply = await self._run("enqueue", [batch], [job_key(job.id) for job in jobs])
         return [
-            EnqueueOutcome(accepted=True)
+            _ACCEPTED
             if answer == 1
             else EnqueueOutcome(accepted=False, existing=record_from_packed(job.id, answer))
             for job, answer in zip(jobs, reply, strict=True)
