@@ -87,8 +87,9 @@ class Producer(Generic[P, R]):
         """Add a job unless one with this id exists (see the dedup table in the README).
 
         Concurrent calls share storage round trips: those made while another
-        is in flight go out together in one batch, as ``enqueue_many`` would
-        send them; each caller still gets its own result or error.
+        is in flight go out in batches, as ``enqueue_many`` would send them
+        (two calls in flight at most, in arrival order); each caller still
+        gets its own result or error.
 
         ``connection``: the application's own database connection (asyncpg on
         ``PostgresStorage``): the job is written in its current transaction and
