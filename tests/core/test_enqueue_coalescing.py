@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
@@ -112,6 +113,22 @@ async def test_dedup_within_a_batch_answers_as_sequential_calls(storage: GatedSt
     ]
     assert _sent(storage) == ["first", "a", "first", "b", "a"], "in arrival order"
     assert storage.overlapping == [], "an id goes out again only once its call answered"
+
+
+async def test_a_job_held_back_for_its_id_waits_without_spinning(storage: GatedStorage) -> None:
+    queue: Queue[int, int] = Queue(storage)
+    first = await _hold_first_call(storage, queue)
+    again = asyncio.create_task(queue.enqueue("first", 1))
+    # white-box: the call is handed over, held back while its id is in flight (a call slot is free)
+    await wait_until(lambda: len(queue._coalescer._waiting) == 1, message="the second call is handed over")
+    cpu = time.process_time()
+    await asyncio.sleep(0.3)
+    assert time.process_time() - cpu < 0.15, "the held-back job is not retried in a loop"
+    assert storage.batches == [["first"]], "an id goes out again only once its call answered"
+    storage.gate.set()
+    assert (await first).status == "queued"
+    assert (await again).status == "duplicate"
+    assert storage.batches == [["first"], ["first"]]
 
 
 async def test_a_bad_call_fails_alone_before_anything_is_written(storage: GatedStorage) -> None:

@@ -89,8 +89,10 @@ class EnqueueCoalescer:
 
     def _start_senders(self) -> None:
         # one sender per free call slot; a started sender picks its jobs when it first runs,
-        # once the burst that woke it has joined the waiting list
-        while self._waiting and self._calls < DEPTH:
+        # once the burst that woke it has joined the waiting list. A first job whose id is in
+        # flight waits for that call, which starts senders again when it lands.
+        waiting = self._waiting
+        while waiting and self._calls < DEPTH and waiting[0][0].id not in self._flying:
             self._calls += 1
             task = asyncio.get_running_loop().create_task(self._send(), name="jobqueue-enqueue")
             self._senders.add(task)
