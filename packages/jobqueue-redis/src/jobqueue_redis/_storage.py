@@ -217,8 +217,7 @@ class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, Leader
         # one argument for the batch: redis-py packs it once instead of four values per job.
         # Lua's cmsgpack knows no bin type, so bytes go as raw strings (Lua strings are bytes).
         batch = msgpack.packb(flat, use_bin_type=False)
-        job_key = self._keys.job
-        reply = await self._run("enqueue", [batch], [job_key(job.id) for job in jobs])
+        reply = await self._run("enqueue", [batch], self._keys.jobs(job.id for job in jobs))
         return [
             _ACCEPTED
             if answer == 1
@@ -230,7 +229,7 @@ class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, Leader
         args: list[Any] = [worker_id]
         for outcome in outcomes:
             args += [outcome.job_id, outcome.kind.value, outcome.data or b"", outcome.ms]
-        reply = await self._run("finish", args, [self._keys.job(o.job_id) for o in outcomes])
+        reply = await self._run("finish", args, self._keys.jobs(o.job_id for o in outcomes))
         return [bool(stored) for stored in reply]
 
     async def _heartbeat(
@@ -277,7 +276,7 @@ class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, Leader
         records: list[JobRecord | None] = []
         for start in range(0, len(job_ids), _CHUNK):
             chunk = job_ids[start : start + _CHUNK]
-            reply = await self._run("get_many", chunk, [self._keys.job(job_id) for job_id in chunk])
+            reply = await self._run("get_many", chunk, self._keys.jobs(chunk))
             now, live, done = int(reply[0]), reply[1 : len(chunk) + 1], reply[len(chunk) + 1 :]
             for job_id, packed_live, packed_done in zip(chunk, live, done, strict=True):
                 record = record_from_packed(job_id, packed_live) or record_from_packed(job_id, packed_done)
