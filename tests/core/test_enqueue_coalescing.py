@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
@@ -13,7 +14,11 @@ pytestmark = pytest.mark.memory
 
 
 class GatedStorage(MemoryStorage):
-    """MemoryStorage whose ``_enqueue`` records each batch and may be held open or fail."""
+    """MemoryStorage whose ``_enqueue`` records each batch and may be held open or fail.
+
+    It also records how many calls were in flight at most, and every id sent while a call
+    holding it was still in flight.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -21,14 +26,23 @@ class GatedStorage(MemoryStorage):
         self.gate = asyncio.Event()
         self.gate.set()
         self.failing: set[str] = set()  # a batch holding one of these ids fails as a whole
+        self.in_flight: list[list[str]] = []
+        self.most_in_flight = 0
+        self.overlapping: list[str] = []
 
     async def _enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
         ids = [job.id for job in jobs]
         self.batches.append(ids)
-        await self.gate.wait()
-        if self.failing & set(ids):
-            raise StorageError("the batch was refused")
-        return await super()._enqueue(jobs)
+        self.overlapping += [i for i in ids if any(i in call for call in self.in_flight)]
+        self.in_flight.append(ids)
+        self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+        try:
+            await self.gate.wait()
+            if self.failing & set(ids):
+                raise StorageError("the batch was refused")
+            return await super()._enqueue(jobs)
+        finally:
+            self.in_flight.remove(ids)
 
 
 async def wait_until(check: Callable[[], bool], *, message: str, timeout: float = 30.0) -> None:
@@ -61,16 +75,25 @@ async def test_sequential_calls_go_out_one_by_one(storage: GatedStorage) -> None
     assert storage.batches == [["job-0"], ["job-1"], ["job-2"]]
 
 
-async def test_calls_made_while_one_is_in_flight_go_out_as_one_batch(storage: GatedStorage) -> None:
+def _sent(storage: GatedStorage) -> list[str]:
+    return [job_id for batch in storage.batches for job_id in batch]
+
+
+async def test_calls_made_while_one_is_in_flight_go_out_in_batches_two_calls_at_most(
+    storage: GatedStorage,
+) -> None:
     queue: Queue[int, int] = Queue(storage)
     first = await _hold_first_call(storage, queue)
     rest = [asyncio.create_task(queue.enqueue(f"job-{i}", i)) for i in range(20)]
-    await asyncio.sleep(0)
+    # the second call takes half of the 21 jobs outstanding; the rest waits for a free call
+    await wait_until(lambda: len(storage.batches) == 2, message="a second call goes out")
+    assert storage.batches == [["first"], [f"job-{i}" for i in range(11)]]
     storage.gate.set()
     results = await asyncio.gather(*rest)
     assert (await first).status == "queued"
     assert [(r.job_id, r.status) for r in results] == [(f"job-{i}", "queued") for i in range(20)]
-    assert storage.batches == [["first"], [f"job-{i}" for i in range(20)]]
+    assert _sent(storage) == ["first"] + [f"job-{i}" for i in range(20)], "in arrival order"
+    assert storage.most_in_flight == 2
 
 
 async def test_dedup_within_a_batch_answers_as_sequential_calls(storage: GatedStorage) -> None:
@@ -88,7 +111,24 @@ async def test_dedup_within_a_batch_answers_as_sequential_calls(storage: GatedSt
         ("queued", None),
         ("duplicate", JobState.QUEUED),
     ]
-    assert storage.batches == [["first"], ["a", "first", "b", "a"]]
+    assert _sent(storage) == ["first", "a", "first", "b", "a"], "in arrival order"
+    assert storage.overlapping == [], "an id goes out again only once its call answered"
+
+
+async def test_a_job_held_back_for_its_id_waits_without_spinning(storage: GatedStorage) -> None:
+    queue: Queue[int, int] = Queue(storage)
+    first = await _hold_first_call(storage, queue)
+    again = asyncio.create_task(queue.enqueue("first", 1))
+    # white-box: the call is handed over, held back while its id is in flight (a call slot is free)
+    await wait_until(lambda: len(queue._coalescer._waiting) == 1, message="the second call is handed over")
+    cpu = time.process_time()
+    await asyncio.sleep(0.3)
+    assert time.process_time() - cpu < 0.15, "the held-back job is not retried in a loop"
+    assert storage.batches == [["first"]], "an id goes out again only once its call answered"
+    storage.gate.set()
+    assert (await first).status == "queued"
+    assert (await again).status == "duplicate"
+    assert storage.batches == [["first"], ["first"]]
 
 
 async def test_a_bad_call_fails_alone_before_anything_is_written(storage: GatedStorage) -> None:
@@ -107,14 +147,21 @@ async def test_a_storage_error_reaches_every_caller_of_that_batch_only(storage: 
     queue: Queue[int, int] = Queue(storage)
     first = await _hold_first_call(storage, queue)
     storage.failing = {"doomed"}
-    batch = [asyncio.create_task(queue.enqueue(job_id, 1)) for job_id in ("x", "doomed", "y")]
+    ids = ("w", "x", "doomed", "y", "z")
+    calls = [asyncio.create_task(queue.enqueue(job_id, 1)) for job_id in ids]
     await asyncio.sleep(0)
     storage.gate.set()
-    outcomes = await asyncio.gather(*batch, return_exceptions=True)
-    assert all(isinstance(outcome, StorageError) for outcome in outcomes)
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
     assert (await first).status == "queued"
-    assert await storage.get("x") is None, "the refused batch wrote nothing"
-    assert (await queue.enqueue("x", 1)).status == "queued", "the next call goes out again"
+    [refused] = [batch for batch in storage.batches if "doomed" in batch]
+    assert len(refused) > 1, f"the test needs a refused batch of several jobs: {storage.batches}"
+    for job_id, outcome in zip(ids, outcomes, strict=True):
+        if job_id in refused:
+            assert isinstance(outcome, StorageError), job_id
+            assert await storage.get(job_id) is None, "the refused batch wrote nothing"
+        else:
+            assert isinstance(outcome, EnqueueResult) and outcome.status == "queued", job_id
+    assert (await queue.enqueue(refused[0], 1)).status == "queued", "the next call goes out again"
 
 
 async def test_a_cancelled_caller_does_not_cancel_its_batch(storage: GatedStorage) -> None:
@@ -143,11 +190,14 @@ async def test_enqueue_and_wait_calls_share_batches(storage: GatedStorage) -> No
         first = await _hold_first_call(storage, queue)
         waits = [asyncio.create_task(queue.enqueue_and_wait(f"w-{i}", i, timeout=30)) for i in range(5)]
         # white-box: nothing outside tells that the waiters have subscribed and reached the enqueue step
-        await wait_until(lambda: len(queue._coalescer._waiting) == 5, message="the waiters enqueue")
+        await wait_until(
+            lambda: len(queue._coalescer._waiting) + len(_sent(storage)) == 6, message="the waiters enqueue"
+        )
         storage.gate.set()
         assert await asyncio.gather(*waits) == [0, 2, 4, 6, 8]
         await first
-    assert storage.batches == [["first"], [f"w-{i}" for i in range(5)]]
+    assert _sent(storage) == ["first"] + [f"w-{i}" for i in range(5)]
+    assert len(storage.batches) < 6, f"shared: {storage.batches}"
 
 
 async def test_stop_lets_a_queued_batch_go_out_first(storage: GatedStorage) -> None:
@@ -163,4 +213,4 @@ async def test_stop_lets_a_queued_batch_go_out_first(storage: GatedStorage) -> N
     await stopping
     assert (await first).status == "queued"
     assert [(await task).status for task in rest] == ["queued"] * 5
-    assert storage.batches == [["first"], [f"job-{i}" for i in range(5)]]
+    assert _sent(storage) == ["first"] + [f"job-{i}" for i in range(5)]

@@ -190,3 +190,29 @@ async def test_one_process_uses_at_most_three_connections(own_server: ServerProc
             assert all(claims for claims in claimed), "every blocked dequeue got a job"
             clients = [c for c in await own_raw.client_list() if c.get("name") == name]
     assert len(clients) == 3, f"commands, blocking and pub/sub connections only: {clients}"
+
+
+async def test_an_enqueue_batch_sends_one_key_per_job_and_one_argument_in_all(
+    own_server: ServerProcess, own_raw: Redis
+) -> None:
+    """Packing the command is the producer's main cost: the jobs ride in one msgpack argument."""
+    jobs = 200
+    await own_raw.config_set("slowlog-log-slower-than", 0)  # log every command, with its arguments
+    try:
+        async with RedisStorage(own_server.url, prefix=f"p{uuid.uuid4().hex[:8]}") as storage:
+            await own_raw.slowlog_reset()
+            batch = [NewJob(f"job-{i}", b"m", delay_ms=i % 2, priority=i % 3) for i in range(jobs)]
+            assert all(outcome.accepted for outcome in await storage.enqueue_many(batch))
+            log = await own_raw.execute_command("SLOWLOG", "GET", 1000)  # type: ignore[no-untyped-call]  # redis-py: unannotated; raw entries
+    finally:
+        await own_raw.config_set("slowlog-log-slower-than", 10_000)
+    [args] = [entry[3] for entry in log if entry[3][0].upper() == b"EVALSHA"]
+    # the log keeps 32 arguments, the last one saying how many more the call had
+    last = args[-1].decode(errors="replace")
+    count = (
+        len(args) - 1 + int(last.split()[1].lstrip("(")) if last.endswith("more arguments)") else len(args)
+    )
+    fixed = len(storage.keys.fixed_all()) + len(storage.keys.channels())
+    assert count == 3 + fixed + jobs + 1, (
+        "EVALSHA sha numkeys, fixed keys and channels, a key per job, one more"
+    )

@@ -11,8 +11,8 @@ from ._coalescer import EnqueueCoalescer
 from ._config import QueueConfig, validate_attempts
 from ._contract import rules
 from ._contract.capabilities import TransactionalEnqueue
-from ._contract.checks import check_new_job
-from ._contract.codecs import Envelope, encode_envelope
+from ._contract.checks import check_priority
+from ._contract.codecs import pack_envelope
 from ._contract.records import EventKind, JobRecord, NewJob, StorageEvent
 from ._contract.storage import Storage
 from ._durations import Duration, from_ms, now_ms, to_ms, validate_job_id
@@ -75,10 +75,11 @@ class Producer(Generic[P, R]):
             delay_ms = max(0, int((run_at - datetime.now(UTC)).total_seconds() * 1000))
         job_timeout = options.get("job_timeout")
         timeout_ms = None if job_timeout is None else to_ms(job_timeout, "job_timeout")
-        priority = options.get("priority", 0)
+        priority = check_priority(options.get("priority", 0))
         body = dumps(config.payload_serde, payload, "payload of job %r", job_id)
-        message = encode_envelope(Envelope(body, now_ms(), attempts, ttl_ms, timeout_ms, headers or {}))
-        return check_new_job(NewJob(job_id, message, delay_ms, priority))
+        message = pack_envelope(body, now_ms(), attempts, ttl_ms, timeout_ms, headers)
+        # every field is checked above: check_new_job would only repeat it
+        return NewJob(job_id, message, delay_ms, priority)
 
     async def enqueue(
         self, job_id: str, payload: P, *, connection: object = None, **options: Unpack[JobOptions]
@@ -86,8 +87,9 @@ class Producer(Generic[P, R]):
         """Add a job unless one with this id exists (see the dedup table in the README).
 
         Concurrent calls share storage round trips: those made while another
-        is in flight go out together in one batch, as ``enqueue_many`` would
-        send them; each caller still gets its own result or error.
+        is in flight go out in batches, as ``enqueue_many`` would send them
+        (two calls in flight at most, in arrival order); each caller still
+        gets its own result or error.
 
         ``connection``: the application's own database connection (asyncpg on
         ``PostgresStorage``): the job is written in its current transaction and

@@ -114,7 +114,7 @@ class RedisAdminMixin:
                 if not members:
                     break
                 ids = [text(member) for member in members]
-                keys = [self._keys.job(job_id) for job_id in ids]
+                keys = self._keys.jobs(ids)
                 total += int(await self._run("purge", [state.value, *ids], keys))
         return total
 

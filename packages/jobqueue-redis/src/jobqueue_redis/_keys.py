@@ -16,6 +16,7 @@ and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from jobqueue.storage import Channel, EventKind, rules
@@ -94,6 +95,11 @@ class Keys:
     def job(self, job_id: str) -> str:
         """The record of a finished job."""
         return self.base + _JOB + job_id
+
+    def jobs(self, job_ids: Iterable[str]) -> list[str]:
+        """``job`` of each id, the common part built once (a batch's keys)."""
+        head = self.base + _JOB
+        return [head + job_id for job_id in job_ids]
 
     def lock(self, name: str) -> str:
         """A leader lock."""

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self, cast
 
+import msgpack
 from jobqueue import JobState, StorageError
 from jobqueue.storage import (
     DEFAULT_NAMESPACE,
@@ -60,6 +61,7 @@ __all__ = ["RedisStorage"]
 # Scripts whose reply tells a caller that a job's state is stored (min_replicas waits for them).
 _ACKNOWLEDGING = frozenset({"enqueue", "finish", "cancel", "retry_failed", "update_ttl"})
 _CHUNK = 1000  # ids per script call where a caller may pass more (Lua's unpack has a limit)
+_ACCEPTED = EnqueueOutcome(accepted=True)  # frozen: one for every accepted job
 
 
 class _Shared:
@@ -209,12 +211,15 @@ class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, Leader
     # -------------------------------------------------------------------- queue
 
     async def _enqueue(self, jobs: Sequence[NewJob]) -> list[EnqueueOutcome]:
-        args: list[Any] = []
+        flat: list[Any] = []
         for job in jobs:
-            args += [job.id, job.message, job.delay_ms, job.priority]
-        reply = await self._run("enqueue", args, [self._keys.job(job.id) for job in jobs])
+            flat += (job.id, job.message, job.delay_ms, job.priority)
+        # one argument for the batch: redis-py packs it once instead of four values per job.
+        # Lua's cmsgpack knows no bin type, so bytes go as raw strings (Lua strings are bytes).
+        batch = msgpack.packb(flat, use_bin_type=False)
+        reply = await self._run("enqueue", [batch], self._keys.jobs(job.id for job in jobs))
         return [
-            EnqueueOutcome(accepted=True)
+            _ACCEPTED
             if answer == 1
             else EnqueueOutcome(accepted=False, existing=record_from_packed(job.id, answer))
             for job, answer in zip(jobs, reply, strict=True)
@@ -224,7 +229,7 @@ class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, Leader
         args: list[Any] = [worker_id]
         for outcome in outcomes:
             args += [outcome.job_id, outcome.kind.value, outcome.data or b"", outcome.ms]
-        reply = await self._run("finish", args, [self._keys.job(o.job_id) for o in outcomes])
+        reply = await self._run("finish", args, self._keys.jobs(o.job_id for o in outcomes))
         return [bool(stored) for stored in reply]
 
     async def _heartbeat(
@@ -271,7 +276,7 @@ class RedisStorage(RedisAdminMixin, RedisClaimMixin, Storage, Monitoring, Leader
         records: list[JobRecord | None] = []
         for start in range(0, len(job_ids), _CHUNK):
             chunk = job_ids[start : start + _CHUNK]
-            reply = await self._run("get_many", chunk, [self._keys.job(job_id) for job_id in chunk])
+            reply = await self._run("get_many", chunk, self._keys.jobs(chunk))
             now, live, done = int(reply[0]), reply[1 : len(chunk) + 1], reply[len(chunk) + 1 :]
             for job_id, packed_live, packed_done in zip(chunk, live, done, strict=True):
                 record = record_from_packed(job_id, packed_live) or record_from_packed(job_id, packed_done)

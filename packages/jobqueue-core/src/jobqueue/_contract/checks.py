@@ -15,6 +15,7 @@ __all__ = [
     "check_info",
     "check_ms",
     "check_new_job",
+    "check_priority",
     "check_worker",
 ]
 
@@ -68,13 +69,19 @@ def check_new_job(job: NewJob) -> NewJob:
     if not isinstance(job.message, bytes):
         raise TypeError(f"message must be bytes, not {type(job.message).__name__}")
     check_ms(job.delay_ms, "delay_ms")
-    if isinstance(job.priority, bool) or not isinstance(job.priority, int):
-        raise TypeError(f"priority must be an int, not {type(job.priority).__name__}")
-    if not rules.PRIORITY_MIN <= job.priority <= rules.PRIORITY_MAX:
-        raise ValueError(
-            f"priority must be between {rules.PRIORITY_MIN} and {rules.PRIORITY_MAX}, got {job.priority}"
-        )
+    check_priority(job.priority)
     return job
+
+
+def check_priority(priority: object) -> int:
+    """Check a job's priority: an int from ``rules.PRIORITY_MIN`` to ``rules.PRIORITY_MAX``."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+    if not rules.PRIORITY_MIN <= priority <= rules.PRIORITY_MAX:
+        raise ValueError(
+            f"priority must be between {rules.PRIORITY_MIN} and {rules.PRIORITY_MAX}, got {priority}"
+        )
+    return priority
 
 
 def check_finish(outcome: Finish) -> Finish:

@@ -21,6 +21,7 @@ __all__ = [
     "decode_event",
     "encode_envelope",
     "encode_event",
+    "pack_envelope",
 ]
 
 _ENVELOPE_VERSION = 2
@@ -44,15 +45,28 @@ class Envelope:
 
 def encode_envelope(envelope: Envelope) -> bytes:
     """Encode an envelope (never fails for a well-typed envelope)."""
-    items: list[Any] = [
-        _ENVELOPE_VERSION,
+    return pack_envelope(
         envelope.payload,
         envelope.created_at,
         envelope.max_attempts,
         envelope.result_ttl,
-    ]
-    if envelope.job_timeout is not None or envelope.headers:
-        items += [envelope.job_timeout, envelope.headers]
+        envelope.job_timeout,
+        envelope.headers,
+    )
+
+
+def pack_envelope(
+    payload: bytes,
+    created_at: int,
+    max_attempts: int,
+    result_ttl: int,
+    job_timeout: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """``encode_envelope`` from the fields, without building an ``Envelope`` (once per enqueued job)."""
+    items: list[Any] = [_ENVELOPE_VERSION, payload, created_at, max_attempts, result_ttl]
+    if job_timeout is not None or headers:
+        items += [job_timeout, headers or {}]
     data: bytes = msgpack.packb(items, use_bin_type=True)
     return data
 

@@ -1,15 +1,18 @@
 -- mirrors rules.new_record, with the dedup of rules.is_live, for a batch of jobs.
--- KEYS[N_FIXED + i]: the finished-record key of job i. ARGV: id, message, delay_ms, priority per job.
--- Returns one reply per job: 1 (stored) or the packed record of the live job with that id.
+-- KEYS[N_FIXED + i]: the finished-record key of job i. ARGV[N_CH + 1]: one msgpack array,
+-- id, message, delay_ms, priority per job (one argument per batch: the client packs one value
+-- instead of four per job). Returns one reply per job: 1 (stored) or the packed record of the
+-- live job with that id.
 --
 -- Every job with a live record (or a finished one not yet expired) is in the job index, so
 -- when ZADD NX adds every id of the batch, none is known: no record needs reading (the
 -- usual case). Otherwise each id is looked up in the live hash and its finished-record key.
 local now = now_ms()
 local n = #KEYS - N_FIXED
+local batch = cmsgpack.unpack(ARGV[N_CH + 1])
 local ids, index = {}, {}
 for i = 1, n do
-  ids[i] = ARGV[N_CH + 4 * i - 3]
+  ids[i] = batch[4 * i - 3]
   index[#index + 1] = now
   index[#index + 1] = ids[i]
 end
@@ -20,10 +23,10 @@ if not fresh then
   done = redis.call('MGET', unpack(KEYS, N_FIXED + 1))
 end
 local stored = {} -- id -> packed record accepted earlier in this batch
-local out, entries, tail, scheduled, reused = {}, {}, {}, {}, {}
+local out, entries, tail, scheduled, reused, hash = {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local id, message = ids[i], ARGV[N_CH + 4 * i - 2]
-  local delay, priority = tonumber(ARGV[N_CH + 4 * i - 1]), tonumber(ARGV[N_CH + 4 * i])
+  local id, message = ids[i], batch[4 * i - 2]
+  local delay, priority = batch[4 * i - 1], batch[4 * i]
   local existing = stored[id] or live[i]
   if not existing and done[i] and is_live(unpack_record(done[i]), now) then
     existing = done[i]
@@ -41,13 +44,15 @@ for i = 1, n do
     end
     entries[#entries + 1] = {id, rec}
     stored[id] = cmsgpack.pack(rec)
+    hash[#hash + 1] = id
+    hash[#hash + 1] = stored[id]
     reused[#reused + 1] = now
     reused[#reused + 1] = id
     out[i] = 1
   end
 end
 if #entries > 0 then
-  store(entries)
+  redis.call('HSET', K_LIVE, unpack(hash)) -- store(entries), without packing each record again
   local first = place_tail(tail)
   if #scheduled > 0 then
     redis.call('ZADD', K_SCHEDULED, unpack(scheduled))
