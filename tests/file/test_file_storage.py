@@ -186,7 +186,7 @@ async def test_a_lone_process_deletes_expired_records_and_lapsed_workers_without
             return namespace_files(tmp_path) == []
 
         # Nobody calls get, list_workers or anything else: the process sweeps on its own.
-        await wait_until(clean, message="expired records or a lapsed registration stayed on disk", timeout=5)
+        await wait_until(clean, message="expired records or a lapsed registration stayed on disk", timeout=15)
 
 
 async def test_a_registration_disappears_when_its_ttl_runs_out_not_a_sweep_interval_later(
@@ -214,7 +214,7 @@ async def test_any_running_process_sweeps_a_namespace_it_never_opened(tmp_path: 
         async def clean() -> bool:
             return namespace_files(tmp_path, "left-behind") == []
 
-        await wait_until(clean, message="another process did not sweep the namespace", timeout=5)
+        await wait_until(clean, message="another process did not sweep the namespace", timeout=15)
 
 
 async def test_disconnect_stops_the_sweep_when_a_deadline_wakes_it_at_that_moment(tmp_path: Path) -> None:

@@ -62,10 +62,14 @@ async def wait_until(
     check: Callable[[], Awaitable[bool]],
     *,
     message: str,
-    timeout: float = 5.0,
+    timeout: float = 30.0,
     interval: float = 0.01,
 ) -> None:
-    """Poll ``check`` until it returns True; fail with ``message`` after ``timeout`` seconds."""
+    """Poll ``check`` until it returns True; fail with ``message`` after ``timeout`` seconds.
+
+    The default is generous on purpose: a rule that holds passes as soon as it
+    holds, and a loaded machine must not turn a slow pass into a failure.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await check():
