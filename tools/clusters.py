@@ -23,7 +23,15 @@ from typing import Any, Self
 import redis
 from redis import crc
 
-from tools.servers import CLIS, READY_TIMEOUT, ServerKind, ServerProcess, find_cli, free_port
+from tools.servers import (
+    CLIS,
+    READY_TIMEOUT,
+    ServerKind,
+    ServerProcess,
+    find_cli,
+    free_port,
+    start_on_free_ports,
+)
 
 __all__ = ["ClusterProcess", "key_slot"]
 
@@ -85,14 +93,8 @@ class ClusterProcess:
 
     @classmethod
     def start_new(cls, kind: ServerKind, **options: Any) -> Self:
-        """Create a cluster and start it (options as for the constructor)."""
-        cluster = cls(kind, **options)
-        try:
-            cluster.start()
-        except BaseException:
-            cluster.close()
-            raise
-        return cluster
+        """Create a cluster and start it (options as for the constructor), on other ports if one was taken."""
+        return start_on_free_ports(lambda: cls(kind, **options))
 
     @property
     def url(self) -> str:

@@ -26,10 +26,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Literal, Protocol, Self, TypeVar
 
 __all__ = [
     "BINARIES",
@@ -41,7 +41,9 @@ __all__ = [
     "find_binary",
     "find_cli",
     "find_postgres_bin",
+    "PortTaken",
     "free_port",
+    "start_on_free_ports",
 ]
 
 ServerKind = Literal["redis", "valkey"]
@@ -70,6 +72,43 @@ def free_port(exclude: Container[int] = ()) -> int:
             port: int = sock.getsockname()[1]
         if port not in exclude:
             return port
+
+
+class PortTaken(RuntimeError):
+    """A server could not bind a port that was free when it was picked (another process took it)."""
+
+
+_PORT_ATTEMPTS = 5
+
+
+class _Startable(Protocol):
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=_Startable)
+
+
+def start_on_free_ports(make: Callable[[], T]) -> T:
+    """``make()`` a throw-away server and start it; on ``PortTaken``, close it and try new free ports.
+
+    A free port is only free when it is picked: another test process, or an
+    outgoing connection's ephemeral port, can take it before the server binds.
+    """
+    for attempt in range(_PORT_ATTEMPTS):
+        server = make()
+        try:
+            server.start()
+        except PortTaken:
+            server.close()
+            if attempt == _PORT_ATTEMPTS - 1:
+                raise
+            continue
+        except BaseException:
+            server.close()
+            raise
+        return server
+    raise AssertionError("unreachable")
 
 
 class Throwaway:
@@ -139,10 +178,8 @@ class ServerProcess(Throwaway):
 
     @classmethod
     def start_new(cls, kind: ServerKind, *, aof: bool = False) -> Self:
-        """Create a server and start it."""
-        server = cls(kind, aof=aof)
-        server.start()
-        return server
+        """Create a server and start it (on other free ports while the ones picked were taken meanwhile)."""
+        return start_on_free_ports(lambda: cls(kind, aof=aof))
 
     @property
     def url(self) -> str:
@@ -184,7 +221,9 @@ class ServerProcess(Throwaway):
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if not self.running:
-                raise RuntimeError(f"{self.kind} server exited at start; log:\n{self.log_tail()}")
+                log = self.log_tail()
+                error = PortTaken if "Address already in use" in log else RuntimeError
+                raise error(f"{self.kind} server exited at start; log:\n{log}")
             if _answers_ping(self.host, self.port):
                 return
             time.sleep(0.02)
