@@ -21,8 +21,8 @@ from jobqueue_file import FileStorage
 from jobqueue_postgres import PostgresStorage
 from jobqueue_redis import RedisStorage
 
-from tests.server_support import cluster_url, server_or_skip
-from tools.servers import PostgresServer, ServerKind, ServerProcess, find_postgres_bin
+from tests.server_support import cluster_url, postgres_or_skip, server_or_skip
+from tools.servers import PostgresServer, ServerKind, ServerProcess
 
 _URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
 
@@ -107,10 +107,6 @@ def postgres_url() -> Iterator[str]:
     if url:
         yield url
         return
-    if find_postgres_bin() is None:
-        message = "PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)"
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    postgres_or_skip()
     with PostgresServer.start_new() as server:
         yield server.url

@@ -7,10 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
 from tools.clusters import ClusterProcess
 from tools.servers import BINARIES, CLIS, ServerKind, find_binary, find_cli, find_postgres_bin
 
-__all__ = ["CLUSTER_URL_ENV", "cluster_or_skip", "cluster_url", "postgres_or_skip", "server_or_skip"]
+__all__ = [
+    "CLUSTER_URL_ENV",
+    "cluster_or_skip",
+    "cluster_url",
+    "jail_or_skip",
+    "postgres_or_skip",
+    "server_or_skip",
+]
 
 CLUSTER_URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_CLUSTER_URL", "valkey": "VALKEY_CLUSTER_URL"}
 
@@ -32,6 +40,21 @@ def postgres_or_skip() -> None:
     """Skip (or fail, with JOBQUEUE_REQUIRE_SERVERS=1) when PostgreSQL's ``initdb`` and ``pg_ctl`` are missing."""
     if find_postgres_bin() is None:
         _missing("PostgreSQL (initdb, pg_ctl)")
+
+
+def jail_or_skip() -> NetworkJail:
+    """A network namespace joined to the host by a veth pair (``destroy`` it); skip where none can be made.
+
+    A skip, not a failure, even with JOBQUEUE_REQUIRE_SERVERS=1: network
+    namespaces are a property of the machine, not something the repo installs.
+    """
+    clean_leftovers()
+    jail = NetworkJail()
+    try:
+        jail.create()
+    except NetnsUnavailable as exc:
+        pytest.skip(f"network namespaces cannot be created here: {exc}")
+    return jail
 
 
 def _missing(program: str) -> None:

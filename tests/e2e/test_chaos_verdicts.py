@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from tests.server_support import server_or_skip
+from tests.server_support import jail_or_skip, server_or_skip
 from tools.chaos_config import ChaosConfig
 from tools.chaos_ledger import Execution, Fault, ProducerLog, ReaperEvent
-from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
+from tools.chaos_netns import NetworkJail, clean_leftovers
 from tools.chaos_verdicts import IDLE, attribute_reruns, judge_waits, long_jobs, recovery_text
 
 CONFIG = ChaosConfig(backend="redis", url="redis://127.0.0.1:1/0?prefix=x", duration=1, seed=1)
@@ -114,12 +114,7 @@ def test_the_network_jail_cuts_and_restores_the_link_and_leaves_nothing() -> Non
     from tools.servers import ServerProcess
 
     server_or_skip("redis")
-    clean_leftovers()
-    jail = NetworkJail()
-    try:
-        jail.create()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"the partition fault is skipped on this machine too: {exc}")
+    jail = jail_or_skip()  # the chaos run skips its partition fault on such a machine too
     server = ServerProcess("redis", host=jail.ns_address, launcher=jail.launcher)
     try:
         server.start()

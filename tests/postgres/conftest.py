@@ -6,7 +6,6 @@ Without the PostgreSQL binaries the tests skip, unless ``JOBQUEUE_REQUIRE_SERVER
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -14,7 +13,8 @@ import asyncpg
 import pytest
 from jobqueue_postgres import PostgresStorage
 
-from tools.servers import PostgresServer, find_postgres_bin
+from tests.server_support import postgres_or_skip
+from tools.servers import PostgresServer
 
 pytestmark = pytest.mark.postgres
 
@@ -59,9 +59,6 @@ async def storage(postgres_url: str, schema: str) -> AsyncIterator[PostgresStora
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own, to crash."""
-    if find_postgres_bin() is None:
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
+    postgres_or_skip()
     with PostgresServer.start_new() as server:
         yield server

@@ -8,7 +8,6 @@ as across a real partition (no reset ever arrives).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
@@ -17,8 +16,9 @@ import pytest
 from jobqueue.storage import Channel, EventKind, StorageError
 from jobqueue_postgres import PostgresStorage
 
-from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
-from tools.servers import PostgresServer, find_postgres_bin
+from tests.server_support import jail_or_skip, postgres_or_skip
+from tools.chaos_netns import NetworkJail
+from tools.servers import PostgresServer
 
 pytestmark = pytest.mark.postgres
 
@@ -32,16 +32,8 @@ SECRET = "s3cret-pw"
 @pytest.fixture
 def jailed() -> Iterator[tuple[NetworkJail, PostgresServer]]:
     """A PostgreSQL in a network namespace, and the jail whose link can be cut."""
-    if find_postgres_bin() is None:
-        if os.environ.get("JOBQUEUE_REQUIRE_SERVERS") == "1":
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed (tools/install-servers.sh)")
-    clean_leftovers()
-    jail = NetworkJail()
-    try:
-        jail.create()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"network namespaces cannot be created here: {exc}")
+    postgres_or_skip()
+    jail = jail_or_skip()
     try:
         with PostgresServer(host=jail.ns_address, launcher=jail.launcher) as server:
             server.start()
