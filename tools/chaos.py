@@ -47,11 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from jobqueue import JobQueueError
 
-from tools.chaos_checks import Evidence, Observer, Report, build_report, empty_worker_dirs, storage_size
+from tools.chaos_checks import Evidence, Report, build_report
 from tools.chaos_config import Backend, ChaosConfig, RunFiles, make_storage
 from tools.chaos_faults import Cluster, FaultInjector, Server
 from tools.chaos_ledger import read_completions, read_faults, read_ledger, read_producers, read_reaper_events
 from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
+from tools.chaos_observer import Observer, empty_worker_dirs, storage_size
 from tools.clusters import ClusterProcess
 from tools.servers import PostgresServer, ServerKind, ServerProcess
 
