@@ -22,7 +22,8 @@ from jobqueue_postgres import PostgresStorage
 from jobqueue_redis import RedisStorage
 
 from tests.server_support import cluster_url, postgres_or_skip, server_or_skip
-from tools.servers import PostgresServer, ServerKind, ServerProcess
+from tools.postgres_server import PostgresServer
+from tools.servers import ServerKind, ServerProcess
 
 _URL_ENV: dict[ServerKind, str] = {"redis": "REDIS_URL", "valkey": "VALKEY_URL"}
 

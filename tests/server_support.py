@@ -9,7 +9,8 @@ import pytest
 
 from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
 from tools.clusters import ClusterProcess
-from tools.servers import BINARIES, CLIS, ServerKind, find_binary, find_cli, find_postgres_bin
+from tools.postgres_server import find_postgres_bin
+from tools.servers import BINARIES, CLIS, ServerKind, find_binary, find_cli
 
 __all__ = [
     "CLUSTER_URL_ENV",

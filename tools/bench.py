@@ -53,7 +53,8 @@ from tools.bench_profile import cprofile_summary, pyspy_binary, pyspy_start, pys
 from tools.bench_record import add_profiles, write_run
 from tools.bench_report import Results, render
 from tools.clusters import ClusterProcess
-from tools.servers import PostgresServer, ServerProcess
+from tools.postgres_server import PostgresServer
+from tools.servers import ServerProcess
 
 SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq", "file", "memory", "cluster", "postgres")
 REDIS_SYSTEMS = ("raw", "jobqueue", "valkey", "original", "arq", "saq")

@@ -1,6 +1,6 @@
 """The PostgreSQL part of the benchmark: jobqueue's PostgresStorage against the original's PgStorage and the peers.
 
-Everything runs on one throw-away server (tools/servers.py ``PostgresServer``), each
+Everything runs on one throw-away server (tools/postgres_server.py ``PostgresServer``), each
 system in a database of its own created for the run (so that no system sees another's
 tables or leftovers), with the Redis workloads: enqueue, drain at concurrency 50,
 sequential request/response, 50 waiters. Statements per job come from
@@ -28,7 +28,7 @@ import asyncpg
 from tools.bench_common import Driver, DriverError
 from tools.bench_node import ORIGINAL_VERSION, VENV_PYTHON, driver_command
 from tools.bench_pg_peers import NO_RESULTS
-from tools.servers import PostgresServer
+from tools.postgres_server import PostgresServer
 
 if TYPE_CHECKING:
     from tools.bench import Bench

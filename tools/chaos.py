@@ -54,7 +54,8 @@ from tools.chaos_ledger import read_completions, read_faults, read_ledger, read_
 from tools.chaos_netns import NetnsUnavailable, NetworkJail, clean_leftovers
 from tools.chaos_observer import Observer, empty_worker_dirs, storage_size
 from tools.clusters import ClusterProcess
-from tools.servers import PostgresServer, ServerKind, ServerProcess
+from tools.postgres_server import PostgresServer
+from tools.servers import ServerKind, ServerProcess
 
 __all__ = ["main", "run_chaos"]
 

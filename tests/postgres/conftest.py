@@ -14,7 +14,7 @@ import pytest
 from jobqueue_postgres import PostgresStorage
 
 from tests.server_support import postgres_or_skip
-from tools.servers import PostgresServer
+from tools.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.postgres
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from jobqueue.storage import StorageError
 from jobqueue_postgres import PostgresStorage
 
-from tools.servers import PostgresServer, free_port
+from tests.server_support import postgres_or_skip
+from tools.postgres_server import PostgresServer
+from tools.servers import PortTaken, free_port, start_on_free_ports
 
 pytestmark = pytest.mark.postgres
 
@@ -33,3 +37,17 @@ async def test_views_share_one_pool_and_the_last_disconnect_closes_it(storage: P
     assert (await storage.enqueue("still", b"m")).accepted  # the fixture's reference keeps it open
     pool = storage._shared.pool
     assert other._shared.pool is pool
+
+
+def test_a_test_server_whose_port_was_taken_meanwhile_starts_on_another_one() -> None:
+    postgres_or_skip()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", free_port()))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken, None])
+
+        with PostgresServer(port=taken) as unlucky, pytest.raises(PortTaken):
+            unlucky.start()
+        with start_on_free_ports(lambda: PostgresServer(port=next(ports))) as server:
+            assert server.running and server.port != taken

@@ -15,7 +15,7 @@ from jobqueue import Job, JobState, LeaderElection, Queue, Reaper
 from jobqueue.storage import Channel, EventKind, StorageError, StorageEvent
 from jobqueue_postgres import PostgresStorage
 
-from tools.servers import PostgresServer
+from tools.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.postgres
 

@@ -18,7 +18,7 @@ from jobqueue_postgres import PostgresStorage
 
 from tests.server_support import jail_or_skip, postgres_or_skip
 from tools.chaos_netns import NetworkJail
-from tools.servers import PostgresServer
+from tools.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.postgres
 
